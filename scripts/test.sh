@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Run the whole test suite (tests/) under a virtual X display, after setting up .venv and the
+# Debian packages the GUI tests need (scripts/setup.sh --gui).
+#
+#   bash scripts/test.sh                  # everything
+#   bash scripts/test.sh -m "not gui" -x  # extra arguments go to pytest
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+bash scripts/setup.sh --gui
+
+if command -v xvfb-run >/dev/null 2>&1; then
+    # 24-bit screen: xvfb-run's default depth of 8 is too poor for OpenGL rendering.
+    RUN=(xvfb-run -a -s "-screen 0 1280x1024x24")
+else
+    echo "test: warning: xvfb-run not found; using the current display (DISPLAY=${DISPLAY:-unset})" >&2
+    RUN=()
+fi
+
+set +e
+"${RUN[@]}" .venv/bin/python -m pytest "$@"
+rc=$?
+set -e
+if [ "$rc" = 5 ]; then
+    echo "test: error: pytest collected no tests" >&2
+fi
+exit "$rc"
