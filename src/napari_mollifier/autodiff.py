@@ -106,7 +106,8 @@ def coordinate_derivatives(model: Callable[[torch.Tensor], torch.Tensor], coords
     cols = [coords[:, a].detach().clone().requires_grad_(True) for a in range(nd)]
     u = model(torch.stack(cols, dim=1))
     u = u.reshape(u.shape[0])
-    tree = _Tree(u, cols, create_graph)
+    # Every intermediate order needs its graph for the next backward pass.
+    tree = _Tree(u, cols, True)
     out: dict[str, torch.Tensor] = {}
     lap_tree = None
     for name in derivatives:
@@ -116,7 +117,7 @@ def coordinate_derivatives(model: Callable[[torch.Tensor], torch.Tensor], coords
                 out[name] = lap
                 continue
             if lap_tree is None:
-                lap_tree = _Tree(lap, cols, create_graph)
+                lap_tree = _Tree(lap, cols, True)
             out[name] = lap_tree.get((2, 0)) + lap_tree.get((0, 2))
             continue
         total = None
@@ -124,4 +125,4 @@ def coordinate_derivatives(model: Callable[[torch.Tensor], torch.Tensor], coords
             term = tree.get(idx) if coef == 1.0 else coef * tree.get(idx)
             total = term if total is None else total + term
         out[name] = total
-    return out
+    return out if create_graph else {k: v.detach() for k, v in out.items()}

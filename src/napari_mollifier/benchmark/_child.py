@@ -1,0 +1,106 @@
+"""Run one benchmark configuration in a fresh process and print its record as JSON.
+
+A fresh process per configuration makes CPU peak memory honest (peak resident set of this
+process minus its idle baseline) and keeps an out-of-memory failure from taking down the run.
+Usage (internal): python -m napari_mollifier.benchmark._child '<config json>'
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import resource
+import sys
+import time
+import traceback
+
+import psutil
+import torch
+
+
+def _cap_address_space(limit_bytes: int | None) -> None:
+    """Make allocations beyond the cap fail with an exception instead of waking the OOM killer."""
+    if not limit_bytes:
+        return
+    vms = psutil.Process().memory_info().vms
+    resource.setrlimit(resource.RLIMIT_AS, (vms + limit_bytes, vms + limit_bytes))
+
+
+def _is_oom(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return isinstance(exc, MemoryError) or "out of memory" in text or "can't allocate memory" in text \
+        or "cannot allocate memory" in text or "outofmemory" in text
+
+
+def run(config: dict) -> dict:
+    from . import _problems
+
+    device = torch.device(config["device"])
+    record = {k: config.get(k) for k in ("problem", "order", "arch", "method", "grid")}
+    record.update(time_per_step_s=None, peak_memory_bytes=None, recovery_r=None, recovery_rel_error=None,
+                  device=str(device), status="ok", steps_timed=0)
+    if device.type == "cuda":
+        record["device_name"] = torch.cuda.get_device_name(device)
+        record["memory_source"] = "torch.cuda.max_memory_allocated minus allocated before the step"
+    else:
+        record["memory_source"] = "peak RSS of a fresh process minus its RSS after set-up"
+        torch.set_flush_denormal(True)
+    proc = psutil.Process()
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    try:
+        step = _problems.build_step(config, device)
+        gc.collect()
+        sync()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+        else:
+            base = proc.memory_info().rss
+        t0 = time.perf_counter()
+        step()  # warm-up (also allocates the optimiser state)
+        sync()
+        first = time.perf_counter() - t0
+        times = []
+        min_time, min_steps, max_steps = (float(config.get(k, d)) for k, d in
+                                          (("min_time_s", 2.0), ("min_steps", 2), ("max_steps", 20)))
+        # Slow configurations (over ~20 s per step) are timed on fewer steps.
+        if first > 20:
+            min_steps = 1
+        while len(times) < max_steps and (len(times) < min_steps or sum(times) < min_time):
+            t0 = time.perf_counter()
+            step()
+            sync()
+            times.append(time.perf_counter() - t0)
+        times.sort()
+        record["time_per_step_s"] = times[len(times) // 2]
+        record["steps_timed"] = len(times)
+        if device.type == "cuda":
+            record["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated(device) - base)
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            record["peak_memory_bytes"] = int(max(peak - base, 0))
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
+        record["status"] = "out_of_memory" if _is_oom(exc) else "error"
+        record["time_per_step_s"] = None
+        record["peak_memory_bytes"] = None
+        record["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        if record["status"] == "error":
+            record["traceback"] = traceback.format_exc()[-2000:]
+    return record
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    if config.get("device", "cpu") == "cpu":
+        _cap_address_space(config.get("memory_cap_bytes"))
+    record = run(config)
+    sys.stdout.write("\n" + json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
