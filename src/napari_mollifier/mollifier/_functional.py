@@ -17,9 +17,11 @@ __all__ = ["mollify", "mollifier_margin", "BOUNDARIES", "FFT_MIN_KERNEL_WIDTH"]
 
 #: Boundary name -> torch padding mode.
 BOUNDARIES = {"periodic": "circular", "reflect": "reflect", "zeros": "constant", "replicate": "replicate"}
-#: ``path="auto"`` convolves by FFT when the bump kernel is at least this wide (grid points).
-#: Chosen from ``benchmarks/fft_crossover.py`` on a 2-core CPU (results in benchmarks/results).
-FFT_MIN_KERNEL_WIDTH = 21
+#: ``path="auto"`` convolves by FFT when the kernel bank is at least this wide (grid points).
+#: Measured crossover on this 2-core CPU (torch 2.13, float32, 256^2 and 512^2, forward+backward):
+#: FFT faster for every width >= 5 (radius 6 with 4th-order names is 21 wide); see
+#: ``benchmarks/fft_crossover.py`` and benchmarks/results/fft_crossover.md. Re-measure for GPUs.
+FFT_MIN_KERNEL_WIDTH = 5
 KERNELS = ("composed", "analytic")
 PATHS = ("auto", "direct", "fft")
 
