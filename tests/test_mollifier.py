@@ -44,21 +44,6 @@ BOUNDARIES = ("periodic", "reflect", "zeros", "replicate")
 PATHS = ("direct", "fft")
 TOL64 = 1e-3
 
-# BUG (reported, src/napari_mollifier/mollifier/_functional.py, _plan/_scaled_bank): the bank of a
-# combination ("laplacian", "biharmonic") is scaled by the spacing powers of its *first* term only,
-# so with dy != dx it returns dxx + (dy/dx)^2 dyy for "laplacian" and dxxxx + 2 (dy/dx)^2 dxxyy +
-# (dy/dx)^4 dyyyy for "biharmonic" (O(1) wrong). Until fixed, the combinations
-# are checked with anisotropic spacing only in test_anisotropic_combinations (strict xfail);
-# when the fix lands that test XPASSes and fails: then delete the xfail marker and this exclusion.
-ANISO_COMBOS = ("laplacian", "biharmonic")
-
-
-def checked_names(names, spacing):
-    if len(set(spacing)) > 1:
-        return tuple(n for n in names if n not in ANISO_COMBOS)
-    return tuple(names)
-
-
 def terms(ndim):
     return TERMS_2D if ndim == 2 else TERMS_1D
 
@@ -157,7 +142,7 @@ def test_periodic_plane_waves_2d(case, path):
     shape, spacing, waves = PERIODIC_2D[case]
     g, refs = plane_waves(shape, spacing, waves, 6.0)
     out = mollify(as_input(g), 6.0, NAMES_2D, spacing=spacing, boundary="periodic", path=path)
-    check_all(out, refs, lambda n: TOL64, f"{case} {path}", checked_names(NAMES_2D, spacing))
+    check_all(out, refs, lambda n: TOL64, f"{case} {path}", tuple(NAMES_2D))
 
 
 @pytest.mark.parametrize("radius", [4.5, 8.0])
@@ -202,7 +187,7 @@ def test_reflect_symmetric_field_2d(path):
              (0.2, (ky[1], -kx[1]), 0.0)]
     g, refs = plane_waves(shape, spacing, waves, 6.0)
     out = mollify(as_input(g), 6.0, NAMES_2D, spacing=spacing, boundary="reflect", path=path)
-    check_all(out, refs, lambda n: TOL64, f"reflect {path}", checked_names(NAMES_2D, spacing))
+    check_all(out, refs, lambda n: TOL64, f"reflect {path}", tuple(NAMES_2D))
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -272,21 +257,20 @@ def test_gaussian_every_boundary(gaussian_refs, ndim, boundary, path):
     g, refs = gaussian_refs[key]
     spacing = (GAUSS_2D if ndim == 2 else GAUSS_1D)["spacing"]
     out = mollify(as_input(g), 6.0, tuple(refs), spacing=spacing, boundary=boundary, path=path)
-    check_all(out, refs, lambda n: TOL64, f"gaussian {ndim}-D {boundary} {path}", checked_names(refs, spacing))
+    check_all(out, refs, lambda n: TOL64, f"gaussian {ndim}-D {boundary} {path}", tuple(refs))
 
 
-@pytest.mark.xfail(strict=True, reason="laplacian/biharmonic banks scaled by the first term's spacing only")
 @pytest.mark.parametrize("spacing", [(1.5 * H128, H128), (H128, 1.5 * H128)])
 def test_anisotropic_combinations(spacing):
     shape = (128, 128)
     ky, kx = TWO_PI / (shape[0] * spacing[0]), TWO_PI / (shape[1] * spacing[1])
     g, refs = plane_waves(shape, spacing, sin_product(1.0, 2 * ky, 3 * kx) + [(0.5, (ky, -4 * kx), 0.3)], 6.0)
-    out = mollify(as_input(g), 6.0, ("dxx", "dyy", "dxxyy", *ANISO_COMBOS), spacing=spacing)
+    out = mollify(as_input(g), 6.0, ("dxx", "dyy", "dxxyy", "laplacian", "biharmonic"), spacing=spacing)
     # Both parts of the laplacian are right on their own ...
     check_all(out, refs, lambda n: TOL64, "anisotropic partials", ("dxx", "dyy", "dxxyy"))
     # ... and the sum must equal the combination.
     torch.testing.assert_close(out["laplacian"], out["dxx"] + out["dyy"], rtol=1e-10, atol=1e-10)
-    check_all(out, refs, lambda n: TOL64, "anisotropic combinations", ANISO_COMBOS)
+    check_all(out, refs, lambda n: TOL64, "anisotropic combinations", ("laplacian", "biharmonic"))
 
 
 # ----------------------------------------------------------------------------------------------

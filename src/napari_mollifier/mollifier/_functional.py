@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.fft import next_fast_len
 
 from ._bump import analytic_bump_derivative_kernel, bump_kernel, derivative_terms, half_width
 from ._stencils import central_stencil, stencil_half_width
@@ -34,10 +35,9 @@ class _Plan:
     kernel: str
     # Half-width of the kernel bank; the field is padded by this much.
     pad: int
-    # (n_outputs, K, ...) float64 correlation kernels for unit spacing, and the order of
-    # each output per axis (for the spacing scale).
-    bank: np.ndarray
-    orders: tuple[tuple[int, ...], ...]
+    # Per output: ((coefficient, multi-index, float64 correlation kernel for unit spacing), ...).
+    # Terms stay separate because each scales with its own spacing powers when dy != dx.
+    terms: tuple
 
 
 def _composed_kernel(radius: float, ndim: int, idx: tuple[int, ...], accuracy: int, half: int) -> np.ndarray:
@@ -69,21 +69,19 @@ def _plan(radius: float, names: tuple[str, ...], ndim: int, kernel: str, accurac
         half = n + max(stencil_half_width(o, accuracy) for ts in terms.values() for _, idx in ts for o in idx)
     else:
         half = n
-    bank, orders = [], []
+    out_terms = []
     for name in names:
-        total = np.zeros((2 * half + 1,) * ndim)
+        kernels = []
         for coef, idx in terms[name]:
             if kernel == "composed":
-                total += coef * _composed_kernel(radius, ndim, idx, accuracy, half)
+                k = _composed_kernel(radius, ndim, idx, accuracy, half)
             else:
                 # (g * D eta)(x) = sum_j g(x - j) D eta(j): correlation weights are D eta(-t).
-                total += coef * (-1.0) ** sum(idx) * analytic_bump_derivative_kernel(radius, idx)
-        bank.append(total)
-        # Combinations (laplacian, biharmonic) are homogeneous: every term has the same order.
-        orders.append(terms[name][0][1])
-    bank_arr = np.stack(bank)
-    bank_arr.setflags(write=False)
-    return _Plan(ndim, radius, names, kernel, half, bank_arr, tuple(orders))
+                k = (-1.0) ** sum(idx) * analytic_bump_derivative_kernel(radius, idx)
+            k.setflags(write=False)
+            kernels.append((coef, idx, k))
+        out_terms.append(tuple(kernels))
+    return _Plan(ndim, radius, names, kernel, half, tuple(out_terms))
 
 
 def mollifier_margin(radius: float = 6.0, derivatives: Sequence[str] = ("u",), *, ndim: int = 2,
@@ -128,18 +126,24 @@ def _correlate_valid(x: torch.Tensor, weight: torch.Tensor, fft: bool) -> torch.
         conv = F.conv1d if nd == 1 else F.conv2d
         return conv(x, weight[:, None])
     size = x.shape[-nd:]
+    # Zero-padding to a length with small prime factors keeps the FFT fast (e.g. 292 = 4 * 73
+    # is slow); the extra samples only receive wrapped values that are cropped below.
+    fast = tuple(next_fast_len(n, real=True) for n in size)
     dims = tuple(range(-nd, 0))
-    # Correlation = convolution with the flipped kernel; circular convolution on the padded
-    # array is exact away from the first K - 1 samples, which are dropped.
-    kf = torch.fft.rfftn(torch.flip(weight, dims), s=size, dim=dims)
-    y = torch.fft.irfftn(torch.fft.rfftn(x, s=size, dim=dims) * kf, s=size, dim=dims)
-    index = (Ellipsis,) + tuple(slice(k - 1, None) for k in weight.shape[1:])
+    # Correlation = convolution with the flipped kernel; the circular convolution equals the
+    # linear one from sample K - 1 on, which is exactly the valid part.
+    kf = torch.fft.rfftn(torch.flip(weight, dims), s=fast, dim=dims)
+    y = torch.fft.irfftn(torch.fft.rfftn(x, s=fast, dim=dims) * kf, s=fast, dim=dims)
+    index = (Ellipsis,) + tuple(slice(k - 1, n) for k, n in zip(weight.shape[1:], size))
     return y[index]
 
 
 def _scaled_bank(plan: _Plan, spacing: tuple[float, ...]) -> np.ndarray:
-    scale = np.array([np.prod([h**o for h, o in zip(spacing, idx)]) for idx in plan.orders])
-    return plan.bank / scale.reshape((-1,) + (1,) * plan.ndim)
+    """(n_outputs, K, ...) float64 kernels for the given spacing (per axis)."""
+    return np.stack([
+        sum(coef * k / np.prod([h**o for h, o in zip(spacing, idx)]) for coef, idx, k in terms)
+        for terms in plan.terms
+    ])
 
 
 def _apply(g: torch.Tensor, plan: _Plan, boundary: str, path: str, bank: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -224,6 +228,7 @@ def mollify(g: torch.Tensor, radius: float = 6.0, derivatives: Iterable[str] = (
     torch.Size([1, 1, 64, 64])
     """
     nd = _check_input(g)
-    plan = _plan(float(radius), tuple(derivatives), nd, kernel, int(accuracy))
+    derivatives = (derivatives,) if isinstance(derivatives, str) else tuple(derivatives)
+    plan = _plan(float(radius), derivatives, nd, kernel, int(accuracy))
     bank = torch.tensor(_scaled_bank(plan, _spacing(spacing, nd)), dtype=g.dtype, device=g.device)
     return _apply(g, plan, boundary, path, bank)

@@ -35,7 +35,7 @@ class MollifierLayer(nn.Module):
                  spacing: float | Sequence[float] = 1.0, boundary: str = "periodic", path: str = "auto",
                  kernel: str = "composed", accuracy: int = 8, ndim: int = 2):
         super().__init__()
-        derivatives = tuple(derivatives)
+        derivatives = (derivatives,) if isinstance(derivatives, str) else tuple(derivatives)
         if ndim not in (1, 2):
             raise ValueError(f"ndim must be 1 or 2, got {ndim!r}")
         if boundary not in BOUNDARIES:
