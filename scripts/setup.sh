@@ -71,12 +71,14 @@ apt_install() {
 }
 
 # --- 1. system packages for the GUI tests -------------------------------------------------
-# xvfb + xauth: virtual X display (xvfb-run); libgl1-mesa-dri: software OpenGL for the canvas;
-# the rest: libraries that PyQt6's xcb platform plugin loads (Qt 6 needs libxcb-cursor0).
+# The minimal set, checked on a bare Debian 12 (debootstrap minbase) with PyQt6 6.11 wheels:
+# xvfb + xauth: virtual X display for xvfb-run; libgl1-mesa-dri: Mesa's software OpenGL;
+# the rest: libraries that PyQt6's Qt libraries and xcb platform plugin link against and that
+# xvfb does not bring along (Qt 6 needs libxcb-cursor0).
 GUI_PACKAGES=(
-    xvfb xauth libgl1-mesa-dri libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3
-    libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
-    libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libx11-xcb1
+    xvfb xauth libgl1-mesa-dri
+    libegl1 libdbus-1-3 libfontconfig1 libglib2.0-0 libxkbcommon-x11-0
+    libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0 libxcb-shape0 libxcb-xkb1
 )
 if [ "$GUI" = 1 ]; then
     if [ "$HAVE_APT" = 1 ]; then
