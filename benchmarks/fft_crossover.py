@@ -47,15 +47,18 @@ CONFIGS = ((1.0, 2, ("u", "dx", "dy")), (1.0, 2, NAMES), (1.0, 4, NAMES), (1.0, 
 SIZES = (256, 512)
 
 
-def make_step(layer: MollifierLayer, size: int):
+def make_step(layer: MollifierLayer, size: int, device: str = "cpu"):
     gen = torch.Generator().manual_seed(0)
-    g = torch.randn(1, 1, size, size, generator=gen, dtype=torch.float32).requires_grad_(True)
+    g = torch.randn(1, 1, size, size, generator=gen, dtype=torch.float32).to(device).requires_grad_(True)
+    layer = layer.to(device)
 
     def step():
         g.grad = None
         out = layer(g)
         loss = sum((v * v).mean() for v in out.values())
         loss.backward()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
 
     return step
 
@@ -95,6 +98,8 @@ def crossover(rows):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (noisier)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"markdown output (default {OUT})")
     args = parser.parse_args()
     torch.set_flush_denormal(True)
     min_time, min_reps = (0.1, 2) if args.quick else (1.0, 5)
@@ -105,9 +110,9 @@ def main():
         rows, slower = [], 0
         for radius, acc, names in CONFIGS:
             width = 2 * mollifier_margin(radius, names, accuracy=acc) + 1
-            steps = {"fft": make_step(MollifierLayer(radius, names, path="fft", accuracy=acc), size)}
+            steps = {"fft": make_step(MollifierLayer(radius, names, path="fft", accuracy=acc), size, args.device)}
             if slower < 3:
-                steps["direct"] = make_step(MollifierLayer(radius, names, path="direct", accuracy=acc), size)
+                steps["direct"] = make_step(MollifierLayer(radius, names, path="direct", accuracy=acc), size, args.device)
             timed = time_steps(steps, min_time, min_reps)
             fft_min, fft_med = timed["fft"]
             d_min, d_med = timed.get("direct", (None, None))
@@ -129,6 +134,8 @@ def main():
         f"({'--quick, ' if args.quick else ''}{time.perf_counter() - t0:.0f} s).",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        + (f"GPU {torch.cuda.get_device_name()} (device {args.device}), " if args.device.startswith("cuda") else "")
+        + 
         f"torch {torch.__version__} with {torch.get_num_threads()} threads, float32; "
         f"load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} "
         "(shared machine: times are minima over repeats).",
@@ -159,10 +166,10 @@ def main():
         "5-smooth length (scipy.fft.next_fast_len) would remove the slow cases; the direct path costs ~W^2.",
         "",
     ]
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("\n".join(lines))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines))
     print("\n".join(lines[-5:]))
-    print(f"wrote {OUT}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
