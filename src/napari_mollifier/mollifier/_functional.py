@@ -23,6 +23,9 @@ BOUNDARIES = {"periodic": "circular", "reflect": "reflect", "zeros": "constant",
 #: FFT faster for every width >= 5 (radius 6 with 4th-order names is 21 wide); see
 #: ``benchmarks/fft_crossover.py`` and benchmarks/results/fft_crossover.md. Re-measure for GPUs.
 FFT_MIN_KERNEL_WIDTH = 5
+#: The same for accelerators: on an H100 (torch 2.11, cuDNN) direct convolution stays faster up
+#: to W = 21-25 (benchmarks/results/cuda/fft_crossover_cuda.md).
+FFT_MIN_KERNEL_WIDTH_ACCELERATOR = 25
 KERNELS = ("composed", "analytic")
 PATHS = ("auto", "direct", "fft")
 
@@ -124,6 +127,13 @@ def _correlate_valid(x: torch.Tensor, weight: torch.Tensor, fft: bool) -> torch.
     nd = weight.ndim - 1
     if not fft:
         conv = F.conv1d if nd == 1 else F.conv2d
+        if x.device.type == "cuda":
+            # cuDNN would otherwise use TF32 (10-bit mantissa) on Ampere and later: ~1e-3
+            # relative error, which 4th-order stencils amplify. Measured on an H100.
+            cudnn = torch.backends.cudnn
+            with cudnn.flags(enabled=cudnn.enabled, benchmark=cudnn.benchmark,
+                             deterministic=cudnn.deterministic, allow_tf32=False):
+                return conv(x, weight[:, None])
         return conv(x, weight[:, None])
     size = x.shape[-nd:]
     # Zero-padding to a length with small prime factors keeps the FFT fast (e.g. 292 = 4 * 73
@@ -164,7 +174,8 @@ def _apply(g: torch.Tensor, plan: _Plan, boundary: str, path: str, bank: torch.T
             )
     x = g.reshape(-1, 1, *spatial)
     xp = F.pad(x, [p] * (2 * nd), mode=BOUNDARIES[boundary]) if p else x
-    fft = path == "fft" or (path == "auto" and bank.shape[-1] >= FFT_MIN_KERNEL_WIDTH)
+    threshold = FFT_MIN_KERNEL_WIDTH if g.device.type == "cpu" else FFT_MIN_KERNEL_WIDTH_ACCELERATOR
+    fft = path == "fft" or (path == "auto" and bank.shape[-1] >= threshold)
     y = _correlate_valid(xp, bank.to(dtype=g.dtype, device=g.device), fft)
     return {name: y[:, i].reshape(shape) for i, name in enumerate(plan.names)}
 
@@ -194,7 +205,8 @@ def mollify(g: torch.Tensor, radius: float = 6.0, derivatives: Iterable[str] = (
         Outputs within :func:`mollifier_margin` of an edge depend on this choice.
     path : {"auto", "direct", "fft"}
         Smoothing convolution by direct ``conv2d`` or by FFT (same result to rounding).
-        ``"auto"`` picks FFT for kernels at least ``FFT_MIN_KERNEL_WIDTH`` points wide.
+        ``"auto"`` picks FFT for kernels at least ``FFT_MIN_KERNEL_WIDTH`` points wide on the
+        CPU, ``FFT_MIN_KERNEL_WIDTH_ACCELERATOR`` on a GPU (measured crossovers).
     kernel : {"composed", "analytic"}
         ``"composed"`` (default): sampled bump with unit discrete mass, composed with exact
         central differences of order ``accuracy``; accurate to ~1e-4 for every order up to 4
