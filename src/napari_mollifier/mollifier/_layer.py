@@ -67,7 +67,7 @@ class MollifierLayer(nn.Module):
         nd = _check_input(g)
         if nd != self.ndim:
             raise ValueError(f"this layer is {self.ndim}-D but g has shape {tuple(g.shape)}")
-        return _apply(g, self._plan, self.boundary, self.path, self.bank)
+        return _apply(g, self._plan, self.boundary, self.path, self.bank, self.spacing)
 
     def extra_repr(self) -> str:
         return (f"radius={self.radius}, derivatives={self.derivatives}, spacing={self.spacing}, "
