@@ -1,0 +1,41 @@
+"""Typed settings shared by the API, the CLI and the GUI, saved beside every result."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["InferenceSettings"]
+
+
+class InferenceSettings(BaseModel):
+    """Settings of one rate-map inference (``infer_rates``).
+
+    Lengths are physical (nm) so that a setting means the same at any pixel size.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: Literal["chr"] = "chr"
+    method: Literal["pinn", "direct"] = "pinn"
+    arch: Literal["grid", "mlp"] = Field("grid", description="grid: free per-pixel field; mlp: coordinate "
+                                         "MLP with Fourier features")
+    optimizer: Literal["adam", "soap"] = "adam"
+    steps: int = Field(1500, ge=0, description="training steps (pinn)")
+    learning_rate: float | None = Field(None, gt=0, description="default: 0.01 for grid, 1e-3 for mlp")
+    # Work in progress (issue 3): 10.1 nm (about one pixel at 10 nm, i.e. no smoothing) is what
+    # the noise-free direct read-out needs; the PINN's choice under noise is still open.
+    kernel_radius_nm: float = Field(10.1, gt=0, description="mollifier radius: smoothing of phi_hat's "
+                                    "derivatives (physical units)")
+    rate_scale_nm: float = Field(400.0, gt=0, description="spacing of the rate maps' control points: rates "
+                                 "vary on this scale and no faster (must span several domains)")
+    edge_margin_nm: float = Field(100.0, ge=0, description="the residual is evaluated this far inside the "
+                                  "nucleus edge")
+    residual_tolerance: float = Field(0.05, gt=0, description="residual scale relative to the reaction "
+                                      "term (sets the PDE weight)")
+    noise_floor: float = Field(0.01, gt=0, description="smallest noise level assumed for the data term")
+    smoothness: float = Field(1e-3, ge=0, description="roughness penalty on the rate control grid")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    report_every: int = Field(50, ge=1, description="steps between progress events")

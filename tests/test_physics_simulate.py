@@ -1,0 +1,98 @@
+"""The chromatin model, the forward simulator and the direct rate read-out."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import binary_erosion
+
+from napari_mollifier import mollify
+from napari_mollifier.config import InferenceSettings
+from napari_mollifier.inverse import SmoothBasis, estimate_noise, fit_rates
+from napari_mollifier.physics import DERIVATIVES_NEEDED, ChromatinModel, f_prime, mu_laplacian
+from napari_mollifier.simulate import nucleus_mask, rate_preset, simulate_nucleus, spectral_residual
+
+
+def test_chain_rule_laplacian_of_mu_matches_spectral_on_a_smooth_field():
+    # lap f'(u) by the chain rule (what the residual uses) equals the direct spectral
+    # Laplacian of f'(u) when u is smooth enough that f'(u) is resolved too.
+    n, h = 128, 0.5
+    x = np.arange(n) * h
+    L = n * h
+    y, xx = np.meshgrid(x, x, indexing="ij")
+    u = 0.5 + 0.2 * np.sin(2 * math.pi * xx / L) * np.cos(4 * math.pi * y / L)
+    d = {k: v[0, 0] for k, v in mollify(torch.tensor(u)[None, None], 0.6, DERIVATIVES_NEEDED, spacing=h,
+                                        kernel="spectral").items()}
+    model = ChromatinModel()
+    k = 2 * math.pi * np.fft.fftfreq(n, d=h)
+    k2 = k[:, None] ** 2 + k[None, :] ** 2
+    lap = lambda f: np.real(np.fft.ifft2(-k2 * np.fft.fft2(f)))  # noqa: E731
+    mu = model.bulk * f_prime(u) - model.kappa * lap(u)
+    np.testing.assert_allclose(mu_laplacian(d, model).numpy(), lap(mu), atol=1e-9 * np.abs(lap(mu)).max())
+
+
+def test_presets_and_mask():
+    m = nucleus_mask((100, 120), "circle")
+    assert m.shape == (100, 120) and abs(m.mean() - math.pi * 42.5**2 / 12000) < 0.01
+    for name in ("uniform", "gradient", "patches"):
+        me, ac = rate_preset(name, (64, 64), seed=3)
+        frac = me / (me + ac)
+        assert np.all((frac > 0.21) & (frac < 0.79)), name  # spinodal band: domains everywhere
+    me, ac = rate_preset("gradient", (8, 50))
+    assert me[0, -1] > me[0, 0] and ac[0, -1] < ac[0, 0]
+    with pytest.raises(ValueError, match="rates must be one of"):
+        rate_preset("stripes", (8, 8))
+
+
+@pytest.fixture(scope="module")
+def small_nucleus():
+    torch.set_flush_denormal(True)
+    return simulate_nucleus(128, rates="gradient", mask="circle", t_end=4.0e4, dt=10.0, seed=1)
+
+
+def test_simulation_reaches_a_steady_state_with_domains(small_nucleus):
+    s = small_nucleus
+    inner = binary_erosion(s.mask, iterations=5)
+    # Converged: the residual is a few % of the reaction term, and the change per tau is tiny.
+    assert s.residual_ratio < 0.1
+    assert s.history[-1][1] < 1e-3
+    # Domains: phi swings between ~0 and ~1 inside, a minority is heterochromatin; phi ~ 0 outside.
+    assert np.quantile(s.phi[inner], 0.02) < 0.15 and np.quantile(s.phi[inner], 0.98) > 0.85
+    assert 0.1 < (s.phi[inner] > 0.5).mean() < 0.5
+    outside = binary_erosion(~s.mask, iterations=8, border_value=1)
+    assert np.abs(s.phi[outside]).max() < 0.05
+    # The reported ratio is the simulator's own residual.
+    gm = np.where(s.mask, s.gamma_me, 0.0)
+    ga = np.where(s.mask, s.gamma_ac, 0.05)
+    r = spectral_residual(s.phi, gm, ga, s.model, s.model.spacing(s.pixel_size_nm))
+    inner5 = binary_erosion(s.mask, iterations=5)
+    ratio = np.sqrt(np.mean(r[inner5] ** 2)) / np.sqrt(np.mean((gm * (1 - s.phi))[inner5] ** 2))
+    assert ratio == pytest.approx(s.residual_ratio, rel=1e-6)
+
+
+def test_direct_readout_recovers_rates_on_noise_free_steady_state(small_nucleus):
+    # Noise-free: exact (spectral) derivatives and the smooth basis give the rates back.
+    s = small_nucleus
+    settings = InferenceSettings(method="direct", device="cpu", rate_scale_nm=300.0, edge_margin_nm=80.0)
+    *_, fit = fit_rates(s.phi, s.mask, s.pixel_size_nm, settings)
+    inner = binary_erosion(s.mask, iterations=14) & fit.analysed
+    for est, true in ((fit.gamma_me, s.gamma_me), (fit.gamma_ac, s.gamma_ac)):
+        rel = np.mean(np.abs(est[inner] - true[inner]) / true[inner])
+        r = np.corrcoef(est[inner], true[inner])[0, 1]
+        assert rel < 0.03 and r > 0.95, (rel, r)
+    assert np.isnan(fit.gamma_me[~fit.analysed]).all()
+
+
+def test_noise_estimate_and_basis():
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:128, 0:128]
+    clean = 0.5 + 0.4 * np.sin(xx / 9.0) * np.cos(yy / 7.0)
+    region = np.ones_like(clean, bool)
+    assert estimate_noise(clean + 0.03 * rng.standard_normal(clean.shape), region) == pytest.approx(0.03, rel=0.15)
+    basis = SmoothBasis((40, 50), 10.0)
+    c = torch.ones(basis.size, dtype=torch.float32)
+    torch.testing.assert_close(basis.expand(c), torch.ones(40, 50))  # partition of unity
+    assert basis.matrix.shape == (2000, basis.size)
+    with pytest.raises(ValueError, match="spacing"):
+        SmoothBasis((10, 10), 1.0)
