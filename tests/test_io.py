@@ -145,16 +145,23 @@ def test_read_image_rejects_bad_input(tmp_path, case):
     _assert_one_line_naming(exc, path)
 
 
+@pytest.mark.parametrize("case", list(_BAD_IMAGES))
+def test_read_image_rejects_bad_input(tmp_path, case):
+    writer, name, pattern = _BAD_IMAGES[case]
+    path = tmp_path / name
+    writer(path)
+    with pytest.raises(InputError, match=pattern) as exc:
+        read_image(path)
+    _assert_one_line_naming(exc, path)
+
+
 _NO_FIX_HINT = pytest.mark.xfail(
     strict=True, reason="BUG: message gives no fix, contrary to the InputError contract "
                         "('one line naming the file and the fix')")
 
 
-@pytest.mark.parametrize("case", [
-    pytest.param(c, marks=_NO_FIX_HINT) if c in ("missing", "constant") else c for c in _BAD_IMAGES])
+@pytest.mark.parametrize("case", list(_BAD_IMAGES))
 def test_read_image_rejection_gives_a_fix(tmp_path, case):
-    """Known gaps: 'missing.tif: file not found' and 'the image is constant (7); nothing to fit'
-    say what is wrong but not what to do."""
     writer, name, _ = _BAD_IMAGES[case]
     path = tmp_path / name
     writer(path)
@@ -253,9 +260,6 @@ def test_read_localisations_rejects_non_numeric_row_with_line_number(tmp_path):
     assert _FIX.search(msg.replace(str(path), ""))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: read_localisations numbers lines after dropping blank and "
-                                       "'#' comment lines, so the reported line number is not the line "
-                                       "in the file when the table has comments or blank lines")
 def test_read_localisations_line_number_counts_comment_and_blank_lines(tmp_path):
     rows = [f"{i},{i * 3.0},{i * 4.0}" for i in range(150)]
     rows[10] = "10,n/a,40.0"

@@ -1,5 +1,9 @@
 """Reading images and tables, preprocessing, and writing results."""
 
 from ._atomic import atomic_write_bytes, atomic_write_text
+from ._preprocess import check_fraction, check_mask, intensity_to_fraction, segment_nucleus
+from ._readers import MAX_PIXELS, ImageData, InputError, read_image, read_localisations, render_localisations
 
-__all__ = ["atomic_write_bytes", "atomic_write_text"]
+__all__ = ["MAX_PIXELS", "ImageData", "InputError", "atomic_write_bytes", "atomic_write_text", "check_fraction",
+           "check_mask", "intensity_to_fraction", "read_image", "read_localisations", "render_localisations",
+           "segment_nucleus"]

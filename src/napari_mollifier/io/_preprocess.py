@@ -1,0 +1,85 @@
+"""Preprocessing: nucleus segmentation and normalisation of intensity images to phi."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._readers import InputError
+
+__all__ = ["segment_nucleus", "intensity_to_fraction", "check_mask", "check_fraction"]
+
+
+def segment_nucleus(image: np.ndarray, *, smoothing_px: float = 4.0, name: str = "image") -> np.ndarray:
+    """The nucleus as the largest bright connected region (Otsu threshold of a smoothed image).
+
+    Holes (dark euchromatin between domains) are filled, so the mask is the whole nucleus.
+    """
+    from scipy import ndimage as ndi
+    from skimage.filters import threshold_otsu
+
+    smooth = ndi.gaussian_filter(np.asarray(image, float), smoothing_px)
+    if float(smooth.max()) == float(smooth.min()):
+        raise InputError(f"{name}: the image is constant; nothing to segment")
+    fg = smooth > threshold_otsu(smooth)
+    labels, n = ndi.label(fg)
+    if n == 0:
+        raise InputError(f"{name}: no nucleus found; give a mask with --mask")
+    sizes = ndi.sum(fg, labels, index=np.arange(1, n + 1))
+    mask = labels == (1 + int(np.argmax(sizes)))
+    mask = ndi.binary_fill_holes(ndi.binary_closing(mask, iterations=3))
+    return check_mask(mask, image.shape, name=name)
+
+
+def check_mask(mask: np.ndarray, shape: tuple[int, int], *, name: str = "mask") -> np.ndarray:
+    """A nucleus mask must match the image and cover a usable, not complete, area."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or mask.shape != tuple(shape):
+        raise InputError(f"{name}: mask shape {mask.shape} differs from the image shape {tuple(shape)}; "
+                         "use a mask made for this image")
+    mask = mask != 0
+    area = int(mask.sum())
+    if area == 0:
+        raise InputError(f"{name}: the nucleus mask is empty; draw or give a nonzero mask")
+    if area < 40 * 40:
+        raise InputError(f"{name}: the nucleus mask has only {area} pixels; at least 40x40 are needed")
+    if area == mask.size:
+        raise InputError(f"{name}: the nucleus mask covers the whole image; give a mask of the nucleus only "
+                         "(nonzero inside) or let the tool segment it")
+    return mask
+
+
+def check_fraction(phi: np.ndarray, mask: np.ndarray, *, name: str = "image") -> np.ndarray:
+    """Input declared as heterochromatin fraction must lie (nearly) in [0, 1]."""
+    v = phi[mask]
+    lo, hi = float(v.min()), float(v.max())
+    if lo < -0.5 or hi > 1.5:
+        raise InputError(f"{name}: --input fraction expects values in [0, 1] but found [{lo:.3g}, {hi:.3g}]; "
+                         "use --input intensity for raw images")
+    if hi - lo < 0.05:
+        raise InputError(f"{name}: phi varies by only {hi - lo:.3g} inside the nucleus; no domains to fit")
+    return phi
+
+
+def intensity_to_fraction(image: np.ndarray, mask: np.ndarray, *, name: str = "image",
+                          smoothing_px: float = 1.0) -> tuple[np.ndarray, dict]:
+    """Map a chromatin intensity image to phi inside the nucleus.
+
+    Intensity grows with chromatin density and euchromatin still carries signal, so phi is the
+    affine map that sends the euchromatin level to 0 and the heterochromatin level to 1; the
+    two levels are the medians of the two Otsu classes of the (lightly smoothed) nucleus
+    pixels. Outside the nucleus phi = 0. Returns phi and the normalisation (saved with results).
+    """
+    from scipy import ndimage as ndi
+    from skimage.filters import threshold_otsu
+
+    img = ndi.gaussian_filter(np.asarray(image, float), smoothing_px) if smoothing_px else np.asarray(image, float)
+    v = img[mask]
+    if float(v.max()) == float(v.min()):
+        raise InputError(f"{name}: the nucleus is uniformly bright; no domains to fit")
+    t = threshold_otsu(v)
+    eu, het = float(np.median(v[v <= t])), float(np.median(v[v > t]))
+    if not het > eu:
+        raise InputError(f"{name}: cannot separate heterochromatin from euchromatin levels; check the image")
+    phi = np.where(mask, np.clip((img - eu) / (het - eu), 0.0, 1.0), 0.0)
+    return phi, {"euchromatin_level": eu, "heterochromatin_level": het, "threshold": float(t),
+                 "smoothing_px": smoothing_px}

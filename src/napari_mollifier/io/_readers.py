@@ -1,0 +1,199 @@
+"""Readers: TIFF / OME-TIFF images with their pixel size, and localisation tables.
+
+Every problem with an input raises :class:`InputError`, one line naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["InputError", "ImageData", "read_image", "read_localisations", "render_localisations",
+           "MAX_PIXELS"]
+
+#: Largest image accepted (pixels); beyond it a 2-core CPU fit would take hours: crop first.
+MAX_PIXELS = 4096 * 4096
+_UNIT_TO_NM = {"nm": 1.0, "nanometer": 1.0, "um": 1e3, "µm": 1e3, "\\u00B5m": 1e3, "micron": 1e3,
+               "micrometer": 1e3, "mm": 1e6, "millimeter": 1e6, "cm": 1e7, "centimeter": 1e7, "m": 1e9,
+               "meter": 1e9, "inch": 2.54e7}
+
+
+class InputError(ValueError):
+    """A bad input file or argument; the message is one line naming the file and the fix."""
+
+
+@dataclass
+class ImageData:
+    data: np.ndarray
+    pixel_size_nm: float | None
+    path: str
+    metadata: dict = field(default_factory=dict)
+
+
+def _unit_nm(unit: str | None) -> float | None:
+    if unit is None:
+        return None
+    u = str(unit).strip().lower().replace("\xb5", "µ")
+    return _UNIT_TO_NM.get(u) or _UNIT_TO_NM.get(u.replace("µ", "u"))
+
+
+def _pixel_size_from_tiff(tif) -> tuple[float | None, str]:
+    """Pixel size in nm from OME, ImageJ or plain TIFF resolution tags, with its source."""
+    if tif.is_ome and tif.ome_metadata:
+        m = re.search(r'PhysicalSizeX="([0-9.eE+-]+)"', tif.ome_metadata)
+        if m:
+            u = re.search(r'PhysicalSizeXUnit="([^"]+)"', tif.ome_metadata)
+            scale = _unit_nm(u.group(1) if u else "µm")
+            if scale:
+                return float(m.group(1)) * scale, "OME PhysicalSizeX"
+    page = tif.pages[0]
+    tags = page.tags
+    if "XResolution" in tags:
+        num, den = tags["XResolution"].value
+        if num and den and num / den not in (1.0, 72.0):
+            pixels_per_unit = num / den
+            unit = None
+            if tif.is_imagej and tif.imagej_metadata:
+                unit = tif.imagej_metadata.get("unit")
+            if unit is None and "ResolutionUnit" in tags:
+                unit = {2: "inch", 3: "cm"}.get(int(tags["ResolutionUnit"].value))
+            scale = _unit_nm(unit)
+            if scale:
+                return scale / pixels_per_unit, f"TIFF resolution ({unit})"
+    return None, ""
+
+
+def read_image(path: str | os.PathLike) -> ImageData:
+    """Read a single-plane grayscale TIFF / OME-TIFF and its pixel size.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, RGB, stacks, NaN/Inf, constant images, images too small or
+        too large: one line naming the file and what to do.
+    """
+    import tifffile
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: file not found; check the path (and the --pattern of a batch)")
+    try:
+        with tifffile.TiffFile(p) as tif:
+            data = tif.asarray()
+            pixel_size, source = _pixel_size_from_tiff(tif)
+            axes = tif.series[0].axes if tif.series else ""
+    except Exception as exc:  # tifffile raises many types for truncated / non-TIFF files
+        raise InputError(f"{p}: not a readable TIFF ({type(exc).__name__}: {str(exc)[:80]}); "
+                         "re-export it as TIFF or OME-TIFF") from None
+    data = np.asarray(data)
+    data = np.squeeze(data)
+    if data.ndim == 3 and data.shape[-1] in (3, 4) and ("S" in axes or data.dtype == np.uint8):
+        raise InputError(f"{p}: RGB(A) image of shape {data.shape}; export a single grayscale channel "
+                         "(the chromatin stain) as a 2-D TIFF")
+    if data.ndim != 2:
+        raise InputError(f"{p}: expected one 2-D image, got shape {data.shape} (axes {axes or '?'}); "
+                         "save the one plane/channel to analyse (e.g. a maximum projection) as a 2-D TIFF")
+    if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
+        raise InputError(f"{p}: unsupported pixel type {data.dtype}; use integer or float gray values")
+    data = data.astype(np.float64)
+    if not np.isfinite(data).all():
+        n = int((~np.isfinite(data)).sum())
+        raise InputError(f"{p}: {n} NaN/Inf pixels; replace them (e.g. by 0 outside the nucleus) before analysis")
+    if min(data.shape) < 32:
+        raise InputError(f"{p}: image of {data.shape[0]}x{data.shape[1]} pixels is too small; at least "
+                         "32x32 pixels are needed (several chromatin domains across)")
+    if data.size > MAX_PIXELS:
+        raise InputError(f"{p}: image of {data.shape[0]}x{data.shape[1]} pixels is too large (limit "
+                         f"{MAX_PIXELS} pixels); crop it to the nucleus first")
+    if float(data.max()) == float(data.min()):
+        raise InputError(f"{p}: the image is constant ({data.flat[0]:g}); check the export (channel, "
+                         "contrast) and give an image of the stained nucleus")
+    meta = {"pixel_size_source": source} if source else {}
+    return ImageData(data=data, pixel_size_nm=pixel_size, path=str(p), metadata=meta)
+
+
+_X_NAMES = ("x [nm]", "x_nm", "x (nm)", "x", "xnm", "position_x", "x_position")
+_Y_NAMES = ("y [nm]", "y_nm", "y (nm)", "y", "ynm", "position_y", "y_position")
+
+
+def _find_column(header: list[str], names, path, axis) -> int:
+    low = [h.strip().strip('"').lower() for h in header]
+    for name in names:
+        if name in low:
+            return low.index(name)
+    for i, h in enumerate(low):  # e.g. 'x [µm]' is a unit we must not take as nm
+        if re.fullmatch(rf"{axis}\s*[\[(]\s*(\S+)\s*[\])]", h):
+            unit = re.fullmatch(rf"{axis}\s*[\[(]\s*(\S+)\s*[\])]", h).group(1)
+            raise InputError(f"{path}: column '{header[i]}' is in {unit}, not nm; convert the table to nm")
+    raise InputError(f"{path}: no {axis} column (looked for {', '.join(repr(n) for n in names[:3])}); "
+                     f"the header is {header[:8]}; export x and y in nm, e.g. ThunderSTORM's 'x [nm]', 'y [nm]'")
+
+
+def read_localisations(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """x and y (nm) of a localisation table (CSV / TSV / TXT with a header row)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: file not found; check the path")
+    try:
+        text = p.read_text(encoding="utf-8-sig", errors="strict")
+    except UnicodeDecodeError:
+        raise InputError(f"{p}: not a text table; export the localisations as CSV with a header row") from None
+    # Keep each kept line's number in the file, for error messages.
+    numbered = [(n, ln) for n, ln in enumerate(text.splitlines(), start=1)
+                if ln.strip() and not ln.lstrip().startswith("#")]
+    lines = [ln for _, ln in numbered]
+    if len(lines) < 2:
+        raise InputError(f"{p}: the table has no data rows; export the localisations with a header row")
+    try:
+        dialect = csv.Sniffer().sniff(lines[0], delimiters=",;\t ")
+        delim = dialect.delimiter
+    except csv.Error:
+        delim = ","
+    rows = list(csv.reader(lines, delimiter=delim, skipinitialspace=True))
+    header = rows[0]
+    ix = _find_column(header, _X_NAMES, p, "x")
+    iy = _find_column(header, _Y_NAMES, p, "y")
+    xs, ys = [], []
+    for (n, _), row in zip(numbered[1:], rows[1:]):
+        try:
+            xs.append(float(row[ix]))
+            ys.append(float(row[iy]))
+        except (ValueError, IndexError):
+            raise InputError(f"{p}: line {n} has no numeric x/y ({row[:4]}); fix or remove that row") from None
+    x, y = np.asarray(xs), np.asarray(ys)
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise InputError(f"{p}: NaN/Inf coordinates; remove those rows")
+    if len(x) < 100:
+        raise InputError(f"{p}: only {len(x)} localisations; at least 100 are needed to render an image")
+    return x, y
+
+
+def render_localisations(x_nm: np.ndarray, y_nm: np.ndarray, pixel_size_nm: float = 10.0, *,
+                         shape: tuple[int, int] | None = None, origin_nm: tuple[float, float] = (0.0, 0.0),
+                         ) -> np.ndarray:
+    """Histogram localisations into a density image (counts per pixel) at ``pixel_size_nm``.
+
+    Pixel (i, j) covers y in [origin_y + i p, origin_y + (i + 1) p) and likewise x; by default the
+    image spans the localisations.
+    """
+    if not pixel_size_nm > 0:
+        raise InputError(f"pixel size must be positive, got {pixel_size_nm!r} nm")
+    oy, ox = origin_nm
+    if shape is None:
+        shape = (int(math.ceil((y_nm.max() - oy) / pixel_size_nm)) + 1,
+                 int(math.ceil((x_nm.max() - ox) / pixel_size_nm)) + 1)
+    if shape[0] * shape[1] > MAX_PIXELS:
+        raise InputError(f"rendering at {pixel_size_nm} nm gives {shape[0]}x{shape[1]} pixels (limit "
+                         f"{MAX_PIXELS}); use a larger pixel size or crop the table")
+    iy = np.floor((y_nm - oy) / pixel_size_nm).astype(int)
+    ix = np.floor((x_nm - ox) / pixel_size_nm).astype(int)
+    ok = (iy >= 0) & (iy < shape[0]) & (ix >= 0) & (ix < shape[1])
+    img = np.zeros(shape, dtype=np.float64)
+    np.add.at(img, (iy[ok], ix[ok]), 1.0)
+    return img
