@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .autodiff import coordinate_derivatives, grid_coordinates
 from .mollifier import MollifierLayer, bump_kernel, bump_transform, mollifier_margin, mollify
+from .simulate import simulate_nucleus
 
 try:
     __version__ = version("napari-mollifier")
@@ -22,4 +23,5 @@ __all__ = [
     "grid_coordinates",
     "mollifier_margin",
     "mollify",
+    "simulate_nucleus",
 ]
