@@ -49,13 +49,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="gradient preset only")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--device", default="cpu", help="device of the fit (the simulation runs on the CPU)")
     args = ap.parse_args()
     torch.set_flush_denormal(True)
     cases = [("gradient", 11), ("patches", 12), ("uniform", 13)][: 1 if args.quick else 3]
     lines = ["# Chromatin rate recovery on simulated nuclei (work in progress, issue 3)", "",
              f"Reproduce: `.venv/bin/python benchmarks/chromatin_recovery.py{' --quick' if args.quick else ''}`", "",
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; "
-             "fit on the CPU with default `InferenceSettings` (arch grid, Adam, 600 steps); input: phi with "
+             f"fit on device {args.device}" + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else "")
+             + " with default `InferenceSettings` (arch grid, Adam, 600 steps); input: phi with "
              "additive Gaussian noise, true mask; scored 20 px inside the nucleus edge.", "",
              "| preset | noise | r Γ_me | r Γ_ac | rel. err Γ_me | rel. err Γ_ac | std/mean Γ_me | std/mean Γ_ac "
              "| balance fit | balance truth | fit time |",
@@ -65,7 +67,7 @@ def main():
         for noise in (0.0, 0.01, 0.03):
             data = sim.phi + noise * np.random.default_rng(seed + 100).standard_normal(sim.phi.shape)
             t0 = time.perf_counter()
-            *_, fit = fit_rates(data, sim.mask, sim.pixel_size_nm, InferenceSettings(device="cpu"))
+            *_, fit = fit_rates(data, sim.mask, sim.pixel_size_nm, InferenceSettings(device=args.device))
             dt = time.perf_counter() - t0
             r = score(fit, sim, sim.phi)
             line = (f"| {preset} (residual {sim.residual_ratio:.1%}) | {noise:g} | {r['r_me']:.3f} | {r['r_ac']:.3f} | "

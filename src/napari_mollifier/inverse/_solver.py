@@ -208,7 +208,7 @@ def _preconditioner(problem: _Problem, s_d: float, s_r: float, mean_rate: float)
     ky = 2 * math.pi * torch.fft.fftfreq(h, d=problem.h, dtype=torch.float64)
     kx = 2 * math.pi * torch.fft.rfftfreq(w, d=problem.h, dtype=torch.float64)
     k2 = ky[:, None] ** 2 + kx[None, :] ** 2
-    eta = torch.as_tensor(bump_kernel(problem.radius_px, 2))
+    eta = torch.tensor(bump_kernel(problem.radius_px, 2))
     n = eta.shape[0] // 2
     kpad = torch.zeros(h, w, dtype=torch.float64)
     kpad[: 2 * n + 1, : 2 * n + 1] = eta
