@@ -35,7 +35,7 @@ def score(fit, sim, phi_true):
     row = {}
     for name, est, true in (("me", fit.gamma_me, sim.gamma_me), ("ac", fit.gamma_ac, sim.gamma_ac)):
         e, t = est[inner], true[inner]
-        row[f"r_{name}"] = float(np.corrcoef(e, t)[0, 1]) if np.std(t) > 0 else float("nan")
+        row[f"r_{name}"] = float(np.corrcoef(e, t)[0, 1]) if np.std(t) > 1e-9 * np.mean(np.abs(t)) else float("nan")
         row[f"rel_{name}"] = float(np.mean(np.abs(e - t) / t))
         row[f"cv_{name}"] = float(np.std(e) / np.mean(e))
     row["balance_fit"] = float(np.mean((fit.gamma_me * (1 - fit.phi_hat))[inner]) /
