@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .autodiff import coordinate_derivatives, grid_coordinates
 from .mollifier import MollifierLayer, bump_kernel, bump_transform, mollifier_margin, mollify
+from .inverse import infer_rates
 from .simulate import simulate_nucleus
 
 try:
@@ -21,6 +22,7 @@ __all__ = [
     "bump_transform",
     "coordinate_derivatives",
     "grid_coordinates",
+    "infer_rates",
     "mollifier_margin",
     "mollify",
     "simulate_nucleus",

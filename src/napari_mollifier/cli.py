@@ -1,7 +1,7 @@
 """The ``mollifier`` command line: thin commands over the Python API.
 
-Implemented now: ``benchmark`` and ``demo``. ``infer``, ``batch`` and ``simulate``
-(docs/interfaces.md) arrive with the inference issue.
+Implemented: ``infer``, ``simulate``, ``benchmark`` and ``demo``; ``batch`` (docs/interfaces.md)
+arrives with the batch issue.
 """
 
 from __future__ import annotations
@@ -66,15 +66,95 @@ def _cmd_benchmark(args) -> int:
     return 0 if all(r["status"] in ("ok", "out_of_memory") for r in records) else 1
 
 
+def _settings(args):
+    from .config import InferenceSettings
+
+    kw = dict(method=args.method, arch=args.arch, optimizer=args.optimizer, seed=args.seed, device=args.device)
+    if args.steps is not None:
+        kw["steps"] = args.steps
+    if args.kernel_radius_nm is not None:
+        kw["kernel_radius_nm"] = args.kernel_radius_nm
+    return InferenceSettings(**kw)
+
+
+def infer_files(images, out, *, pixel_size_nm=None, mask=None, input="intensity", settings=None,
+                overview: bool = False) -> list[tuple[str, str, str]]:
+    """Infer and write each image; returns (file, status, reason) rows. A failing file never
+    stops the others."""
+    from .inverse import infer_rates, write_rate_maps
+    from .io import InputError
+
+    rows = []
+    for image in images:
+        try:
+            maps = infer_rates(image, pixel_size_nm=pixel_size_nm, mask=mask, input=input, settings=settings)
+            paths = write_rate_maps(maps, out)
+            if overview:
+                from .plotting import overview_figure
+
+                overview_figure(maps, Path(out) / f"{Path(image).stem}_overview.png")
+            s = maps.summary()
+            _log(f"{image}: ok in {maps.fit.runtime_s:.0f} s on {maps.fit.device}; mean Gamma_me "
+                 f"{s['gamma_me']['mean']:.4g}, Gamma_ac {s['gamma_ac']['mean']:.4g} (1/tau); -> {paths['json']}")
+            rows.append((str(image), "ok", ""))
+        except (InputError, ValueError) as exc:
+            msg = str(exc).splitlines()[0]
+            _log(f"error: {msg}")
+            rows.append((str(image), "failed", msg))
+    return rows
+
+
+def _cmd_infer(args) -> int:
+    try:
+        settings = _settings(args)
+    except Exception as exc:  # pydantic validation
+        raise SystemExit(f"mollifier infer: invalid settings: {str(exc).splitlines()[0]}") from None
+    rows = infer_files(args.images, args.out, pixel_size_nm=args.pixel_size, mask=args.mask, input=args.input,
+                       settings=settings, overview=args.overview)
+    failed = [r for r in rows if r[1] != "ok"]
+    if failed:
+        _log(f"mollifier infer: {len(failed)} of {len(rows)} inputs failed")
+    return 1 if failed else 0
+
+
+def _cmd_simulate(args) -> int:
+    from .simulate import write_simulation
+
+    paths = write_simulation(args.out, name=args.name, size=args.size, rates=args.rates, mask=args.mask,
+                             seed=args.seed, pixel_size_nm=args.pixel_size, localisations=args.localisations,
+                             beta=args.lamina_beta)
+    _log(f"mollifier simulate: wrote {', '.join(sorted(str(p) for p in paths.values()))}")
+    return 0
+
+
 def _cmd_demo(args) -> int:
+    from .config import InferenceSettings
+
     out = Path(args.out)
-    _log(f"mollifier demo: inference is not implemented yet; running the quick benchmark into {out}/")
-    records = run_benchmark(quick=True, problems=["derivatives"], grids=None, orders=(1, 2, 4),
-                            device=args.device, json_path=out / "benchmark.json",
-                            markdown_path=out / "benchmark.md", memory_cap_gb=None,
-                            command=f"mollifier demo --out {shlex.quote(str(out))}")
-    print((out / "benchmark.md").read_text())
-    return 0 if all(r["status"] in ("ok", "out_of_memory") for r in records) else 1
+    root = Path(args.samples)
+    images = sorted(root.glob("*_intensity.tif"))
+    if not images:
+        raise SystemExit(f"mollifier demo: no *_intensity.tif in {root}; regenerate them with "
+                         "`bash scripts/make_sample_images.sh`")
+    _log(f"mollifier demo: rate maps of {len(images)} sample nuclei into {out}/")
+    rows = infer_files(images, out, settings=InferenceSettings(device=args.device), overview=True)
+    return 0 if all(r[1] == "ok" for r in rows) else 1
+
+
+def _add_fit_options(p) -> None:
+    p.add_argument("--pixel-size", type=float, metavar="NM", help="pixel size in nm (default: from the file)")
+    p.add_argument("--input", choices=["intensity", "fraction"], default="intensity",
+                   help="intensity (default): raw image normalised to phi; fraction: pixels are phi in [0, 1]")
+    p.add_argument("--mask", help="nucleus mask TIFF (nonzero = nucleus); default: segmented")
+    p.add_argument("--model", choices=["chr"], default="chr", help="physics model (default chr)")
+    p.add_argument("--method", choices=["pinn", "direct"], default="pinn")
+    p.add_argument("--arch", choices=["grid", "mlp"], default="grid",
+                   help="grid: preconditioned free field (default); mlp: coordinate MLP with Fourier features")
+    p.add_argument("--optimizer", choices=["adam", "soap"], default="adam")
+    p.add_argument("--steps", type=int, help="training steps (default 600)")
+    p.add_argument("--kernel-radius-nm", type=float, help="mollifier radius in nm")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,8 +179,29 @@ def build_parser() -> argparse.ArgumentParser:
                    "long (median of 2 to 20 steps after a warm-up step; default 2)")
     b.set_defaults(func=_cmd_benchmark)
 
-    d = sub.add_parser("demo", help="the README's main job (for now: the quick benchmark)")
+    i = sub.add_parser("infer", help="rate maps of one or more images")
+    i.add_argument("images", nargs="+", metavar="IMAGE")
+    i.add_argument("--out", required=True, help="output folder")
+    i.add_argument("--overview", action="store_true", help="also write S_overview.png")
+    _add_fit_options(i)
+    i.set_defaults(func=_cmd_infer)
+
+    s = sub.add_parser("simulate", help="a simulated nucleus: phi, intensity image, truth maps (+ localisations)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--name", default="nucleus")
+    s.add_argument("--size", type=int, default=256)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--rates", default="gradient", choices=["uniform", "gradient", "patches"])
+    s.add_argument("--mask", default="ellipse", choices=["circle", "ellipse"])
+    s.add_argument("--pixel-size", type=float, default=10.0, metavar="NM")
+    s.add_argument("--lamina-beta", type=float, default=0.0, help="lamina affinity (0: off)")
+    s.add_argument("--localisations", action="store_true", help="also write a localisation table (CSV, nm)")
+    s.set_defaults(func=_cmd_simulate)
+
+    d = sub.add_parser("demo", help="the README's main job: rate maps of the bundled sample nuclei")
     d.add_argument("--out", default="mollifier-demo", help="output folder (default: ./mollifier-demo)")
+    d.add_argument("--samples", default=str(Path(__file__).resolve().parents[2] / "sample_images"),
+                   help="folder of *_intensity.tif sample images (default: the repository's sample_images/)")
     d.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     d.set_defaults(func=_cmd_demo)
     return p

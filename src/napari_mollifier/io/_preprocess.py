@@ -67,7 +67,8 @@ def intensity_to_fraction(image: np.ndarray, mask: np.ndarray, *, name: str = "i
     Intensity grows with chromatin density and euchromatin still carries signal, so phi is the
     affine map that sends the euchromatin level to 0 and the heterochromatin level to 1; the
     two levels are the medians of the two Otsu classes of the (lightly smoothed) nucleus
-    pixels. Outside the nucleus phi = 0. Returns phi and the normalisation (saved with results).
+    pixels; the same map is applied outside (clipped to [0, 1]). Returns phi and the
+    normalisation (saved with results).
     """
     from scipy import ndimage as ndi
     from skimage.filters import threshold_otsu
@@ -80,6 +81,8 @@ def intensity_to_fraction(image: np.ndarray, mask: np.ndarray, *, name: str = "i
     eu, het = float(np.median(v[v <= t])), float(np.median(v[v > t]))
     if not het > eu:
         raise InputError(f"{name}: cannot separate heterochromatin from euchromatin levels; check the image")
-    phi = np.where(mask, np.clip((img - eu) / (het - eu), 0.0, 1.0), 0.0)
+    # The same map outside the nucleus (dark, so clipped to ~0) rather than a hard 0 at the mask
+    # edge, whose step would ring through spectral derivatives.
+    phi = np.clip((img - eu) / (het - eu), 0.0, 1.0)
     return phi, {"euchromatin_level": eu, "heterochromatin_level": het, "threshold": float(t),
                  "smoothing_px": smoothing_px}

@@ -1,0 +1,160 @@
+"""``infer_rates``: from an image (file or array) to rate maps, with preprocessing and outputs."""
+
+from __future__ import annotations
+
+import os
+import platform
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config import InferenceSettings
+from ..io import (InputError, check_fraction, check_mask, intensity_to_fraction, read_image, segment_nucleus,
+                  write_json, write_tiff)
+from ._solver import ProgressEvent, RateFit, fit_rates
+
+__all__ = ["RateMaps", "infer_rates", "write_rate_maps"]
+
+
+@dataclass
+class RateMaps:
+    """Inferred maps on the image grid (NaN outside the analysed region) and their provenance."""
+
+    gamma_me: np.ndarray
+    gamma_ac: np.ndarray
+    lam: np.ndarray
+    phi_hat: np.ndarray
+    mask: np.ndarray
+    phi: np.ndarray
+    pixel_size_nm: float
+    source: str
+    fit: RateFit
+    preprocessing: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        m = self.mask
+        out = {}
+        for name, a in (("gamma_me", self.gamma_me), ("gamma_ac", self.gamma_ac), ("lambda", self.lam)):
+            v = a[m]
+            out[name] = {"mean": float(np.mean(v)), "std": float(np.std(v)), "min": float(np.min(v)),
+                         "max": float(np.max(v))}
+        out["global_balance"] = float(np.mean((self.gamma_me * (1 - self.phi_hat))[m]) /
+                                      np.mean((self.gamma_ac * self.phi_hat)[m]))
+        out["analysed_pixels"] = int(m.sum())
+        return out
+
+
+def _load(image, pixel_size_nm, name) -> tuple[np.ndarray, float, str, dict]:
+    if isinstance(image, (str, os.PathLike)):
+        data = read_image(image)
+        px = pixel_size_nm or data.pixel_size_nm
+        if not px:
+            raise InputError(f"{data.path}: no pixel size in the file's metadata; give it with --pixel-size NM "
+                             "(pixel_size_nm=...)")
+        src = {"pixel_size_source": "argument" if pixel_size_nm else data.metadata.get("pixel_size_source", "")}
+        return data.data, float(px), data.path, src
+    arr = np.asarray(image, dtype=np.float64)
+    if arr.ndim != 2:
+        raise InputError(f"{name}: expected a 2-D image, got shape {arr.shape}")
+    if not pixel_size_nm:
+        raise InputError(f"{name}: an array carries no pixel size; pass pixel_size_nm")
+    if not np.isfinite(arr).all():
+        raise InputError(f"{name}: NaN/Inf pixels; replace them before analysis")
+    return arr, float(pixel_size_nm), name, {"pixel_size_source": "argument"}
+
+
+def infer_rates(image, *, pixel_size_nm: float | None = None, mask=None, input: str = "intensity",
+                settings: InferenceSettings | None = None, cancel: threading.Event | None = None,
+                progress: Callable[[ProgressEvent], None] | None = None) -> RateMaps:
+    """Methylation and acetylation rate maps from one image of a nucleus.
+
+    Parameters
+    ----------
+    image : path or (H, W) array
+        TIFF / OME-TIFF file (pixel size read from its metadata) or an array.
+    pixel_size_nm : float, optional
+        Overrides the file's pixel size; required for arrays and files without one.
+    mask : path or (H, W) array, optional
+        Nucleus mask (nonzero inside); segmented automatically (Otsu) when absent.
+    input : {"intensity", "fraction"}
+        Raw intensity (normalised inside the nucleus to phi) or phi itself.
+    settings : InferenceSettings
+    cancel : threading.Event, optional
+        Cooperative cancellation; the latest maps are returned.
+    progress : callable, optional
+        Receives each :class:`ProgressEvent` (step, losses, current maps).
+
+    Raises
+    ------
+    InputError
+        One-line message naming the input and the fix.
+    """
+    settings = settings or InferenceSettings()
+    name = str(image) if isinstance(image, (str, os.PathLike)) else "image"
+    data, px, source, prep = _load(image, pixel_size_nm, name)
+    if mask is None:
+        m = segment_nucleus(data, name=source)
+        prep["mask"] = "segmented (Otsu, largest region)"
+    else:
+        if isinstance(mask, (str, os.PathLike)):
+            mdata = read_image(mask).data if Path(mask).suffix.lower() in (".tif", ".tiff") else None
+            if mdata is None:
+                raise InputError(f"{mask}: masks must be TIFF files")
+            prep["mask"] = str(mask)
+        else:
+            mdata = np.asarray(mask)
+            prep["mask"] = "given"
+        m = check_mask(mdata, data.shape, name=prep["mask"] if isinstance(mask, (str, os.PathLike)) else source)
+    if input == "fraction":
+        # Kept as given outside the mask too: a step to 0 at the mask edge would ring through the
+        # spectral derivatives (measured: +37 % bias in the mean rate of a 128^2 nucleus).
+        phi = check_fraction(data, m, name=source)
+        prep["normalisation"] = "none (input is phi)"
+    elif input == "intensity":
+        phi, norm = intensity_to_fraction(data, m, name=source)
+        prep["normalisation"] = norm
+    else:
+        raise InputError(f"{source}: input must be 'intensity' or 'fraction', got {input!r}")
+    fit = None
+    for item in fit_rates(phi, m, px, settings, cancel=cancel):
+        if isinstance(item, RateFit):
+            fit = item
+        elif progress is not None:
+            progress(item)
+    analysed = fit.analysed
+    return RateMaps(gamma_me=fit.gamma_me, gamma_ac=fit.gamma_ac, lam=fit.lam, phi_hat=fit.phi_hat,
+                    mask=analysed, phi=phi, pixel_size_nm=px, source=source, fit=fit, preprocessing=prep)
+
+
+def write_rate_maps(maps: RateMaps, out_dir: str | os.PathLike, stem: str | None = None) -> dict:
+    """Write the docs/interfaces.md outputs: S_gamma_me/_gamma_ac/_lambda/_phi (float32), S_mask
+    (uint8) and S.json, each atomically. Returns name -> path."""
+    import torch
+
+    from .. import __version__
+
+    out = Path(out_dir)
+    stem = stem or Path(maps.source).stem
+    fit = maps.fit
+    meta = {"settings": fit.settings, "pixel_size_nm": maps.pixel_size_nm, "source": maps.source,
+            "units": "rates in 1/tau, tau = ell0^2/(M A), ell0 = 10 nm; only ratios to M are identifiable"}
+    paths = {}
+    for key, arr in (("gamma_me", maps.gamma_me), ("gamma_ac", maps.gamma_ac), ("lambda", maps.lam),
+                     ("phi", np.where(maps.mask, maps.phi_hat, np.nan))):
+        paths[key] = write_tiff(out / f"{stem}_{key}.tif", arr.astype(np.float32), maps.pixel_size_nm,
+                                metadata=dict(meta, map=key))
+    paths["mask"] = write_tiff(out / f"{stem}_mask.tif", maps.mask.astype(np.uint8), maps.pixel_size_nm)
+    record = {
+        "input": maps.source, "pixel_size_nm": maps.pixel_size_nm, "settings": fit.settings,
+        "preprocessing": maps.preprocessing, "device": fit.device, "runtime_s": fit.runtime_s,
+        "steps_done": fit.steps_done, "cancelled": fit.cancelled, "losses": fit.losses, "history": fit.history,
+        "summary": maps.summary(),
+        "versions": {"napari-mollifier": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
+        "units": meta["units"],
+    }
+    paths["json"] = write_json(out / f"{stem}.json", record)
+    return paths
