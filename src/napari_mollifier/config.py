@@ -42,6 +42,10 @@ class InferenceSettings(BaseModel):
                                       "values made the fit diverge (measured)")
     noise_floor: float = Field(0.01, gt=0, description="smallest noise level assumed for the data term")
     smoothness: float = Field(3e-2, ge=0, description="roughness penalty on the rate control grid")
+    psf_sigma_nm: float | None = Field(None, ge=0, description="Gaussian blur of the imaging (e.g. the "
+                                       "localisation precision of STORM): phi_hat is blurred by it before it "
+                                       "is compared with the data. Default: 15 nm for intensity input, 0 for "
+                                       "fraction input")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     report_every: int = Field(50, ge=1, description="steps between progress events")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import threading
@@ -116,6 +117,10 @@ def infer_rates(image, *, pixel_size_nm: float | None = None, mask=None, input: 
     elif input == "intensity":
         phi, norm = intensity_to_fraction(data, m, name=source)
         prep["normalisation"] = norm
+        if settings.psf_sigma_nm is None:
+            # STORM localisation precision (~15 nm) plus the normalisation's own smoothing.
+            psf = math.hypot(15.0, norm["smoothing_px"] * px)
+            settings = settings.model_copy(update={"psf_sigma_nm": psf})
     else:
         raise InputError(f"{source}: input must be 'intensity' or 'fraction', got {input!r}")
     fit = None

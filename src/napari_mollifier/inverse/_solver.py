@@ -134,8 +134,22 @@ class _Problem:
         d2 = self.basis.smoothness_operator().to(device)
         self.roughness = torch.block_diag(d2.T @ d2, d2.T @ d2)  # (2K, 2K)
         self.smoothness = settings.smoothness
+        self.psf_hat = None
+        psf_px = (settings.psf_sigma_nm or 0.0) / pixel_size_nm
+        if psf_px > 0:
+            hh, ww = self.phi.shape
+            ky = 2 * math.pi * torch.fft.fftfreq(hh, dtype=torch.float64)
+            kx = 2 * math.pi * torch.fft.rfftfreq(ww, dtype=torch.float64)
+            k2 = ky[:, None] ** 2 + kx[None, :] ** 2
+            self.psf_hat = torch.exp(-0.5 * psf_px**2 * k2).to(device, self.dtype)
         self.device = device
         self.n_coef = k
+
+    def imaged(self, u: torch.Tensor) -> torch.Tensor:
+        """phi_hat as the microscope would record it (blurred by the PSF, if any)."""
+        if self.psf_hat is None:
+            return u
+        return torch.fft.irfft2(torch.fft.rfft2(u) * self.psf_hat, s=u.shape)
 
     def derivatives(self, g: torch.Tensor) -> dict:
         out = self.layer(g[None, None])
@@ -214,7 +228,8 @@ def _preconditioner(problem: _Problem, s_d: float, s_r: float, mean_rate: float)
     kpad[: 2 * n + 1, : 2 * n + 1] = eta
     eta_hat = torch.fft.rfft2(torch.roll(kpad, (-n, -n), (0, 1))).real
     rho = m.mobility * (m.kappa * k2**2 + 2 * m.bulk * k2) + mean_rate
-    symbol = eta_hat.square().clamp_min(0.05) * (1 / s_d**2 + rho**2 / s_r**2)
+    psf2 = 1.0 if problem.psf_hat is None else problem.psf_hat.double().cpu().square()
+    symbol = eta_hat.square().clamp_min(0.05) * (psf2 / s_d**2 + rho**2 / s_r**2)
     return (symbol / symbol[0, 0]).rsqrt().to(problem.device, problem.dtype)
 
 
@@ -331,7 +346,7 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
             opt.zero_grad(set_to_none=True)
             d = problem.derivatives(field_fn())
             coef = problem.solve(d)
-            data_term = (d["u"] - problem.phi)[data_w].pow(2).mean() / s_d**2
+            data_term = (problem.imaged(d["u"]) - problem.phi)[data_w].pow(2).mean() / s_d**2
             phys_term = problem.residual_energy(d, coef) / s_r**2
             loss = data_term + phys_term
             loss.backward()
