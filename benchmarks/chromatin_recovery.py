@@ -57,7 +57,7 @@ def main():
              f"Reproduce: `.venv/bin/python benchmarks/chromatin_recovery.py{' --quick' if args.quick else ''}`", "",
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; "
              f"fit on device {args.device}" + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else "")
-             + " with default `InferenceSettings` (arch grid, Adam, 600 steps); input: phi with "
+             + " with default `InferenceSettings` (arch grid, Adam, 1200 steps, float32); input: phi with "
              "additive Gaussian noise, true mask; scored 20 px inside the nucleus edge.", "",
              "| preset | noise | r Γ_me | r Γ_ac | rel. err Γ_me | rel. err Γ_ac | std/mean Γ_me | std/mean Γ_ac "
              "| balance fit | balance truth | fit time |",

@@ -22,7 +22,7 @@ class InferenceSettings(BaseModel):
     arch: Literal["grid", "mlp"] = Field("grid", description="grid: free per-pixel field; mlp: coordinate "
                                          "MLP with Fourier features")
     optimizer: Literal["adam", "soap"] = "adam"
-    steps: int = Field(600, ge=0, description="training steps (pinn)")
+    steps: int = Field(1200, ge=0, description="training steps (pinn)")
     learning_rate: float | None = Field(None, gt=0, description="default: 0.05 for grid, 1e-3 for mlp")
     init_smoothing_px: float | None = Field(None, ge=0, description="Gaussian smoothing (pixels) of the "
                                             "data for the starting field and the residual scale; default "
@@ -46,6 +46,7 @@ class InferenceSettings(BaseModel):
                                        "localisation precision of STORM): phi_hat is blurred by it before it "
                                        "is compared with the data. Default: 15 nm for intensity input, 0 for "
                                        "fraction input")
+    precision: Literal["float32", "float64"] = "float32"
     seed: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     report_every: int = Field(50, ge=1, description="steps between progress events")
