@@ -101,6 +101,10 @@ def infer_files(images, out, *, pixel_size_nm=None, mask=None, input="intensity"
             msg = str(exc).splitlines()[0]
             _log(f"error: {msg}")
             rows.append((str(image), "failed", msg))
+        except Exception as exc:  # noqa: BLE001 - one input's failure must not stop the others
+            msg = f"{image}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            _log(f"error: {msg}")
+            rows.append((str(image), "failed", msg))
     return rows
 
 
