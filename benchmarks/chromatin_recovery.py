@@ -50,8 +50,12 @@ def main():
     ap.add_argument("--quick", action="store_true", help="gradient preset only")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--device", default="cpu", help="device of the fit (the simulation runs on the CPU)")
+    ap.add_argument("--perturbation", action="store_true",
+                    help="only the perturbation check: uniform rates vs Gamma_ac x 1.5 (same seed), noise 0 and 0.01")
     args = ap.parse_args()
     torch.set_flush_denormal(True)
+    if args.perturbation:
+        return perturbation(args)
     cases = [("gradient", 11), ("patches", 12), ("uniform", 13)][: 1 if args.quick else 3]
     lines = ["# Chromatin rate recovery on simulated nuclei (work in progress, issue 3)", "",
              f"Reproduce: `.venv/bin/python benchmarks/chromatin_recovery.py{' --quick' if args.quick else ''}`", "",
@@ -79,6 +83,34 @@ def main():
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}")
+
+
+def perturbation(args):
+    """Gamma_ac x 1.5 (a TSA-like change) must raise the inferred Gamma_ac by 1.5 and lower lambda."""
+    from napari_mollifier.simulate import rate_preset
+
+    me, ac = rate_preset("uniform", (256, 256))
+    out = args.out.with_name("chromatin_perturbation.md") if args.out == OUT else args.out
+    lines = ["# Perturbation check: Gamma_ac x 1.5 (issue 3, work in progress)", "",
+             "Reproduce: `.venv/bin/python benchmarks/chromatin_recovery.py --perturbation`", "",
+             "Uniform rates (Gamma_me 0.002, Gamma_ac 0.004 /tau) vs Gamma_ac x 1.5, same seed (13) and mask; "
+             "fraction input with Gaussian noise; default settings; means over the interior 20 px inside the edge.", "",
+             "| noise | mean Γ_ac ratio (goal 1.5 ± 0.15) | mean λ base | mean λ perturbed | λ falls |",
+             "|---:|---:|---:|---:|---|"]
+    sims = [simulate_nucleus(256, rates=(me, f * ac), seed=13) for f in (1.0, 1.5)]
+    for noise in (0.0, 0.01):
+        means = []
+        for sim in sims:
+            data = sim.phi + noise * np.random.default_rng(113).standard_normal(sim.phi.shape)
+            *_, fit = fit_rates(data, sim.mask, sim.pixel_size_nm, InferenceSettings(device=args.device))
+            inner = binary_erosion(sim.mask, iterations=20) & fit.analysed
+            means.append((float(np.mean(fit.gamma_ac[inner])), float(np.mean(fit.lam[inner]))))
+        (ac0, l0), (ac1, l1) = means
+        line = f"| {noise:g} | {ac1 / ac0:.3f} | {l0:.3f} | {l1:.3f} | {'yes' if l1 < l0 else 'no'} |"
+        print(line, flush=True)
+        lines.append(line)
+    out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
