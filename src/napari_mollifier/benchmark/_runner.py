@@ -19,18 +19,10 @@ _RESERVE_BYTES = 1536 * 2**20
 
 
 def resolve_device(device: str = "auto") -> str:
-    """"auto" -> "cuda" if available, else "mps" if available, else "cpu"."""
-    import torch
+    """The device name a benchmark runs on (see ``napari_mollifier.inverse.resolve_device``)."""
+    from ..inverse._solver import resolve_device as resolve
 
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
-        raise ValueError(f"device must be auto, cpu, cuda[:N] or mps, got {device!r}")
-    return device
+    return str(resolve(device))
 
 
 def derivative_configs(grids: Sequence[int] = FULL_GRIDS, orders: Sequence[int] = (1, 2, 4),

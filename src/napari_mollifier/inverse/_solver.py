@@ -67,15 +67,15 @@ class RateFit:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
+    """"auto" -> CUDA if available, else MPS if available, else CPU; an explicit device must exist."""
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but torch sees no CUDA GPU; use --device auto or cpu")
-    if device == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
+    if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
+        raise ValueError(f"device must be auto, cpu, cuda[:N] or mps, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for but torch sees no CUDA GPU; use --device auto or cpu")
+    if device == "mps" and not mps:
         raise ValueError("device 'mps' was asked for but is not available; use --device auto or cpu")
     return torch.device(device)
 
@@ -216,32 +216,27 @@ def _preconditioner(problem: _Problem, s_d: float, s_r: float, mean_rate: float)
     Adam barely moved the high wavenumbers that noise lives in (measured).
     """
     from ..mollifier import bump_kernel
+    from ..mollifier._functional import sampled_bump_symbol
 
     h, w = problem.phi.shape
     m = problem.model
     ky = 2 * math.pi * torch.fft.fftfreq(h, d=problem.h, dtype=torch.float64)
     kx = 2 * math.pi * torch.fft.rfftfreq(w, d=problem.h, dtype=torch.float64)
     k2 = ky[:, None] ** 2 + kx[None, :] ** 2
-    eta = torch.tensor(bump_kernel(problem.radius_px, 2))
-    n = eta.shape[0] // 2
-    kpad = torch.zeros(h, w, dtype=torch.float64)
-    kpad[: 2 * n + 1, : 2 * n + 1] = eta
-    eta_hat = torch.fft.rfft2(torch.roll(kpad, (-n, -n), (0, 1))).real
+    eta_hat = sampled_bump_symbol(torch.tensor(bump_kernel(problem.radius_px, 2)), (h, w))
     rho = m.mobility * (m.kappa * k2**2 + 2 * m.bulk * k2) + mean_rate
     psf2 = 1.0 if problem.psf_hat is None else problem.psf_hat.double().cpu().square()
     symbol = eta_hat.square().clamp_min(0.05) * (psf2 / s_d**2 + rho**2 / s_r**2)
     return (symbol / symbol[0, 0]).rsqrt().to(problem.device, problem.dtype)
 
 
-def _make_field(problem: _Problem, settings: InferenceSettings, precond: torch.Tensor, smoothing_px: float):
-    """The trainable field g on the crop: (parameter groups, callable returning g)."""
-    from scipy.ndimage import gaussian_filter
+def _make_field(problem: _Problem, settings: InferenceSettings, precond: torch.Tensor, start: torch.Tensor):
+    """The trainable field g on the crop: (parameter groups, callable returning g).
 
+    ``start`` is the lightly smoothed data the grid field begins from (noise would start the
+    residual 1e4 x too high)."""
     h, w = problem.phi.shape
     if settings.arch == "grid":
-        # Start from lightly smoothed data (noise would start the residual 1e4 x too high).
-        start = torch.as_tensor(gaussian_filter(problem.phi.cpu().numpy(), smoothing_px),
-                                dtype=problem.dtype, device=problem.device)
         z = torch.nn.Parameter(torch.fft.irfft2(torch.fft.rfft2(start) / precond, s=(h, w)))
         return {"free_field": [z]}, (lambda: torch.fft.irfft2(torch.fft.rfft2(z) * precond, s=(h, w)))
     from ..nets import CoordinateMLP
@@ -334,8 +329,7 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
     steps = settings.steps if settings.method == "pinn" else 0
     cancelled = False
     if steps:
-        groups, field_fn = _make_field(problem, settings, _preconditioner(problem, s_d, s_r, mean_rate),
-                                       smoothing_px)
+        groups, field_fn = _make_field(problem, settings, _preconditioner(problem, s_d, s_r, mean_rate), smooth)
         opt = _optimizer(settings, groups)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=0.05 * opt.param_groups[0]["lr"])
         data_w = problem.mask | ~problem.mask  # the whole crop: phi_hat must fit outside too

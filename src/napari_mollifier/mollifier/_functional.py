@@ -161,6 +161,17 @@ def _scaled_bank(plan: _Plan, spacing: tuple[float, ...]) -> np.ndarray:
     ])
 
 
+def sampled_bump_symbol(eta: torch.Tensor, size: Sequence[int], *, dtype=torch.float64, device=None) -> torch.Tensor:
+    """Real DFT (``rfftn`` layout) of a sampled bump centred on sample 0 of a grid of ``size``."""
+    nd = len(size)
+    dims = tuple(range(-nd, 0))
+    n = eta.shape[0] // 2
+    kpad = torch.zeros(tuple(size), dtype=dtype, device=device)
+    kpad[(slice(0, 2 * n + 1),) * nd] = eta.to(dtype=dtype, device=device)
+    kpad = torch.roll(kpad, shifts=(-n,) * nd, dims=dims)
+    return torch.fft.rfftn(kpad, dim=dims).real
+
+
 def _spectral(g: torch.Tensor, plan: _Plan, boundary: str, spacing: tuple[float, ...],
               eta: torch.Tensor) -> dict[str, torch.Tensor]:
     """Exact derivatives of the trigonometric interpolant of ``g * eta_h`` (periodic or even extension)."""
@@ -182,12 +193,7 @@ def _spectral(g: torch.Tensor, plan: _Plan, boundary: str, spacing: tuple[float,
     size = x.shape[-nd:]
     dims = tuple(range(-nd, 0))
     dt = torch.float64 if g.dtype == torch.float64 else torch.float32
-    # Transform of the sampled bump on this grid (kernel centred on sample 0).
-    kpad = torch.zeros(size, dtype=dt, device=g.device)
-    n = eta.shape[0] // 2
-    kpad[(slice(0, 2 * n + 1),) * nd] = eta.to(dt)
-    kpad = torch.roll(kpad, shifts=(-n,) * nd, dims=dims)
-    eta_hat = torch.fft.rfftn(kpad, dim=dims).real
+    eta_hat = sampled_bump_symbol(eta, size, dtype=dt, device=g.device)
     freqs = []
     for axis, (m, h) in enumerate(zip(size, spacing)):
         f = (torch.fft.rfftfreq if axis == nd - 1 else torch.fft.fftfreq)(m, d=h, dtype=torch.float64)
