@@ -40,8 +40,13 @@ class InferenceSettings(BaseModel):
                                       "true steady state under exact derivatives is already 35-50 % of the "
                                       "reaction (the pixel grid under-resolves interfaces), and tighter "
                                       "values made the fit diverge (measured)")
+    residual_form: Literal["nested", "chain"] = Field("nested", description="how lap(mu) is taken: nested = "
+                                                      "mollifier Laplacian of mu(phi_hat) (more accurate on "
+                                                      "pixel grids that barely resolve interfaces); chain = "
+                                                      "chain rule from derivatives of phi_hat")
     noise_floor: float = Field(0.01, gt=0, description="smallest noise level assumed for the data term")
-    smoothness: float = Field(3e-2, ge=0, description="roughness penalty on the rate control grid")
+    smoothness: float = Field(3e-2, ge=0, description="roughness penalty on the rate control grid "
+                              "at 1 % noise (or less); it grows as (noise / 1 %)^2 with the estimated noise")
     psf_sigma_nm: float | None = Field(None, ge=0, description="Gaussian blur of the imaging (e.g. the "
                                        "localisation precision of STORM): phi_hat is blurred by it before it "
                                        "is compared with the data. Default: 15 nm for intensity input, 0 for "

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-__all__ = ["ChromatinModel", "f_prime", "f_second", "f_third", "mu_laplacian", "steady_state_residual",
+__all__ = ["ChromatinModel", "chemical_potential", "f_prime", "f_second", "f_third", "mu_laplacian", "steady_state_residual",
            "DERIVATIVES_NEEDED"]
 
 #: Mollifier outputs the residual needs (lap f'(u) is expanded by the chain rule).
@@ -54,6 +54,19 @@ def f_second(phi):
 
 def f_third(phi):
     return -12.0 + 24.0 * phi
+
+
+def chemical_potential(d: dict, model: ChromatinModel = ChromatinModel(), lamina=None) -> torch.Tensor:
+    """``mu = A f'(u) - kappa lap(u) - beta w`` from ``u`` and ``lap u``.
+
+    The inverse solver takes ``lap(mu)`` as a second mollifier convolution of this field (the
+    "nested" form) rather than by the chain rule: on a pixel grid that barely resolves the
+    domain interfaces the nested form is the more accurate discretisation (docs/NOTES.md).
+    """
+    mu = model.bulk * f_prime(d["u"]) - model.kappa * d["laplacian"]
+    if model.beta and lamina is not None:
+        mu = mu - model.beta * lamina
+    return mu
 
 
 def mu_laplacian(d: dict, model: ChromatinModel = ChromatinModel(), lamina_laplacian=None) -> torch.Tensor:
