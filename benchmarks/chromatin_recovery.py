@@ -1,6 +1,7 @@
 """Rate-map recovery on simulated 256^2 nuclei (issue 3 acceptance figures, work in progress).
 
-    .venv/bin/python benchmarks/chromatin_recovery.py [--quick] [--out benchmarks/results/chromatin_recovery.md]
+    .venv/bin/python benchmarks/chromatin_recovery.py [--quick] [--arch grid|mlp] [--optimizer adam|soap]
+        [--steps N] [--input fraction|intensity] [--photons P ...] [--out FILE]
 
 For each rate preset (gradient, patches: seed 11 and 12; uniform: seed 13; none of them are
 the sample images) the forward simulator makes a steady state; Gaussian noise of sigma
@@ -9,6 +10,11 @@ Adam, device cpu) given the true mask. Scores on the nucleus interior 20 px from
 Pearson r and mean relative error of Gamma_me and Gamma_ac, spatial std/mean (the flat null
 test for "uniform"), the global balance <Gamma_me (1 - phi)> / <Gamma_ac phi> of the fit and of
 the truth on the same region, and the fit's wall time.
+
+``--input intensity`` renders each steady state as an intensity image instead (euchromatin
+level 0.3, Poisson counts with ``--photons`` per heterochromatin pixel, 15 nm localisation
+blur: ``render_intensity``) and runs ``infer_rates`` on it with the true mask, as
+``mollifier infer --input intensity --mask`` would.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -24,8 +31,8 @@ import torch
 from scipy.ndimage import binary_erosion
 
 from napari_mollifier.config import InferenceSettings
-from napari_mollifier.inverse import fit_rates
-from napari_mollifier.simulate import simulate_nucleus
+from napari_mollifier.inverse import fit_rates, infer_rates
+from napari_mollifier.simulate import render_intensity, simulate_nucleus
 
 OUT = Path(__file__).resolve().parent / "results" / "chromatin_recovery.md"
 
@@ -50,6 +57,13 @@ def main():
     ap.add_argument("--quick", action="store_true", help="gradient preset only")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--device", default="cpu", help="device of the fit (the simulation runs on the CPU)")
+    ap.add_argument("--arch", choices=("grid", "mlp"), default="grid")
+    ap.add_argument("--optimizer", choices=("adam", "soap"), default="adam")
+    ap.add_argument("--steps", type=int, default=None, help="training steps (default: the settings' default)")
+    ap.add_argument("--input", choices=("fraction", "intensity"), default="fraction")
+    ap.add_argument("--photons", type=float, nargs="+", default=[50.0],
+                    help="intensity input: mean counts of a heterochromatin pixel (one row per value)")
+    ap.add_argument("--presets", nargs="+", default=None, help="subset of gradient, patches, uniform")
     ap.add_argument("--perturbation", action="store_true",
                     help="only the perturbation check: uniform rates vs Gamma_ac x 1.5 (same seed), noise 0 and 0.01")
     args = ap.parse_args()
@@ -57,24 +71,47 @@ def main():
     if args.perturbation:
         return perturbation(args)
     cases = [("gradient", 11), ("patches", 12), ("uniform", 13)][: 1 if args.quick else 3]
-    lines = ["# Chromatin rate recovery on simulated nuclei (work in progress, issue 3)", "",
-             f"Reproduce: `.venv/bin/python benchmarks/chromatin_recovery.py{' --quick' if args.quick else ''}`", "",
+    if args.presets:
+        cases = [c for c in cases if c[0] in args.presets]
+    over = {"arch": args.arch, "optimizer": args.optimizer}
+    if args.steps is not None:
+        over["steps"] = args.steps
+    settings = InferenceSettings(device=args.device, **over)
+    cmd = " ".join(sys.argv[1:])
+    if args.out == OUT:  # one results file per configuration; the default one keeps its name
+        tags = [t for t, default in ((args.arch, "grid"), (args.optimizer, "adam"), (args.input, "fraction"))
+                if t != default] + ([f"{args.steps}steps"] if args.steps is not None else [])
+        if tags:
+            args.out = OUT.with_name(f"chromatin_recovery_{'_'.join(tags)}.md")
+    level_name = "photons" if args.input == "intensity" else "noise"
+    lines = ["# Chromatin rate recovery on simulated nuclei (issue 3)", "",
+             f"Reproduce: `.venv/bin/python benchmarks/chromatin_recovery.py{(' ' + cmd) if cmd else ''}`", "",
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; "
              f"fit on device {args.device}" + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else "")
-             + " with default `InferenceSettings` (arch grid, Adam, 1200 steps, float32); input: phi with "
-             "additive Gaussian noise, true mask; scored 20 px inside the nucleus edge.", "",
-             "| preset | noise | r Γ_me | r Γ_ac | rel. err Γ_me | rel. err Γ_ac | std/mean Γ_me | std/mean Γ_ac "
+             + f"; settings: arch {settings.arch}, optimizer {settings.optimizer}, {settings.steps} steps, "
+             f"{settings.precision}, residual {settings.residual_form}, otherwise defaults; input: "
+             + ("phi with additive Gaussian noise" if args.input == "fraction" else
+                "intensity render (Poisson, 15 nm blur, euchromatin level 0.3)")
+             + ", true mask; scored 20 px inside the nucleus edge. Fit time includes preprocessing.", "",
+             f"| preset | {level_name} | r Γ_me | r Γ_ac | rel. err Γ_me | rel. err Γ_ac | std/mean Γ_me | std/mean Γ_ac "
              "| balance fit | balance truth | fit time |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    levels = (0.0, 0.01, 0.03) if args.input == "fraction" else tuple(args.photons)
     for preset, seed in cases:
         sim = simulate_nucleus(256, rates=preset, seed=seed)
-        for noise in (0.0, 0.01, 0.03):
-            data = sim.phi + noise * np.random.default_rng(seed + 100).standard_normal(sim.phi.shape)
+        for level in levels:
             t0 = time.perf_counter()
-            *_, fit = fit_rates(data, sim.mask, sim.pixel_size_nm, InferenceSettings(device=args.device))
+            if args.input == "fraction":
+                data = sim.phi + level * np.random.default_rng(seed + 100).standard_normal(sim.phi.shape)
+                *_, fit = fit_rates(data, sim.mask, sim.pixel_size_nm, settings)
+            else:
+                img = render_intensity(sim.phi, sim.mask, sim.pixel_size_nm, photons=level, seed=seed + 200)
+                maps = infer_rates(img, pixel_size_nm=sim.pixel_size_nm, mask=sim.mask, input="intensity",
+                                   settings=settings)
+                fit = maps.fit
             dt = time.perf_counter() - t0
             r = score(fit, sim, sim.phi)
-            line = (f"| {preset} (residual {sim.residual_ratio:.1%}) | {noise:g} | {r['r_me']:.3f} | {r['r_ac']:.3f} | "
+            line = (f"| {preset} (residual {sim.residual_ratio:.1%}) | {level:g} | {r['r_me']:.3f} | {r['r_ac']:.3f} | "
                     f"{r['rel_me']:.1%} | {r['rel_ac']:.1%} | {r['cv_me']:.1%} | {r['cv_ac']:.1%} | "
                     f"{r['balance_fit']:.3f} | {r['balance_true']:.3f} | {dt:.0f} s |")
             print(line, flush=True)

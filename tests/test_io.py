@@ -466,6 +466,24 @@ def test_intensity_to_fraction_recovers_two_level_pattern():
     assert 30.0 < norm["threshold"] < 100.0
 
 
+def test_intensity_to_fraction_keeps_noise_white_and_unbiased():
+    # The fit estimates the noise and denoises; the normalisation must not smooth (which hid
+    # the noise from the estimate) nor clip inside the nucleus (which biases noisy pixels).
+    from napari_mollifier.inverse import estimate_noise
+
+    mask = _ellipse()
+    yy, xx = np.mgrid[:128, :128]
+    phi_true = (np.sin(xx / 5.0) > 0.3).astype(float) * mask
+    rng = np.random.default_rng(0)
+    image = 30.0 + 70.0 * phi_true + 14.0 * rng.standard_normal((128, 128))  # noise 0.2 in phi units
+    phi, norm = intensity_to_fraction(image, mask)
+    scale = norm["heterochromatin_level"] - norm["euchromatin_level"]
+    assert scale == pytest.approx(70.0, rel=0.1)  # class medians of noisy pixels: ~5 % low
+    assert estimate_noise(phi, mask) == pytest.approx(14.0 / scale, rel=0.15)
+    assert np.mean(phi[mask]) == pytest.approx(np.mean(phi_true[mask]), abs=0.02)
+    assert phi[mask].min() < -0.3  # not clipped inside the nucleus
+
+
 def test_intensity_to_fraction_rejects_uniform_nucleus():
     mask = _ellipse()
     image = np.where(mask, 50.0, 0.0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import threading
@@ -17,7 +16,10 @@ from ..io import (InputError, check_fraction, check_mask, intensity_to_fraction,
                   write_json, write_tiff)
 from ._solver import ProgressEvent, RateFit, fit_rates
 
-__all__ = ["RateMaps", "infer_rates", "write_rate_maps"]
+__all__ = ["RateMaps", "infer_rates", "write_rate_maps", "DEFAULT_PSF_SIGMA_NM"]
+
+#: Blur assumed for intensity input when ``settings.psf_sigma_nm`` is None (nm).
+DEFAULT_PSF_SIGMA_NM = 15.0
 
 
 @dataclass
@@ -118,13 +120,13 @@ def infer_rates(image, *, pixel_size_nm: float | None = None, mask=None, input: 
         phi, norm = intensity_to_fraction(data, m, name=source)
         prep["normalisation"] = norm
         if settings.psf_sigma_nm is None:
-            # STORM localisation precision (~15 nm) plus the normalisation's own smoothing.
-            psf = math.hypot(15.0, norm["smoothing_px"] * px)
-            settings = settings.model_copy(update={"psf_sigma_nm": psf})
+            # A typical STORM localisation precision (the normalisation does not smooth).
+            settings = settings.model_copy(update={"psf_sigma_nm": DEFAULT_PSF_SIGMA_NM})
     else:
         raise InputError(f"{source}: input must be 'intensity' or 'fraction', got {input!r}")
     fit = None
-    for item in fit_rates(phi, m, px, settings, cancel=cancel):
+    # Intensity levels only fix phi up to an affine map: the fit refines it (fit_levels).
+    for item in fit_rates(phi, m, px, settings, cancel=cancel, fit_levels=input == "intensity"):
         if isinstance(item, RateFit):
             fit = item
         elif progress is not None:
