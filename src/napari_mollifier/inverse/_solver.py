@@ -46,6 +46,8 @@ class ProgressEvent:
     # Current maps on the analysed crop (float32 numpy, NaN outside the analysed region).
     maps: dict | None = None
     done: bool = False
+    # Where the crop lies in the full image: maps go to ``full[box]`` (slices of rows, columns).
+    box: tuple | None = None
 
 
 @dataclass
@@ -352,7 +354,7 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
             if step % settings.report_every == 0 or step == steps:
                 history.append(dict(step=step, **losses))
                 yield ProgressEvent(step, steps, dict(losses), time.perf_counter() - t0,
-                                    maps=problem.maps(coef, u_last))
+                                    maps=problem.maps(coef, u_last), box=problem.box)
         with torch.no_grad():
             d = problem.derivatives(field_fn())
             coef = problem.solve(d)
@@ -366,5 +368,5 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
                   history=history, runtime_s=time.perf_counter() - t0, device=str(device),
                   steps_done=history[-1]["step"] if history else 0, cancelled=cancelled,
                   settings=settings.model_dump())
-    yield ProgressEvent(fit.steps_done, steps, dict(losses), fit.runtime_s, maps=maps, done=True)
+    yield ProgressEvent(fit.steps_done, steps, dict(losses), fit.runtime_s, maps=maps, done=True, box=problem.box)
     yield fit
