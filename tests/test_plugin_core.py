@@ -268,3 +268,23 @@ def test_batch_cancel_lists_files_not_run(tmp_path):
         next(gen)
     assert [r.status for r in stop.value.value] == ["not run", "not run"]
     assert [r["status"] for r in csv.DictReader(open(out / "summary.csv"))] == ["not run", "not run"]
+
+
+def test_plugin_compute_modules_import_no_gui():
+    """Readers, writer, sample data and the fit worker are usable without napari or Qt."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json, sys\n"
+            "import napari_mollifier._napari._reader, napari_mollifier._napari._writer\n"
+            "import napari_mollifier._napari._sample_data, napari_mollifier._napari._fit\n"
+            "import napari_mollifier._napari._render, napari_mollifier.batch\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"})
+    assert proc.returncode == 0, proc.stderr
+    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    gui = [m for m in loaded if m.split(".")[0] in ("napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6",
+                                                      "magicgui")]
+    assert not gui, gui

@@ -18,7 +18,33 @@ from ..io import InputError, check_mask, segment_nucleus
 from ._layers import MAP_KEYS, contrast_limits
 
 __all__ = ["FitInput", "FitState", "MapUpdate", "prepare_fit", "fit_updates", "describe_point", "rect_mask",
-           "maps_of_fit"]
+           "maps_of_fit", "warm_up", "WARMED_UP"]
+
+#: Set once :func:`warm_up` has run in this process.
+WARMED_UP = threading.Event()
+_warm_lock = threading.Lock()
+
+
+def warm_up() -> None:
+    """Import what the first fit would import lazily (torch's optimiser pulls in torch._dynamo:
+    ~800 modules, ~2 s). Imports hold the GIL, so inside a running fit they froze the viewer for
+    0.1-0.4 s at a time (measured); the widget runs this in a background thread when it opens."""
+    with _warm_lock:
+        if WARMED_UP.is_set():
+            return
+        try:
+            import scipy.ndimage  # noqa: F401
+            import skimage.filters  # noqa: F401
+            import torch
+
+            p = torch.nn.Parameter(torch.zeros(2))
+            opt = torch.optim.Adam([p], lr=1e-3)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=2)
+            p.square().sum().backward()
+            opt.step()
+            sched.step()
+        finally:
+            WARMED_UP.set()
 
 
 @dataclass(frozen=True)
@@ -130,6 +156,9 @@ def fit_updates(inp: FitInput, *, cancel: threading.Event | None = None,
     ``min_interval_s`` (full-image maps and display ranges are computed here, off the GUI thread);
     return the :class:`RateFit`. Setting ``cancel`` stops after the current step (the fit then
     holds the latest maps, all from the same field)."""
+    # Waits for the widget's warm-up thread if it is still importing: the two importing at once
+    # crawled (minutes) and stalled the viewer (measured under pytest).
+    warm_up()
     history: list = []
     last = -math.inf
     for item in fit_rates(inp.phi, inp.mask, inp.pixel_size_nm, inp.settings, cancel=cancel):

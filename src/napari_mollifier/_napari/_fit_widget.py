@@ -8,15 +8,17 @@ thread worker over :func:`~._fit.fit_updates` (Qt-free), and layers change only 
 from __future__ import annotations
 
 import math
+import threading
 from typing import TYPE_CHECKING
 
+import napari.layers
 import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                             QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from ..io import InputError
-from ._fit import FitState, MapUpdate, describe_point, fit_updates, maps_of_fit, prepare_fit
+from ._fit import WARMED_UP, FitState, MapUpdate, describe_point, fit_updates, maps_of_fit, prepare_fit, warm_up
 from ._layers import MAP_KEYS, MAP_STYLE, RATE_UNITS, contrast_limits
 from ._qt_plot import LossPlot
 from ._qt_settings import SettingsForm
@@ -24,7 +26,7 @@ from ._qt_worker import StopsOnClose, start_cancellable
 from ._writer import pixel_size_from_meta
 
 if TYPE_CHECKING:
-    import napari
+    import napari.viewer
 
 __all__ = ["FitWidget"]
 
@@ -60,6 +62,8 @@ class FitWidget(StopsOnClose, QWidget):
         self._build()
         self._connect()
         self._refresh_layers()
+        if not WARMED_UP.is_set():
+            threading.Thread(target=warm_up, name="mollifier-warm-up", daemon=True).start()
 
     # ---------------------------------------------------------------- layout
     def _build(self) -> None:
@@ -137,7 +141,7 @@ class FitWidget(StopsOnClose, QWidget):
         self.start_btn.clicked.connect(self._on_start_stop)
         self.form.widgets["device"].currentIndexChanged.connect(self._update_device_label)
         self.state.events.status.connect(self._on_status)
-        self.state.events.message.connect(self.status_label.setText)
+        self.state.events.message.connect(self._on_message)
         self.state.events.device.connect(self._update_device_label)
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
@@ -145,9 +149,13 @@ class FitWidget(StopsOnClose, QWidget):
         self._watch_app()
         self._update_device_label()
 
+    def _on_message(self, text: str) -> None:
+        self.status_label.setText(text)
+
     # ---------------------------------------------------------------- layer choices
     def _layers_of(self, kind: str) -> list:
-        return [ly for ly in self.viewer.layers if type(ly).__name__ == kind]
+        cls = getattr(napari.layers, kind)
+        return [ly for ly in self.viewer.layers if isinstance(ly, cls)]
 
     def _refresh_layers(self, *_) -> None:
         if self._closed:
@@ -216,7 +224,7 @@ class FitWidget(StopsOnClose, QWidget):
         mask = segment_nucleus(np.asarray(image.data, dtype=float), name=image.name).astype(np.uint8)
         label_name = f"{image.name} nucleus mask"
         existing = self._layer(label_name)
-        if existing is not None and type(existing).__name__ == "Labels" and existing.data.shape == mask.shape:
+        if existing is not None and isinstance(existing, napari.layers.Labels) and existing.data.shape == mask.shape:
             existing.data = mask
         else:
             self.viewer.add_labels(mask, name=label_name, opacity=0.3, **self._geometry(image))
@@ -256,7 +264,7 @@ class FitWidget(StopsOnClose, QWidget):
                 "pixel_size_nm": inp.pixel_size_nm}
         shown = np.where(inp.mask, inp.phi, np.nan).astype(np.float32)
         layer = self._layer(name)
-        if layer is not None and type(layer).__name__ == "Image" and layer.data.shape == shown.shape:
+        if layer is not None and isinstance(layer, napari.layers.Image) and layer.data.shape == shown.shape:
             layer.data = shown
             layer.metadata = meta
         else:
@@ -320,10 +328,19 @@ class FitWidget(StopsOnClose, QWidget):
         self.state.step = 0
         self.state.status = "running"
         self.state.message = f"Fitting {image.name} ({inp.settings.method}, {inp.settings.arch}) on {device}…"
+        self.result_layers = {}
         self.worker = start_cancellable(
             fit_updates, inp,
             connect={"yielded": self._on_update, "returned": self._on_returned, "errored": self._on_error,
                      "finished": self._on_finished})
+        # The four layers appear now (empty until the first maps) and are only updated in place
+        # afterwards: creating a layer costs napari ~0.1-0.4 s of GUI time, an in-place update ~10 ms.
+        for key in MAP_KEYS:
+            self._map_layer(key)
+        # Paint now (our widget's repaint flushes the window's pending updates, the canvas with
+        # its new layers included), so that the first drawing of the new layers happens during
+        # the click rather than as a freeze in the middle of the fit.
+        self.repaint()
         return self.worker
 
     def stop(self) -> None:
@@ -336,12 +353,13 @@ class FitWidget(StopsOnClose, QWidget):
     def _on_update(self, u: MapUpdate) -> None:
         if self._closed:
             return
-        self._show(u.maps, u.limits, {"step": u.step, "total_steps": u.total_steps, "losses": u.losses})
+        # The progress bar repaints synchronously: before the layer updates, so that the canvas
+        # redraw they schedule is not pulled into this call. Its text carries the loss (a label
+        # with changing wrapped text would re-layout the dock at every update).
+        self.progress.setFormat(f"%v / %m steps, loss {u.losses.get('total', math.nan):.3g}")
         self.progress.setValue(u.step)
+        self._show(u.maps, u.limits)
         self.state.step = u.step
-        if self.state.status == "running":
-            self.state.message = (f"Step {u.step} / {u.total_steps}, loss {u.losses.get('total', math.nan):.3g} "
-                                  f"({u.elapsed_s:.0f} s)")
         self.loss_plot.set_history(u.history)
 
     def _on_returned(self, fit) -> None:
@@ -355,6 +373,7 @@ class FitWidget(StopsOnClose, QWidget):
                     "history": fit.history})
         if fit.history:
             self.loss_plot.set_history(fit.history)
+        self.progress.setFormat("%v / %m steps")
         self.progress.setValue(fit.steps_done if fit.cancelled else self.progress.maximum())
         self.state.step = fit.steps_done
         s = _means(fit)
@@ -377,26 +396,36 @@ class FitWidget(StopsOnClose, QWidget):
             self.state.status = "stopped"
         self._on_status()
 
-    def _show(self, maps: dict, limits: dict, extra: dict) -> None:
-        """Put the four maps (all of one step) into their layers: created once, then updated in place."""
-        meta = dict(self._meta, **extra)
-        for key in MAP_KEYS:
-            name = f"{self._source_name} {key}"
-            layer = self.result_layers.get(key)
-            if layer is None or layer not in self.viewer.layers:
-                layer = self._layer(name)
-                if layer is not None and (type(layer).__name__ != "Image" or layer.data.shape != maps[key].shape):
-                    self.viewer.layers.remove(layer)
-                    layer = None
+    def _map_layer(self, key: str):
+        """The layer of one map: this fit's, else an image layer of that name and shape (reused),
+        else a new one (NaN until the first maps arrive)."""
+        name = f"{self._source_name} {key}"
+        shape = self._input.phi.shape
+        layer = self.result_layers.get(key)
+        if layer is None or layer not in self.viewer.layers or layer.name != name:
+            layer = self._layer(name)
+            if layer is not None and not (isinstance(layer, napari.layers.Image) and layer.data.shape == shape):
+                self.viewer.layers.remove(layer)
+                layer = None
             if layer is None:
-                layer = self.viewer.add_image(maps[key], name=name, contrast_limits=limits[key],
-                                              metadata=dict(meta, map=key), **MAP_STYLE[key], **self._geom)
-            else:
-                layer.data = maps[key]
-                layer.contrast_limits_range = limits[key]
-                layer.contrast_limits = limits[key]
-                layer.metadata = dict(meta, map=key)
+                # Only Gamma_me is shown at first: the maps overlap, and hidden layers cost nothing to
+                # update (napari refreshes them when they are shown).
+                layer = self.viewer.add_image(np.full(shape, np.nan, np.float32), name=name, contrast_limits=(0, 1),
+                                              metadata=dict(self._meta, map=key), visible=key == "gamma_me",
+                                              **MAP_STYLE[key], **self._geom)
+            elif tuple(layer.scale) != tuple(self._geom["scale"]) or \
+                    tuple(layer.translate) != tuple(self._geom["translate"]):
+                layer.scale, layer.translate = self._geom["scale"], self._geom["translate"]
             self.result_layers[key] = layer
+        return layer
+
+    def _show(self, maps: dict, limits: dict, extra: dict | None = None) -> None:
+        """Put the four maps (all of one step) into their layers, in place. ``extra`` (the final
+        maps) also goes into the layers' metadata; live updates leave the metadata alone."""
+        meta = None if extra is None else dict(self._meta, **extra)
+        for key in MAP_KEYS:
+            _update_in_place(self._map_layer(key), maps[key], limits[key],
+                             None if meta is None else dict(meta, map=key), force_limits=extra is not None)
 
     def _on_status(self, *_) -> None:
         busy = self.state.status in ("running", "stopping")
@@ -446,6 +475,25 @@ class FitWidget(StopsOnClose, QWidget):
         if self._on_click in self.viewer.mouse_drag_callbacks:
             self.viewer.mouse_drag_callbacks.remove(self._on_click)
         self._unwatch()
+
+
+def _update_in_place(layer, data: np.ndarray, limits, metadata: dict | None, *, force_limits: bool = False) -> None:
+    """New values for a map layer of the same shape: copied into the layer's own array and one
+    refresh, instead of ``layer.data = ...`` (which re-derives dims and extents: ~3x the main-thread
+    time per update, measured). The display range follows only when it moved by more than 5 %
+    (each change also redraws the thumbnail and the layer controls)."""
+    own = layer.data
+    if isinstance(own, np.ndarray) and own.shape == data.shape and own.dtype == np.float32 and own.flags.writeable:
+        own[...] = data
+        layer.refresh(thumbnail=False, highlight=False, extent=False)  # a no-op while the layer is hidden
+    else:
+        layer.data = np.array(data, dtype=np.float32)
+    if metadata is not None:
+        layer.metadata = metadata
+    lo, hi = layer.contrast_limits
+    tol = 0.05 * max(abs(limits[1] - limits[0]), 1e-30)
+    if force_limits or abs(lo - limits[0]) > tol or abs(hi - limits[1]) > tol:
+        layer.contrast_limits = limits  # widens the range if needed; updates the thumbnail
 
 
 def _short(norm) -> str:
