@@ -14,7 +14,7 @@ from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                             QVBoxLayout, QWidget)
 
 from ..batch import FileResult, find_images, run_batch, sibling_mask
-from ._qt_settings import SettingsForm
+from ._qt_settings import SettingsForm, scroll_body
 from ._qt_worker import StopsOnClose, start_cancellable
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class BatchWidget(StopsOnClose, QWidget):
         self._watch_app()
 
     def _build(self) -> None:
-        lay = QVBoxLayout(self)
+        lay = scroll_body(self)
         box = QGroupBox("Files", self)
         form = QFormLayout(box)
         self.folder = QLineEdit(box)

@@ -21,7 +21,7 @@ from ..io import InputError
 from ._fit import WARMED_UP, FitState, MapUpdate, describe_point, fit_updates, maps_of_fit, prepare_fit, warm_up
 from ._layers import MAP_KEYS, MAP_STYLE, RATE_UNITS, contrast_limits
 from ._qt_plot import LossPlot
-from ._qt_settings import SettingsForm
+from ._qt_settings import SettingsForm, scroll_body
 from ._qt_worker import StopsOnClose, start_cancellable
 from ._writer import pixel_size_from_meta
 
@@ -67,7 +67,7 @@ class FitWidget(StopsOnClose, QWidget):
 
     # ---------------------------------------------------------------- layout
     def _build(self) -> None:
-        lay = QVBoxLayout(self)
+        lay = scroll_body(self)
         box = QGroupBox("Input", self)
         form = QFormLayout(box)
         self.image_combo = QComboBox(box)

@@ -11,11 +11,12 @@ import types
 import typing
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QToolButton, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QScrollArea, QSpinBox, QToolButton,
+                            QVBoxLayout, QWidget)
 
 from ..config import InferenceSettings
 
-__all__ = ["SettingsForm", "MAIN_FIELDS", "ADVANCED_FIELDS"]
+__all__ = ["SettingsForm", "MAIN_FIELDS", "ADVANCED_FIELDS", "scroll_body"]
 
 MAIN_FIELDS = ("model", "method", "arch", "optimizer", "steps", "kernel_radius_nm", "device")
 ADVANCED_FIELDS = ("learning_rate", "rate_scale_nm", "edge_margin_nm", "residual_tolerance", "smoothness",
@@ -143,3 +144,18 @@ class SettingsForm(QWidget):
 
 def _arrow(expanded: bool):
     return Qt.ArrowType.DownArrow if expanded else Qt.ArrowType.RightArrow
+
+
+def scroll_body(widget: QWidget) -> QVBoxLayout:
+    """Give ``widget`` a vertically scrolling body and return the body's layout (a dock shorter than
+    the panel would otherwise squeeze its rows on top of each other)."""
+    outer = QVBoxLayout(widget)
+    outer.setContentsMargins(0, 0, 0, 0)
+    area = QScrollArea(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    body = QWidget(area)
+    area.setWidget(body)
+    outer.addWidget(area)
+    return QVBoxLayout(body)
