@@ -51,8 +51,9 @@ def main() -> None:
     name = args.sample
     for layer in viewer.layers:
         layer.visible = layer.name in (name, f"{name} gamma_me", f"{name} gamma_ac", f"{name} lambda")
-    viewer.grid.enabled = True
-    viewer.grid.shape = (2, 2)
+    grid = viewer.canvas.grid if hasattr(viewer, "canvas") else viewer.grid  # napari >= 0.9: viewer.canvas
+    grid.enabled = True
+    grid.shape = (2, 2)
     viewer.reset_view()
     me = viewer.layers[f"{name} gamma_me"]
     h, w = me.data.shape

@@ -184,6 +184,8 @@ def test_writer_round_trip(tmp_path):
     assert kw["scale"] == (20.0, 20.0) and kw["colormap"] == "magma"
     assert kw["metadata"]["settings"] == settings and kw["metadata"]["step"] == 11
     assert pixel_size_from_meta({"scale": (1.0, 0.02), "units": ("µm", "µm")}) == pytest.approx(20.0)
+    assert pixel_size_from_meta({"scale": (1.0, 1.0), "units": ("pixel", "pixel")}) is None  # napari's default
+    assert pixel_size_from_meta({"scale": (8.0, 8.0), "units": ("pixel", "pixel")}) == 8.0
     with pytest.raises(ValueError, match="2-D"):
         write_rate_map(str(tmp_path / "x.tif"), np.zeros((2, 4, 4)), meta)
 

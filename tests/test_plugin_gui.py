@@ -149,6 +149,17 @@ def test_widget_defaults_tooltips_and_device(make_napari_viewer_proxy, qtbot):
     assert w.image_combo.currentText() == "cell" and w.pixel_size.value() == pytest.approx(12.0)
     assert w.input_kind.currentData() == "fraction" and w.mask_combo.currentText() == "cell nucleus mask"
     assert "Device: <b>CPU</b>" in w.device_label.text()  # no GPU on the test machine
+    plain = viewer.add_image(np.random.default_rng(0).random((64, 64)), name="plain")  # napari default scale
+    w.image_combo.setCurrentText("plain")
+    assert w.pixel_size.value() == 0 and w.pixel_size.text() == "type the pixel size (nm)"
+    w.form.set_values(method="direct")
+    assert w.start() is None and "pixel size" in w.status_label.text() and w.state.status == "failed"
+    viewer.layers.remove(plain)
+    assert w.image_combo.currentText() == "cell" and w.pixel_size.value() == pytest.approx(12.0)
+    if not torch.cuda.is_available():
+        w.form.set_values(device="cuda")
+        assert "no CUDA GPU" in w.device_label.text()
+        w.form.set_values(device="auto")
     w.form.set_values(learning_rate=0.02, psf_sigma_nm=None)
     assert w.form.settings().learning_rate == 0.02 and w.form.settings().psf_sigma_nm is None
 
@@ -296,7 +307,8 @@ def test_closing_the_viewer_stops_the_worker(make_napari_viewer_proxy, qtbot):
     worker = w.start()
     qtbot.waitUntil(lambda: len(_maps(viewer)) == 4, timeout=60_000)
     viewer.close()
-    assert worker.stopped.wait(10) and worker.cancel_event.is_set()
+    # the widget watched the main window: it stopped the fit and waited for the thread while closing
+    assert w._closed and worker.stopped.is_set() and worker.cancel_event.is_set()
 
 
 def test_closing_the_dock_widget_stops_the_worker(make_napari_viewer_proxy, qtbot):
@@ -310,7 +322,7 @@ def test_closing_the_dock_widget_stops_the_worker(make_napari_viewer_proxy, qtbo
     worker = w.start()
     qtbot.waitUntil(lambda: len(_maps(viewer)) == 4, timeout=60_000)
     viewer.window.remove_dock_widget(w)  # what the dock's close button does
-    assert worker.stopped.wait(10) and worker.cancel_event.is_set()
+    assert w._closed and worker.stopped.is_set() and worker.cancel_event.is_set()
 
 
 def test_gui_stays_responsive_while_fitting(make_napari_viewer_proxy, qtbot):

@@ -14,7 +14,7 @@ from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                             QVBoxLayout, QWidget)
 
 from ..batch import FileResult, find_images, run_batch, sibling_mask
-from ._qt_settings import SettingsForm, scroll_body
+from ._qt_settings import SettingsForm, fit_scroll_width, scroll_body
 from ._qt_worker import StopsOnClose, start_cancellable
 
 if TYPE_CHECKING:
@@ -100,6 +100,7 @@ class BatchWidget(StopsOnClose, QWidget):
         self.open_btn.setEnabled(False)
         rlay.addWidget(self.open_btn)
         lay.addWidget(rbox)
+        fit_scroll_width(self)
         self.start_btn.clicked.connect(self._on_start_stop)
         self.open_btn.clicked.connect(self.open_results)
 
@@ -147,6 +148,7 @@ class BatchWidget(StopsOnClose, QWidget):
         self.progress.setValue(0)
         self._n = len(images)
         mask = sibling_mask if self.mask_mode.currentData() == "sibling" else None
+        self._rewatch()  # make sure the window whose closing must stop this worker is watched
         self.worker = start_cancellable(
             run_batch, images, self.out.text().strip(), pixel_size_nm=self.pixel_size.value() or None, mask=mask,
             input=self.input_kind.currentData(), settings=settings,

@@ -21,7 +21,7 @@ from ..io import InputError
 from ._fit import WARMED_UP, FitState, MapUpdate, describe_point, fit_updates, maps_of_fit, prepare_fit, warm_up
 from ._layers import MAP_KEYS, MAP_STYLE, RATE_UNITS, contrast_limits
 from ._qt_plot import LossPlot
-from ._qt_settings import SettingsForm, scroll_body
+from ._qt_settings import SettingsForm, fit_scroll_width, scroll_body
 from ._qt_worker import StopsOnClose, start_cancellable
 from ._writer import pixel_size_from_meta
 
@@ -77,6 +77,7 @@ class FitWidget(StopsOnClose, QWidget):
         self.pixel_size.setRange(0.0, 1e5)
         self.pixel_size.setDecimals(3)
         self.pixel_size.setSuffix(" nm")
+        self.pixel_size.setSpecialValueText("type the pixel size (nm)")
         self.pixel_size.setToolTip("pixel size in nm (prefilled from the layer's scale; the plugin's readers set "
                                    "it from the file)")
         form.addRow("Pixel size", self.pixel_size)
@@ -117,7 +118,7 @@ class FitWidget(StopsOnClose, QWidget):
         self.progress = QProgressBar(rbox)
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        self.progress.setFormat("%v / %m steps")
+        self.progress.setFormat("not started")
         row.addWidget(self.progress, 1)
         rlay.addLayout(row)
         self.status_label = QLabel("Pick an image layer, then Start.", rbox)
@@ -134,6 +135,7 @@ class FitWidget(StopsOnClose, QWidget):
         rlay.addWidget(units)
         lay.addWidget(rbox)
         lay.addStretch(1)
+        fit_scroll_width(self)
 
     def _connect(self) -> None:
         self.image_combo.currentTextChanged.connect(self._on_image_changed)
@@ -191,8 +193,7 @@ class FitWidget(StopsOnClose, QWidget):
         if layer is None:
             return
         px = pixel_size_from_meta({"scale": list(layer.scale), "units": [str(u) for u in layer.units]})
-        if px:
-            self.pixel_size.setValue(px)
+        self.pixel_size.setValue(px or 0.0)  # 0 shows "type it in": the layer has no pixel size
         kind = layer.metadata.get("input")
         if kind in ("intensity", "fraction"):
             self.input_kind.setCurrentIndex(self.input_kind.findData(kind))
@@ -246,6 +247,9 @@ class FitWidget(StopsOnClose, QWidget):
 
     def _prepare(self, settings=None):
         image = self.image_layer()
+        if not self.pixel_size.value() > 0:
+            raise InputError(f"{image.name}: the layer has no pixel size; type it in (nm) or open the file with "
+                             "the Mollifier reader (File > Open), which reads it from the metadata")
         settings = settings if settings is not None else self.form.settings()
         inp = prepare_fit(image.data, pixel_size_nm=self.pixel_size.value(),
                           input_kind=self.input_kind.currentData(), settings=settings,
@@ -322,6 +326,7 @@ class FitWidget(StopsOnClose, QWidget):
         self.fit = None
         self.loss_plot.clear()
         self.progress.setRange(0, max(inp.settings.steps if inp.settings.method == "pinn" else 0, 1))
+        self.progress.setFormat("%v / %m steps")
         self.progress.setValue(0)
         self.state.device = device
         self.state.total_steps = inp.settings.steps if inp.settings.method == "pinn" else 0
@@ -329,6 +334,7 @@ class FitWidget(StopsOnClose, QWidget):
         self.state.status = "running"
         self.state.message = f"Fitting {image.name} ({inp.settings.method}, {inp.settings.arch}) on {device}…"
         self.result_layers = {}
+        self._rewatch()  # make sure the window whose closing must stop this worker is watched
         self.worker = start_cancellable(
             fit_updates, inp,
             connect={"yielded": self._on_update, "returned": self._on_returned, "errored": self._on_error,

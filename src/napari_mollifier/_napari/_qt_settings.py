@@ -16,7 +16,7 @@ from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QScr
 
 from ..config import InferenceSettings
 
-__all__ = ["SettingsForm", "MAIN_FIELDS", "ADVANCED_FIELDS", "scroll_body"]
+__all__ = ["SettingsForm", "MAIN_FIELDS", "ADVANCED_FIELDS", "scroll_body", "fit_scroll_width"]
 
 MAIN_FIELDS = ("model", "method", "arch", "optimizer", "steps", "kernel_radius_nm", "device")
 ADVANCED_FIELDS = ("learning_rate", "rate_scale_nm", "edge_margin_nm", "residual_tolerance", "smoothness",
@@ -158,4 +158,11 @@ def scroll_body(widget: QWidget) -> QVBoxLayout:
     body = QWidget(area)
     area.setWidget(body)
     outer.addWidget(area)
+    widget._scroll_area = area
     return QVBoxLayout(body)
+
+
+def fit_scroll_width(widget: QWidget) -> None:
+    """Once the body is filled: as wide as its content (the dock takes the width it asks for)."""
+    area = widget._scroll_area
+    area.setMinimumWidth(area.widget().minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width() + 4)

@@ -83,6 +83,17 @@ class StopsOnClose:
         self.shutdown()
         super().closeEvent(event)
 
+    def _rewatch(self) -> None:
+        """Watch the current top-level window (the dock first, napari's main window once docked)."""
+        if getattr(self, "_closed", False) or self.parent() is None:
+            return
+        win = self.window()
+        if win is not self and win is not self._watched_window:
+            if self._watched_window is not None:
+                self._watched_window.removeEventFilter(self)
+            win.installEventFilter(self)
+            self._watched_window = win
+
     def event(self, ev) -> bool:
         from qtpy.QtCore import QEvent
 
@@ -91,22 +102,22 @@ class StopsOnClose:
                 if self._watched_window is not None:  # taken out of its dock: the user closed it
                     self.shutdown()
             else:
-                win = self.window()
-                if win is not self and win is not self._watched_window:
-                    if self._watched_window is not None:
-                        self._watched_window.removeEventFilter(self)
-                    win.installEventFilter(self)
-                    self._watched_window = win
+                self._rewatch()
+        elif ev.type() == QEvent.Type.Show:
+            self._rewatch()
         return super().event(ev)
 
     def eventFilter(self, obj, ev) -> bool:
         from qtpy.QtCore import QEvent, QTimer
 
-        if obj is self._watched_window and ev.type() == QEvent.Type.Close:
-            if ev.spontaneous():  # the user may still cancel napari's confirmation dialog
-                QTimer.singleShot(0, self._shutdown_if_window_closed)
-            else:
-                self.shutdown()
+        if obj is self._watched_window:
+            if ev.type() == QEvent.Type.Close:
+                if ev.spontaneous():  # the user may still cancel napari's confirmation dialog
+                    QTimer.singleShot(0, self._shutdown_if_window_closed)
+                else:
+                    self.shutdown()
+            elif ev.type() == QEvent.Type.ParentChange:  # the dock went into the main window
+                QTimer.singleShot(0, self._rewatch)
         return False
 
     def _shutdown_if_window_closed(self) -> None:

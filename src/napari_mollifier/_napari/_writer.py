@@ -15,17 +15,20 @@ _TO_NM = {"nm": 1.0, "nanometer": 1.0, "um": 1e3, "µm": 1e3, "micrometer": 1e3,
 
 
 def pixel_size_from_meta(meta: dict) -> float | None:
-    """Pixel size in nm from a layer's ``scale`` (and ``units``; nm assumed when they are absent or
-    pixels, the convention of this plugin's readers)."""
+    """Pixel size in nm from a layer's ``scale`` and ``units`` (a scale in pixel units counts as nm,
+    this plugin's convention, except napari's default scale 1: unknown, None)."""
     scale = meta.get("scale")
     if scale is None or len(scale) < 1:
         return None
     px = float(scale[-1])
     units = meta.get("units")
     if units:
-        factor = _TO_NM.get(str(units[-1]).strip().lower().replace("\xb5", "µ"))
+        unit = str(units[-1]).strip().lower().replace("\xb5", "µ")
+        factor = _TO_NM.get(unit)
         if factor:
             px *= factor
+        elif unit in ("pixel", "px", "") and px == 1.0:
+            return None  # napari's default: no physical pixel size known
     return px if px > 0 else None
 
 
