@@ -140,6 +140,18 @@ def test_tiff_reader_gives_scale_units_and_metadata(tmp_path):
     assert mkind == "labels" and mdata.dtype == np.uint8 and mdata.sum() == mask.sum()
 
 
+def test_ome_tiff_pixel_size(tmp_path):
+    from napari_mollifier._napari._reader import read_tiff
+
+    phi, _, _ = tiny_nucleus()
+    path = tmp_path / "cell.ome.tif"
+    tifffile.imwrite(path, phi, ome=True, metadata={"axes": "YX", "PhysicalSizeX": 0.016, "PhysicalSizeXUnit": "µm",
+                                                    "PhysicalSizeY": 0.016, "PhysicalSizeYUnit": "µm"})
+    ((data, kw, kind),) = read_tiff(str(path))
+    assert kind == "image" and kw["scale"] == pytest.approx((16.0, 16.0))
+    assert kw["metadata"]["pixel_size_source"] == "OME PhysicalSizeX"
+
+
 @pytest.mark.parametrize("case, words", [
     ("rgb", ["RGB", "single grayscale channel"]),
     ("stack", ["expected one 2-D image", "save the one plane"]),

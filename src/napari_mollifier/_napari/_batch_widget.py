@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                            QLabel, QLineEdit, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
+                            QLineEdit, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
                             QVBoxLayout, QWidget)
 
 from ..batch import FileResult, find_images, run_batch, sibling_mask
-from ._qt_settings import SettingsForm, fit_scroll_width, scroll_body
+from ._qt_settings import SettingsForm, scroll_body, wrapping_label
 from ._qt_worker import StopsOnClose, start_cancellable
 
 if TYPE_CHECKING:
@@ -89,8 +89,7 @@ class BatchWidget(StopsOnClose, QWidget):
         self.progress.setFormat("%v / %m files")
         row.addWidget(self.progress, 1)
         rlay.addLayout(row)
-        self.status_label = QLabel("Choose the folders, then Start.", rbox)
-        self.status_label.setWordWrap(True)
+        self.status_label = wrapping_label("Choose the folders, then Start.", rbox)
         rlay.addWidget(self.status_label)
         self.table = QTableWidget(0, 3, rbox)
         self.table.setHorizontalHeaderLabels(["file", "status", "reason"])
@@ -100,7 +99,6 @@ class BatchWidget(StopsOnClose, QWidget):
         self.open_btn.setEnabled(False)
         rlay.addWidget(self.open_btn)
         lay.addWidget(rbox)
-        fit_scroll_width(self)
         self.start_btn.clicked.connect(self._on_start_stop)
         self.open_btn.clicked.connect(self.open_results)
 

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 import napari.layers
 import numpy as np
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
                             QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from ..io import InputError
 from ._fit import WARMED_UP, FitState, MapUpdate, describe_point, fit_updates, maps_of_fit, prepare_fit, warm_up
 from ._layers import MAP_KEYS, MAP_STYLE, RATE_UNITS, contrast_limits
 from ._qt_plot import LossPlot
-from ._qt_settings import SettingsForm, fit_scroll_width, scroll_body
+from ._qt_settings import SettingsForm, scroll_body, wrapping_label
 from ._qt_worker import StopsOnClose, start_cancellable
 from ._writer import pixel_size_from_meta
 
@@ -104,8 +104,7 @@ class FitWidget(StopsOnClose, QWidget):
         slay = QVBoxLayout(sbox)
         self.form = SettingsForm(sbox)
         slay.addWidget(self.form)
-        self.device_label = QLabel(sbox)
-        self.device_label.setWordWrap(True)
+        self.device_label = wrapping_label("", sbox)
         slay.addWidget(self.device_label)
         lay.addWidget(sbox)
 
@@ -121,21 +120,17 @@ class FitWidget(StopsOnClose, QWidget):
         self.progress.setFormat("not started")
         row.addWidget(self.progress, 1)
         rlay.addLayout(row)
-        self.status_label = QLabel("Pick an image layer, then Start.", rbox)
-        self.status_label.setWordWrap(True)
+        self.status_label = wrapping_label("Pick an image layer, then Start.", rbox)
         rlay.addWidget(self.status_label)
         self.loss_plot = LossPlot(rbox)
         rlay.addWidget(self.loss_plot)
-        self.point_label = QLabel("Click on the image to read the local rates.", rbox)
-        self.point_label.setWordWrap(True)
+        self.point_label = wrapping_label("Click on the image to read the local rates.", rbox)
         self.point_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         rlay.addWidget(self.point_label)
-        units = QLabel(f"<small>{RATE_UNITS}</small>", rbox)
-        units.setWordWrap(True)
+        units = wrapping_label(f"<small>{RATE_UNITS}</small>", rbox)
         rlay.addWidget(units)
         lay.addWidget(rbox)
         lay.addStretch(1)
-        fit_scroll_width(self)
 
     def _connect(self) -> None:
         self.image_combo.currentTextChanged.connect(self._on_image_changed)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import types
 import typing
 
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QScrollArea, QSpinBox, QToolButton,
-                            QVBoxLayout, QWidget)
+from qtpy.QtCore import QEvent, QObject, Qt
+from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QLabel, QScrollArea, QSizePolicy, QSpinBox,
+                            QToolButton, QVBoxLayout, QWidget)
 
 from ..config import InferenceSettings
 
-__all__ = ["SettingsForm", "MAIN_FIELDS", "ADVANCED_FIELDS", "scroll_body", "fit_scroll_width"]
+__all__ = ["SettingsForm", "MAIN_FIELDS", "ADVANCED_FIELDS", "scroll_body", "wrapping_label"]
 
 MAIN_FIELDS = ("model", "method", "arch", "optimizer", "steps", "kernel_radius_nm", "device")
 ADVANCED_FIELDS = ("learning_rate", "rate_scale_nm", "edge_margin_nm", "residual_tolerance", "smoothness",
@@ -146,9 +146,24 @@ def _arrow(expanded: bool):
     return Qt.ArrowType.DownArrow if expanded else Qt.ArrowType.RightArrow
 
 
+class _WidthFollower(QObject):
+    """Keeps a scroll area as wide as its body's minimum width (which grows when napari's style
+    sheet is applied after docking)."""
+
+    def __init__(self, area: QScrollArea):
+        super().__init__(area)
+        self.area = area
+
+    def eventFilter(self, obj, ev) -> bool:
+        if ev.type() in (QEvent.Type.LayoutRequest, QEvent.Type.StyleChange, QEvent.Type.Show):
+            fit_scroll_width(self.area)
+        return False
+
+
 def scroll_body(widget: QWidget) -> QVBoxLayout:
     """Give ``widget`` a vertically scrolling body and return the body's layout (a dock shorter than
-    the panel would otherwise squeeze its rows on top of each other)."""
+    the panel would otherwise squeeze its rows on top of each other). The panel keeps the width
+    of its content."""
     outer = QVBoxLayout(widget)
     outer.setContentsMargins(0, 0, 0, 0)
     area = QScrollArea(widget)
@@ -158,11 +173,20 @@ def scroll_body(widget: QWidget) -> QVBoxLayout:
     body = QWidget(area)
     area.setWidget(body)
     outer.addWidget(area)
-    widget._scroll_area = area
+    body.installEventFilter(_WidthFollower(area))
     return QVBoxLayout(body)
 
 
-def fit_scroll_width(widget: QWidget) -> None:
-    """Once the body is filled: as wide as its content (the dock takes the width it asks for)."""
-    area = widget._scroll_area
-    area.setMinimumWidth(area.widget().minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width() + 4)
+def fit_scroll_width(area: QScrollArea) -> None:
+    """The scroll area as wide as its body's content (plus the scroll bar)."""
+    width = area.widget().minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width() + 4
+    if area.minimumWidth() != width:
+        area.setMinimumWidth(width)
+
+
+def wrapping_label(text: str, parent=None) -> QLabel:
+    """A word-wrapping label whose text never widens the panel (long messages wrap instead)."""
+    label = QLabel(text, parent)
+    label.setWordWrap(True)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    return label

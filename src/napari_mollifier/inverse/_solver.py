@@ -368,5 +368,6 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
                   history=history, runtime_s=time.perf_counter() - t0, device=str(device),
                   steps_done=history[-1]["step"] if history else 0, cancelled=cancelled,
                   settings=settings.model_dump())
-    yield ProgressEvent(fit.steps_done, steps, dict(losses), fit.runtime_s, maps=maps, done=True, box=problem.box)
+    yield ProgressEvent(fit.steps_done, steps, dict(losses), fit.runtime_s, maps=maps, done=True,
+                        box=problem.box)
     yield fit
