@@ -3,7 +3,8 @@ docked, a short fit, the maps side by side.
 
     xvfb-run -a -s "-screen 0 1600x1200x24" python scripts/screenshot.py [--steps 400] [--out PATH]
 
-(no xvfb-run needed on a desktop). Writes docs/plugin_screenshot.png by default.
+(no xvfb-run needed on a desktop). Writes docs/plugin_screenshot.png by default. On a CPU shared with
+other jobs, OMP_NUM_THREADS=1 makes the fit much faster (31 s instead of 12 min measured here).
 """
 
 from __future__ import annotations
