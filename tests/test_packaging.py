@@ -81,6 +81,11 @@ def test_wheel_ships_the_manifest(tmp_path):
         names = zf.namelist()
         assert "napari_mollifier/napari.yaml" in names
         assert zf.read("napari_mollifier/napari.yaml") == MANIFEST.read_bytes()
+        # the sample nuclei (napari's File > Open Sample, `mollifier demo`) travel inside the wheel
+        for n in (1, 2, 3):
+            for suffix in ("phi", "mask", "intensity", "gamma_me_true", "gamma_ac_true"):
+                name = f"napari_mollifier/sample_images/nucleus{n}_{suffix}.tif"
+                assert zf.read(name) == (REPO / "sample_images" / f"nucleus{n}_{suffix}.tif").read_bytes(), name
         entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         text = zf.read(entry_points).decode()
     assert "[napari.manifest]" in text

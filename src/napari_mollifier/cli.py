@@ -80,31 +80,20 @@ def _settings(args):
 def infer_files(images, out, *, pixel_size_nm=None, mask=None, input="intensity", settings=None,
                 overview: bool = False) -> list[tuple[str, str, str]]:
     """Infer and write each image; returns (file, status, reason) rows. A failing file never
-    stops the others."""
-    from .inverse import infer_rates, write_rate_maps
-    from .io import InputError
+    stops the others (the shared per-file step is napari_mollifier.batch.infer_file)."""
+    from .batch import infer_file
 
     rows = []
     for image in images:
-        try:
-            maps = infer_rates(image, pixel_size_nm=pixel_size_nm, mask=mask, input=input, settings=settings)
-            paths = write_rate_maps(maps, out)
-            if overview:
-                from .plotting import overview_figure
-
-                overview_figure(maps, Path(out) / f"{Path(image).stem}_overview.png")
-            s = maps.summary()
-            _log(f"{image}: ok in {maps.fit.runtime_s:.0f} s on {maps.fit.device}; mean Gamma_me "
-                 f"{s['gamma_me']['mean']:.4g}, Gamma_ac {s['gamma_ac']['mean']:.4g} (1/tau); -> {paths['json']}")
-            rows.append((str(image), "ok", ""))
-        except (InputError, ValueError) as exc:
-            msg = str(exc).splitlines()[0]
-            _log(f"error: {msg}")
-            rows.append((str(image), "failed", msg))
-        except Exception as exc:  # noqa: BLE001 - one input's failure must not stop the others
-            msg = f"{image}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            _log(f"error: {msg}")
-            rows.append((str(image), "failed", msg))
+        r = infer_file(image, out, pixel_size_nm=pixel_size_nm, mask=mask, input=input, settings=settings,
+                       overview=overview)
+        if r.status == "ok":
+            s = r.summary
+            _log(f"{image}: ok in {r.runtime_s:.0f} s on {r.device}; mean Gamma_me "
+                 f"{s['gamma_me']['mean']:.4g}, Gamma_ac {s['gamma_ac']['mean']:.4g} (1/tau); -> {r.outputs['json']}")
+        else:
+            _log(f"error: {r.reason}")
+        rows.append((str(image), r.status, r.reason))
     return rows
 
 
@@ -132,10 +121,11 @@ def _cmd_simulate(args) -> int:
 
 
 def _cmd_demo(args) -> int:
+    from ._samples import sample_images_dir
     from .config import InferenceSettings
 
     out = Path(args.out)
-    root = Path(args.samples)
+    root = Path(args.samples) if args.samples else sample_images_dir()
     images = sorted(root.glob("*_phi.tif"))
     if not images:
         raise SystemExit(f"mollifier demo: no *_phi.tif in {root}; regenerate them with "
@@ -210,8 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="the README's main job: rate maps of the bundled sample nuclei")
     d.add_argument("--out", default="mollifier-demo", help="output folder (default: ./mollifier-demo)")
-    d.add_argument("--samples", default=str(Path(__file__).resolve().parents[2] / "sample_images"),
-                   help="folder of *_phi.tif / *_mask.tif sample images (default: the repository's sample_images/)")
+    d.add_argument("--samples", default=None,
+                   help="folder of *_phi.tif / *_mask.tif sample images (default: the bundled sample_images/)")
     d.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     d.set_defaults(func=_cmd_demo)
     return p

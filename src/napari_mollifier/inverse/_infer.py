@@ -16,7 +16,7 @@ from ..io import (InputError, check_fraction, check_mask, intensity_to_fraction,
                   write_json, write_tiff)
 from ._solver import ProgressEvent, RateFit, fit_rates
 
-__all__ = ["RateMaps", "infer_rates", "write_rate_maps", "DEFAULT_PSF_SIGMA_NM"]
+__all__ = ["DEFAULT_PSF_SIGMA_NM", "RateMaps", "infer_rates", "to_fraction", "write_rate_maps"]
 
 #: Blur assumed for intensity input when ``settings.psf_sigma_nm`` is None (nm).
 DEFAULT_PSF_SIGMA_NM = 15.0
@@ -69,6 +69,28 @@ def _load(image, pixel_size_nm, name) -> tuple[np.ndarray, float, str, dict]:
     return arr, float(pixel_size_nm), name, {"pixel_size_source": "argument"}
 
 
+def to_fraction(data: np.ndarray, mask: np.ndarray, *, input: str, pixel_size_nm: float,
+                settings: InferenceSettings, name: str = "image", prep: dict | None = None):
+    """The heterochromatin fraction phi the solver fits, and the settings adjusted to the input
+    (shared by :func:`infer_rates` and the napari widget). Records the normalisation in ``prep``."""
+    prep = {} if prep is None else prep
+    source, px, m = name, pixel_size_nm, mask
+    if input == "fraction":
+        # Kept as given outside the mask too: a step to 0 at the mask edge would ring through the
+        # spectral derivatives (measured: +37 % bias in the mean rate of a 128^2 nucleus).
+        phi = check_fraction(data, m, name=source)
+        prep["normalisation"] = "none (input is phi)"
+    elif input == "intensity":
+        phi, norm = intensity_to_fraction(data, m, name=source)
+        prep["normalisation"] = norm
+        if settings.psf_sigma_nm is None:
+            # A typical STORM localisation precision (the normalisation does not smooth).
+            settings = settings.model_copy(update={"psf_sigma_nm": DEFAULT_PSF_SIGMA_NM})
+    else:
+        raise InputError(f"{source}: input must be 'intensity' or 'fraction', got {input!r}")
+    return phi, settings
+
+
 def infer_rates(image, *, pixel_size_nm: float | None = None, mask=None, input: str = "intensity",
                 settings: InferenceSettings | None = None, cancel: threading.Event | None = None,
                 progress: Callable[[ProgressEvent], None] | None = None) -> RateMaps:
@@ -111,22 +133,9 @@ def infer_rates(image, *, pixel_size_nm: float | None = None, mask=None, input: 
             mdata = np.asarray(mask)
             prep["mask"] = "given"
         m = check_mask(mdata, data.shape, name=prep["mask"] if isinstance(mask, (str, os.PathLike)) else source)
-    if input == "fraction":
-        # Kept as given outside the mask too: a step to 0 at the mask edge would ring through the
-        # spectral derivatives (measured: +37 % bias in the mean rate of a 128^2 nucleus).
-        phi = check_fraction(data, m, name=source)
-        prep["normalisation"] = "none (input is phi)"
-    elif input == "intensity":
-        phi, norm = intensity_to_fraction(data, m, name=source)
-        prep["normalisation"] = norm
-        if settings.psf_sigma_nm is None:
-            # A typical STORM localisation precision (the normalisation does not smooth).
-            settings = settings.model_copy(update={"psf_sigma_nm": DEFAULT_PSF_SIGMA_NM})
-    else:
-        raise InputError(f"{source}: input must be 'intensity' or 'fraction', got {input!r}")
+    phi, settings = to_fraction(data, m, input=input, pixel_size_nm=px, settings=settings, name=source, prep=prep)
     fit = None
-    # Intensity levels only fix phi up to an affine map: the fit refines it (fit_levels).
-    for item in fit_rates(phi, m, px, settings, cancel=cancel, fit_levels=input == "intensity"):
+    for item in fit_rates(phi, m, px, settings, cancel=cancel):
         if isinstance(item, RateFit):
             fit = item
         elif progress is not None:

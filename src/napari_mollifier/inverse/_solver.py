@@ -46,6 +46,8 @@ class ProgressEvent:
     # Current maps on the analysed crop (float32 numpy, NaN outside the analysed region).
     maps: dict | None = None
     done: bool = False
+    # Where the crop lies in the full image: maps go to ``full[box]`` (slices of rows, columns).
+    box: tuple | None = None
 
 
 @dataclass
@@ -298,19 +300,9 @@ def _optimizer(settings: InferenceSettings, groups: dict):
     return SOAP(params, lr=lr, betas=(0.9, 0.999), weight_decay=0.0, precondition_frequency=2)
 
 
-def _affine_levels(y: torch.Tensor, phi: torch.Tensor, region: torch.Tensor) -> tuple[float, float]:
-    """Least-squares ``(a, b)`` of ``phi ~ a y + b`` on ``region`` (a kept >= 0.1: the pattern
-    cannot be inverted or vanish)."""
-    yv, pv = y[region].double(), phi[region].double()
-    ym, pm = yv.mean(), pv.mean()
-    a = float(((yv - ym) * (pv - pm)).sum() / (yv - ym).pow(2).sum().clamp_min(1e-12))
-    a = max(a, 0.1)
-    return a, float(pm - a * ym)
-
-
 def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
               settings: InferenceSettings | None = None, *, model: ChromatinModel = ChromatinModel(),
-              cancel: threading.Event | None = None, fit_levels: bool = False) -> Iterator[ProgressEvent | RateFit]:
+              cancel: threading.Event | None = None) -> Iterator[ProgressEvent | RateFit]:
     """Fit rate maps to a heterochromatin-fraction image; yield progress, then the result.
 
     Parameters
@@ -324,11 +316,6 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
     cancel : threading.Event, optional
         Set it to stop after the current step; the result then holds the latest maps and
         ``cancelled=True``. Closing the generator stops it too.
-    fit_levels : bool
-        The data are phi only up to an affine map inside the nucleus (an intensity image
-        normalised by estimated levels): fit ``phi ~ a phi_hat + b`` there, with a and b solved
-        exactly each step, and let the physics fix phi_hat's scale. Measured on a rendered
-        nucleus: the normalised intensity was 1.47 x phi - 0.12, which made the rates ~8x too high.
 
     Yields
     ------
@@ -376,7 +363,6 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
         s_r = settings.residual_tolerance * float(react.pow(2).mean().sqrt())
         mean_rate = float((problem.basis.matrix @ (coef_s[:k] + coef_s[k:])).mean().abs())
     history: list = []
-    levels = None
     losses = {"data": float("nan"), "residual": float("nan"), "total": float("nan")}
     u_last = d0["u"]
     steps = settings.steps if settings.method == "pinn" else 0
@@ -393,11 +379,7 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
             opt.zero_grad(set_to_none=True)
             d = problem.derivatives(field_fn())
             coef = problem.solve(d)
-            imaged = problem.imaged(d["u"])
-            if fit_levels:
-                levels = _affine_levels(imaged.detach(), problem.phi, problem.mask)
-                imaged = torch.where(problem.mask, levels[0] * imaged + levels[1], imaged)
-            data_term = (imaged - problem.phi)[data_w].pow(2).mean() / s_d**2
+            data_term = (problem.imaged(d["u"]) - problem.phi)[data_w].pow(2).mean() / s_d**2
             phys_term = problem.residual_energy(d, coef) / s_r**2
             loss = data_term + phys_term
             loss.backward()
@@ -409,7 +391,7 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
             if step % settings.report_every == 0 or step == steps:
                 history.append(dict(step=step, **losses))
                 yield ProgressEvent(step, steps, dict(losses), time.perf_counter() - t0,
-                                    maps=problem.maps(coef, u_last))
+                                    maps=problem.maps(coef, u_last), box=problem.box)
         with torch.no_grad():
             d = problem.derivatives(field_fn())
             coef = problem.solve(d)
@@ -419,10 +401,10 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
     analysed[problem.box] = problem.interior.cpu().numpy()
     fit = RateFit(gamma_me=problem.to_full(maps["gamma_me"]), gamma_ac=problem.to_full(maps["gamma_ac"]),
                   lam=problem.to_full(maps["lambda"]), phi_hat=problem.to_full(maps["phi_hat"]),
-                  analysed=analysed, losses=dict(losses, noise_estimate=noise, s_d=s_d, s_r=s_r, smoothness=problem.smoothness, init_smoothing_px=smoothing_px,
-                                          **({"levels_a": levels[0], "levels_b": levels[1]} if levels else {})),
+                  analysed=analysed, losses=dict(losses, noise_estimate=noise, s_d=s_d, s_r=s_r, smoothness=problem.smoothness, init_smoothing_px=smoothing_px),
                   history=history, runtime_s=time.perf_counter() - t0, device=str(device),
                   steps_done=history[-1]["step"] if history else 0, cancelled=cancelled,
                   settings=settings.model_dump())
-    yield ProgressEvent(fit.steps_done, steps, dict(losses), fit.runtime_s, maps=maps, done=True)
+    yield ProgressEvent(fit.steps_done, steps, dict(losses), fit.runtime_s, maps=maps, done=True,
+                        box=problem.box)
     yield fit

@@ -6,6 +6,7 @@ Every problem with an input raises :class:`InputError`, one line naming the file
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import re
@@ -69,8 +70,12 @@ def _pixel_size_from_tiff(tif) -> tuple[float | None, str]:
     return None, ""
 
 
-def read_image(path: str | os.PathLike) -> ImageData:
+def read_image(path: str | os.PathLike, *, allow_nan: bool = False) -> ImageData:
     """Read a single-plane grayscale TIFF / OME-TIFF and its pixel size.
+
+    ``allow_nan=True`` accepts NaN pixels (rate maps are NaN outside the analysed region). JSON
+    written by :func:`write_tiff` into the ImageJ ``Info`` property comes back as
+    ``metadata["info"]``.
 
     Raises
     ------
@@ -88,6 +93,7 @@ def read_image(path: str | os.PathLike) -> ImageData:
             data = tif.asarray()
             pixel_size, source = _pixel_size_from_tiff(tif)
             axes = tif.series[0].axes if tif.series else ""
+            info = (tif.imagej_metadata or {}).get("Info") if tif.is_imagej else None
     except Exception as exc:  # tifffile raises many types for truncated / non-TIFF files
         raise InputError(f"{p}: not a readable TIFF ({type(exc).__name__}: {str(exc)[:80]}); "
                          "re-export it as TIFF or OME-TIFF") from None
@@ -102,7 +108,7 @@ def read_image(path: str | os.PathLike) -> ImageData:
     if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
         raise InputError(f"{p}: unsupported pixel type {data.dtype}; use integer or float gray values")
     data = data.astype(np.float64)
-    if not np.isfinite(data).all():
+    if not np.isfinite(data).all() and not (allow_nan and not np.isinf(data).any() and np.isfinite(data).any()):
         n = int((~np.isfinite(data)).sum())
         raise InputError(f"{p}: {n} NaN/Inf pixels; replace them (e.g. by 0 outside the nucleus) before analysis")
     if min(data.shape) < 32:
@@ -111,10 +117,15 @@ def read_image(path: str | os.PathLike) -> ImageData:
     if data.size > MAX_PIXELS:
         raise InputError(f"{p}: image of {data.shape[0]}x{data.shape[1]} pixels is too large (limit "
                          f"{MAX_PIXELS} pixels); crop it to the nucleus first")
-    if float(data.max()) == float(data.min()):
-        raise InputError(f"{p}: the image is constant ({data.flat[0]:g}); check the export (channel, "
+    if float(np.nanmax(data)) == float(np.nanmin(data)):
+        raise InputError(f"{p}: the image is constant ({np.nanmax(data):g}); check the export (channel, "
                          "contrast) and give an image of the stained nucleus")
     meta = {"pixel_size_source": source} if source else {}
+    if info:
+        try:
+            meta["info"] = json.loads(info)
+        except ValueError:
+            meta["info"] = str(info)
     return ImageData(data=data, pixel_size_nm=pixel_size, path=str(p), metadata=meta)
 
 

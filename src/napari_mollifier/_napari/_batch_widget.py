@@ -1,0 +1,237 @@
+"""The "Batch rate maps" dock widget (Qt): every matching file of a folder, one by one, in a worker.
+
+The work is :func:`napari_mollifier.batch.run_batch`, the same function behind the CLI: each
+file's docs/interfaces.md outputs, bad files skipped with a one-line reason, summary.csv.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+                            QLineEdit, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
+                            QVBoxLayout, QWidget)
+
+from ..batch import FileResult, find_images, run_batch, sibling_mask
+from ._qt_settings import SettingsForm, scroll_body, wrapping_label
+from ._qt_worker import StopsOnClose, start_cancellable
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["BatchWidget"]
+
+MASK_CHOICES = (("segment each nucleus automatically", None),
+                ("mask file beside each image (S_mask.tif)", "sibling"))
+
+
+class BatchWidget(StopsOnClose, QWidget):
+    """Dock widget "Batch rate maps"."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.worker = None
+        self.results: list[FileResult] = []
+        self._closed = False
+        self._build()
+        self._watch_app()
+
+    def _build(self) -> None:
+        lay = scroll_body(self)
+        box = QGroupBox("Files", self)
+        form = QFormLayout(box)
+        self.folder = QLineEdit(box)
+        self.folder.setPlaceholderText("folder with the images")
+        form.addRow("Input folder", self._with_browse(self.folder, "Choose the input folder"))
+        self.pattern = QLineEdit("*.tif", box)
+        self.pattern.setToolTip("glob pattern of the images in the folder, e.g. *_phi.tif (files *_mask.tif are "
+                                "never taken as images)")
+        form.addRow("Pattern", self.pattern)
+        self.out = QLineEdit(box)
+        self.out.setPlaceholderText("folder for the maps and summary.csv")
+        form.addRow("Output folder", self._with_browse(self.out, "Choose the output folder"))
+        self.pixel_size = QDoubleSpinBox(box)
+        self.pixel_size.setRange(0.0, 1e5)
+        self.pixel_size.setDecimals(3)
+        self.pixel_size.setSpecialValueText("from each file")
+        self.pixel_size.setSuffix(" nm")
+        self.pixel_size.setToolTip("pixel size in nm; 'from each file' reads it from the TIFF metadata (files "
+                                   "without one are listed as failed)")
+        form.addRow("Pixel size", self.pixel_size)
+        self.input_kind = QComboBox(box)
+        self.input_kind.addItem("intensity", "intensity")
+        self.input_kind.addItem("fraction (φ)", "fraction")
+        form.addRow("Input", self.input_kind)
+        self.mask_mode = QComboBox(box)
+        for label, value in MASK_CHOICES:
+            self.mask_mode.addItem(label, value)
+        self.mask_mode.setToolTip("where each nucleus mask comes from; beside-each-image looks for S_mask.tif, "
+                                  "then A_mask.tif for A_B.tif (nucleus1_phi.tif -> nucleus1_mask.tif)")
+        form.addRow("Nucleus masks", self.mask_mode)
+        lay.addWidget(box)
+
+        sbox = QGroupBox("Settings", self)
+        slay = QVBoxLayout(sbox)
+        self.form = SettingsForm(sbox)
+        slay.addWidget(self.form)
+        lay.addWidget(sbox)
+
+        rbox = QGroupBox("Run", self)
+        rlay = QVBoxLayout(rbox)
+        row = QHBoxLayout()
+        self.start_btn = QPushButton("Start", rbox)
+        row.addWidget(self.start_btn)
+        self.progress = QProgressBar(rbox)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("%v / %m files")
+        row.addWidget(self.progress, 1)
+        rlay.addLayout(row)
+        self.status_label = wrapping_label("Choose the folders, then Start.", rbox)
+        rlay.addWidget(self.status_label)
+        self.table = QTableWidget(0, 3, rbox)
+        self.table.setHorizontalHeaderLabels(["file", "status", "reason"])
+        self.table.horizontalHeader().setStretchLastSection(True)
+        rlay.addWidget(self.table)
+        self.open_btn = QPushButton("Open results as layers", rbox)
+        self.open_btn.setEnabled(False)
+        rlay.addWidget(self.open_btn)
+        lay.addWidget(rbox)
+        self.start_btn.clicked.connect(self._on_start_stop)
+        self.open_btn.clicked.connect(self.open_results)
+
+    def _with_browse(self, edit: QLineEdit, title: str) -> QWidget:
+        w = QWidget(self)
+        h = QHBoxLayout(w)
+        h.setContentsMargins(0, 0, 0, 0)
+        h.addWidget(edit, 1)
+        b = QPushButton("Browse…", w)
+
+        def browse():
+            d = QFileDialog.getExistingDirectory(self, title, edit.text() or str(Path.home()))
+            if d:
+                edit.setText(d)
+
+        b.clicked.connect(browse)
+        h.addWidget(b)
+        return w
+
+    # ---------------------------------------------------------------- running
+    def _on_start_stop(self) -> None:
+        if self.worker is not None:
+            self.stop()
+        else:
+            self.start()
+
+    def start(self):
+        """Start the batch in a thread worker; returns it (None when the inputs are not usable)."""
+        if self.worker is not None:
+            return self.worker
+        try:
+            settings = self.form.settings()
+            if not self.out.text().strip():
+                raise ValueError("choose an output folder")
+            images = find_images(self.folder.text().strip(), self.pattern.text().strip() or "*.tif")
+            if not images:
+                raise ValueError(f"no file matches {self.pattern.text()!r} in {self.folder.text()}")
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.status_label.setText(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return None
+        self.results = []
+        self.table.setRowCount(0)
+        self.open_btn.setEnabled(False)
+        self.progress.setRange(0, len(images))
+        self.progress.setValue(0)
+        self._n = len(images)
+        mask = sibling_mask if self.mask_mode.currentData() == "sibling" else None
+        self._rewatch()  # make sure the window whose closing must stop this worker is watched
+        self.worker = start_cancellable(
+            run_batch, images, self.out.text().strip(), pixel_size_nm=self.pixel_size.value() or None, mask=mask,
+            input=self.input_kind.currentData(), settings=settings,
+            connect={"yielded": self._on_item, "returned": self._on_returned, "errored": self._on_error,
+                     "finished": self._on_finished})
+        self._set_busy(True)
+        self.status_label.setText(f"{len(images)} files: starting…")
+        return self.worker
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.status_label.setText("Stopping after the current file's current step…")
+            self.start_btn.setEnabled(False)
+            self.worker.cancel_event.set()
+
+    def _set_busy(self, busy: bool) -> None:
+        self.start_btn.setText("Stop" if busy else "Start")
+        self.start_btn.setEnabled(True)
+        for w in (self.form, self.folder, self.pattern, self.out, self.pixel_size, self.input_kind, self.mask_mode):
+            w.setEnabled(not busy)
+
+    def _on_item(self, item) -> None:
+        if self._closed:
+            return
+        i, n, what = item
+        if isinstance(what, FileResult):
+            self._add_row(what)
+            self.progress.setValue(i + 1)
+        else:
+            self.status_label.setText(f"File {i + 1} / {n}: {Path(what).name}…")
+
+    def _add_row(self, r: FileResult) -> None:
+        row = self.table.rowCount()
+        self.table.insertRow(row)
+        for col, text in enumerate((Path(r.file).name, r.status, r.reason)):
+            cell = QTableWidgetItem(text)
+            cell.setToolTip(r.reason or r.file)
+            self.table.setItem(row, col, cell)
+
+    def _on_returned(self, results) -> None:
+        if self._closed:
+            return
+        self.results = list(results)
+        for r in self.results[self.table.rowCount():]:  # files not run after a stop
+            self._add_row(r)
+        ok = sum(r.status == "ok" for r in self.results)
+        failed = [r for r in self.results if r.status == "failed"]
+        self.status_label.setText(f"{ok} of {len(self.results)} files done, {len(failed)} failed; "
+                                  f"summary: {Path(self.out.text().strip()) / 'summary.csv'}")
+        self.open_btn.setEnabled(ok > 0)
+
+    def _on_error(self, exc) -> None:
+        if not self._closed:
+            self.status_label.setText(f"Batch failed: {str(exc).splitlines()[0] if str(exc) else exc!r}")
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        if not self._closed:
+            self._set_busy(False)
+
+    # ---------------------------------------------------------------- results
+    def open_results(self) -> list:
+        """Add every written map of the last batch as layers (with pixel size and settings); returns them."""
+        from ._reader import read_tiff
+
+        added = []
+        for r in self.results:
+            if r.status != "ok":
+                continue
+            stem = Path(r.file).stem
+            for key in ("phi", "gamma_me", "gamma_ac", "lambda"):
+                path = r.outputs.get(key)
+                if not path:
+                    continue
+                for data, kw, kind in read_tiff(path):
+                    kw["name"] = f"{stem} {key if key != 'phi' else 'phi_hat'}"
+                    kw["visible"] = key == "gamma_me"
+                    added.append(getattr(self.viewer, f"add_{kind}")(data, **kw))
+        return added
+
+    # ---------------------------------------------------------------- closing
+    def shutdown(self, timeout: float = 60.0) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.worker is not None:
+            self.worker.join(timeout)
+        self._unwatch()

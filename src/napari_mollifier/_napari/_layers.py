@@ -1,0 +1,54 @@
+"""Layer conventions shared by the readers, the sample data and the widgets (Qt-free)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["MAP_KEYS", "MAP_STYLE", "RATE_UNITS", "map_key", "image_layer_kwargs", "contrast_limits"]
+
+#: The four maps a fit produces, in display order.
+MAP_KEYS = ("gamma_me", "gamma_ac", "lambda", "phi_hat")
+#: Display of each map (and of the ground truth): sequential maps for rates, turbo for lambda.
+MAP_STYLE = {
+    "gamma_me": {"colormap": "magma"},
+    "gamma_ac": {"colormap": "viridis"},
+    "lambda": {"colormap": "turbo"},
+    "phi_hat": {"colormap": "gray"},
+}
+RATE_UNITS = "rates in 1/tau, tau = ell0^2/(M A), ell0 = 10 nm (lambda = Gamma_me/Gamma_ac has no unit)"
+
+_SUFFIXES = {"gamma_me": "gamma_me", "gamma_ac": "gamma_ac", "lambda": "lambda", "phi": "phi_hat",
+             "phi_hat": "phi_hat", "gamma_me_true": "gamma_me", "gamma_ac_true": "gamma_ac"}
+
+
+def map_key(stem: str) -> str | None:
+    """Which map a file or layer name holds, from its suffix (``S_gamma_me`` -> ``gamma_me``)."""
+    low = stem.lower().replace(" ", "_")
+    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
+        if low.endswith("_" + suffix):
+            return _SUFFIXES[suffix]
+    return None
+
+
+def contrast_limits(a: np.ndarray) -> tuple[float, float]:
+    """Robust display range of a map with NaNs (1st-99th percentile of the finite values)."""
+    v = a[np.isfinite(a)]
+    if v.size == 0:
+        return 0.0, 1.0
+    lo, hi = (float(x) for x in np.percentile(v, (1, 99)))
+    if not hi > lo:
+        lo, hi = float(v.min()), float(v.max())
+    if not hi > lo:
+        hi = lo + (abs(lo) * 1e-3 or 1.0)
+    return lo, hi
+
+
+def image_layer_kwargs(pixel_size_nm: float | None, *, translate_px: float = 0.0) -> dict:
+    """scale / translate / units of a layer at ``pixel_size_nm`` (nothing if unknown)."""
+    if not pixel_size_nm:
+        return {}
+    p = float(pixel_size_nm)
+    out = {"scale": (p, p), "units": ("nm", "nm")}
+    if translate_px:
+        out["translate"] = (translate_px * p, translate_px * p)
+    return out

@@ -1,0 +1,192 @@
+"""A form for :class:`~napari_mollifier.config.InferenceSettings`, built from its pydantic fields (Qt).
+
+Defaults come from the field defaults and tooltips from the field descriptions, so the form
+follows the settings schema; the common fields are shown, the rest sit in a collapsed
+"Advanced settings" section.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+
+from qtpy.QtCore import QEvent, QObject, Qt
+from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QLabel, QScrollArea, QSizePolicy, QSpinBox,
+                            QToolButton, QVBoxLayout, QWidget)
+
+from ..config import InferenceSettings
+
+__all__ = ["SettingsForm", "MAIN_FIELDS", "ADVANCED_FIELDS", "scroll_body", "wrapping_label"]
+
+MAIN_FIELDS = ("model", "method", "arch", "optimizer", "steps", "kernel_radius_nm", "device")
+ADVANCED_FIELDS = ("learning_rate", "rate_scale_nm", "edge_margin_nm", "residual_tolerance", "smoothness",
+                   "noise_floor", "psf_sigma_nm", "init_smoothing_px", "precision", "seed", "report_every")
+
+LABELS = {"model": "Model", "method": "Method", "arch": "Architecture", "optimizer": "Optimiser", "steps": "Steps",
+          "kernel_radius_nm": "Kernel radius (nm)", "device": "Device", "learning_rate": "Learning rate",
+          "rate_scale_nm": "Rate scale (nm)", "edge_margin_nm": "Edge margin (nm)",
+          "residual_tolerance": "Residual tolerance", "smoothness": "Smoothness", "noise_floor": "Noise floor",
+          "psf_sigma_nm": "PSF sigma (nm)", "init_smoothing_px": "Initial smoothing (px)", "precision": "Precision",
+          "seed": "Seed", "report_every": "Report every (steps)"}
+# For the fields the schema leaves undescribed.
+EXTRA_HELP = {
+    "model": "physics model of the chromatin (docs/model.md): chr, the Cahn-Hilliard-reaction model",
+    "method": "pinn: train a field whose mollified derivatives satisfy the model (robust to noise); "
+              "direct: read the rates off the mollified data in one solve (fast, noise-sensitive)",
+    "optimizer": "adam, or soap (second-order preconditioning; for the mlp architecture)",
+    "precision": "float32 (faster; same maps to three digits) or float64",
+    "seed": "random seed of the fit",
+    "device": "auto: CUDA if available, else Apple MPS, else CPU",
+}
+DEVICE_LABELS = {"auto": "auto", "cuda": "CUDA", "mps": "MPS", "cpu": "CPU"}
+
+
+def _kind(annotation):
+    """('choice', values) | ('int', None) | ('float', optional: bool)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return "choice", typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _kind(args[0])[0], True
+    if annotation is int:
+        return "int", False
+    return "float", False
+
+
+class SettingsForm(QWidget):
+    """Widgets for the settings fields; ``settings()`` validates them into an InferenceSettings."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.widgets: dict[str, QWidget] = {}
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        main = QFormLayout()
+        lay.addLayout(main)
+        for name in MAIN_FIELDS:
+            main.addRow(LABELS[name], self._make(name))
+        self.advanced_toggle = QToolButton(self)
+        self.advanced_toggle.setText("Advanced settings")
+        self.advanced_toggle.setCheckable(True)
+        self.advanced_toggle.setChecked(False)
+        self.advanced_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_toggle.setArrowType(_arrow(False))
+        lay.addWidget(self.advanced_toggle)
+        self.advanced = QWidget(self)
+        adv = QFormLayout(self.advanced)
+        adv.setContentsMargins(12, 0, 0, 0)
+        for name in ADVANCED_FIELDS:
+            adv.addRow(LABELS[name], self._make(name))
+        self.advanced.setVisible(False)
+        lay.addWidget(self.advanced)
+        self.advanced_toggle.toggled.connect(self._toggle_advanced)
+
+    def _toggle_advanced(self, on: bool) -> None:
+        self.advanced.setVisible(on)
+        self.advanced_toggle.setArrowType(_arrow(on))
+
+    def _make(self, name: str) -> QWidget:
+        info = InferenceSettings.model_fields[name]
+        default = info.default
+        kind, extra = _kind(info.annotation)
+        if kind == "choice":
+            w = QComboBox(self)
+            for v in extra:
+                w.addItem(DEVICE_LABELS.get(v, v) if name == "device" else str(v), v)
+            w.setCurrentIndex(list(extra).index(default))
+        elif kind == "int":
+            w = QSpinBox(self)
+            w.setRange(0, 10_000_000)
+            if name == "steps":
+                w.setSingleStep(100)
+            w.setValue(int(default))
+        else:
+            w = QDoubleSpinBox(self)
+            w.setDecimals(4)
+            w.setRange(-1.0 if extra else 0.0, 1e6)
+            w.setSingleStep(0.01 if (default or 0) < 1 else 1.0)
+            if extra:  # optional: the minimum shows as "auto" (None: the documented default)
+                w.setSpecialValueText("auto")
+            w.setValue(-1.0 if default is None else float(default))
+        w.setToolTip(info.description or EXTRA_HELP.get(name, ""))
+        w.setObjectName(f"mollifier_{name}")
+        self.widgets[name] = w
+        return w
+
+    def values(self) -> dict:
+        out = {}
+        for name, w in self.widgets.items():
+            if isinstance(w, QComboBox):
+                out[name] = w.currentData()
+            elif isinstance(w, QSpinBox):
+                out[name] = int(w.value())
+            else:
+                v = float(w.value())
+                optional = _kind(InferenceSettings.model_fields[name].annotation)[1]
+                out[name] = None if (optional and v == w.minimum()) else v
+        return out
+
+    def settings(self) -> InferenceSettings:
+        """The settings (pydantic ValidationError for invalid values)."""
+        return InferenceSettings(**self.values())
+
+    def set_values(self, **values) -> None:
+        for name, v in values.items():
+            w = self.widgets[name]
+            if isinstance(w, QComboBox):
+                w.setCurrentIndex(w.findData(v))
+            elif isinstance(w, QSpinBox):
+                w.setValue(int(v))
+            else:
+                w.setValue(w.minimum() if v is None else float(v))
+
+
+def _arrow(expanded: bool):
+    return Qt.ArrowType.DownArrow if expanded else Qt.ArrowType.RightArrow
+
+
+class _WidthFollower(QObject):
+    """Keeps a scroll area as wide as its body's minimum width (which grows when napari's style
+    sheet is applied after docking)."""
+
+    def __init__(self, area: QScrollArea):
+        super().__init__(area)
+        self.area = area
+
+    def eventFilter(self, obj, ev) -> bool:
+        if ev.type() in (QEvent.Type.LayoutRequest, QEvent.Type.StyleChange, QEvent.Type.Show):
+            fit_scroll_width(self.area)
+        return False
+
+
+def scroll_body(widget: QWidget) -> QVBoxLayout:
+    """Give ``widget`` a vertically scrolling body and return the body's layout (a dock shorter than
+    the panel would otherwise squeeze its rows on top of each other). The panel keeps the width
+    of its content."""
+    outer = QVBoxLayout(widget)
+    outer.setContentsMargins(0, 0, 0, 0)
+    area = QScrollArea(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    body = QWidget(area)
+    area.setWidget(body)
+    outer.addWidget(area)
+    body.installEventFilter(_WidthFollower(area))
+    return QVBoxLayout(body)
+
+
+def fit_scroll_width(area: QScrollArea) -> None:
+    """The scroll area as wide as its body's content (plus the scroll bar)."""
+    width = area.widget().minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width() + 4
+    if area.minimumWidth() != width:
+        area.setMinimumWidth(width)
+
+
+def wrapping_label(text: str, parent=None) -> QLabel:
+    """A word-wrapping label whose text never widens the panel (long messages wrap instead)."""
+    label = QLabel(text, parent)
+    label.setWordWrap(True)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    return label

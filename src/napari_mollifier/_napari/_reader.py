@@ -1,0 +1,116 @@
+"""npe2 readers: TIFF / OME-TIFF images with their pixel size, and localisation tables (Qt-free).
+
+A reader hook returns None only for files that are not of its kind; for its own kind of file
+every problem surfaces as the one-line :class:`~napari_mollifier.io.InputError` of the io module
+(RGB, stacks, no pixel size, ...), naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..io import InputError, read_image, read_localisations, render_localisations
+from ._layers import MAP_STYLE, contrast_limits, image_layer_kwargs, map_key
+
+__all__ = ["get_tiff_reader", "get_localisations_reader", "read_tiff", "read_localisation_table",
+           "DEFAULT_RENDER_PIXEL_NM"]
+
+#: Pixel size (nm) at which localisation tables are rendered. The model's lengths are in
+#: ell0 = 10 nm and the default settings assume ~10 nm pixels; choose about half the localisation
+#: precision to the precision itself (10 nm for ThunderSTORM's typical 15-20 nm), coarser only when
+#: there are too few localisations (fewer than ~1 per pixel inside heterochromatin).
+DEFAULT_RENDER_PIXEL_NM = 10.0
+
+_TIFF = (".tif", ".tiff")
+_TABLES = (".csv", ".txt", ".tsv", ".xls")
+
+
+def _paths(path) -> list[str] | None:
+    if isinstance(path, (list, tuple)):
+        return [os.fspath(p) for p in path]
+    if isinstance(path, (str, os.PathLike)):
+        return [os.fspath(path)]
+    return None
+
+
+def get_tiff_reader(path):
+    """npe2 reader hook: a reader for (lists of) ``.tif`` / ``.tiff`` files, else None."""
+    paths = _paths(path)
+    if not paths or not all(p.lower().endswith(_TIFF) for p in paths):
+        return None
+    return read_tiff
+
+
+def read_tiff(path) -> list[tuple]:
+    """Layer data of one or more TIFF / OME-TIFF files: an image (a labels layer for ``*_mask``
+    files) with ``scale`` = pixel size, ``units`` nm, and the file's settings in ``metadata``."""
+    return [_tiff_layer(p) for p in _paths(path)]
+
+
+def _tiff_layer(path: str) -> tuple:
+    img = read_image(path, allow_nan=True)
+    p = Path(img.path)
+    if not img.pixel_size_nm:
+        raise InputError(f"{p}: no pixel size in the file's metadata; set it (Fiji: Image > Properties, in nm or "
+                         "µm) and save again, or open it with napari's built-in reader and type the pixel size "
+                         "into 'Infer rate maps'")
+    info = img.metadata.get("info")
+    meta = dict(info) if isinstance(info, dict) else ({"info": info} if info else {})
+    meta.update(source=str(p), pixel_size_nm=img.pixel_size_nm,
+                pixel_size_source=img.metadata.get("pixel_size_source", ""))
+    kw = dict(name=p.stem, metadata=meta, **image_layer_kwargs(img.pixel_size_nm))
+    data = img.data
+    finite = data[np.isfinite(data)]
+    if p.stem.lower().endswith("_mask") and np.array_equal(finite, np.round(finite)) and finite.min() >= 0 \
+            and finite.max() < 2**16:
+        return data.astype(np.uint16 if finite.max() > 255 else np.uint8), kw, "labels"
+    key = map_key(p.stem)
+    if key is not None:
+        kw.update(MAP_STYLE[key], contrast_limits=contrast_limits(data))
+    return data.astype(np.float32), kw, "image"
+
+
+def _header(path: str) -> list[str] | None:
+    try:
+        with open(path, encoding="utf-8-sig", errors="strict") as fh:
+            for line in fh:
+                if line.strip() and not line.lstrip().startswith("#"):
+                    delim = next((d for d in ",;\t" if d in line), " ")
+                    return next(csv.reader([line], delimiter=delim, skipinitialspace=True))
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def _names_axis(header: list[str], axis: str) -> bool:
+    low = [h.strip().strip('"').lower() for h in header]
+    return any(h == axis or h.startswith((f"{axis} ", f"{axis}_", f"{axis}[", f"{axis}(", f"position_{axis}"))
+               or h == f"{axis}nm" for h in low)
+
+
+def get_localisations_reader(path):
+    """npe2 reader hook: a reader for localisation tables (a header naming x and y columns), else None."""
+    paths = _paths(path)
+    if not paths or len(paths) != 1 or not paths[0].lower().endswith(_TABLES):
+        return None
+    header = _header(paths[0])
+    if header is None or not (_names_axis(header, "x") and _names_axis(header, "y")):
+        return None
+    return read_localisation_table
+
+
+def read_localisation_table(path, pixel_size_nm: float = DEFAULT_RENDER_PIXEL_NM) -> list[tuple]:
+    """A localisation table (x, y in nm; ThunderSTORM-style headers) rendered to a density image
+    (localisations per pixel) at ``pixel_size_nm``; pixel centres sit at (i + 1/2) x pixel size."""
+    p = Path(_paths(path)[0])
+    x, y = read_localisations(p)
+    img = render_localisations(x, y, pixel_size_nm)
+    meta = {"source": str(p), "pixel_size_nm": float(pixel_size_nm), "n_localisations": int(len(x)),
+            "rendered": f"localisations per {pixel_size_nm:g} nm pixel"}
+    kw = dict(name=f"{p.stem} density", metadata=meta, colormap="gray",
+              **image_layer_kwargs(pixel_size_nm, translate_px=0.5))
+    return [(img.astype(np.float32), kw, "image")]

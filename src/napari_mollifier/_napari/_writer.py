@@ -1,0 +1,46 @@
+"""npe2 writer: an image layer (a rate map) to a float32 TIFF with its pixel size and settings (Qt-free)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..io import write_tiff
+
+__all__ = ["write_rate_map", "pixel_size_from_meta"]
+
+_TO_NM = {"nm": 1.0, "nanometer": 1.0, "um": 1e3, "µm": 1e3, "micrometer": 1e3, "micron": 1e3, "mm": 1e6,
+          "millimeter": 1e6, "m": 1e9, "meter": 1e9}
+
+
+def pixel_size_from_meta(meta: dict) -> float | None:
+    """Pixel size in nm from a layer's ``scale`` and ``units`` (a scale in pixel units counts as nm,
+    this plugin's convention, except napari's default scale 1: unknown, None)."""
+    scale = meta.get("scale")
+    if scale is None or len(scale) < 1:
+        return None
+    px = float(scale[-1])
+    units = meta.get("units")
+    if units:
+        unit = str(units[-1]).strip().lower().replace("\xb5", "µ")
+        factor = _TO_NM.get(unit)
+        if factor:
+            px *= factor
+        elif unit in ("pixel", "px", "") and px == 1.0:
+            return None  # napari's default: no physical pixel size known
+    return px if px > 0 else None
+
+
+def write_rate_map(path: str, data, meta: dict) -> list[str]:
+    """npe2 single-layer writer: ``data`` as float32 TIFF; pixel size from the layer's scale, the
+    layer's ``metadata`` (fit settings, units, ...) as JSON in the TIFF's ImageJ ``Info`` property."""
+    arr = np.asarray(data)
+    if arr.ndim != 2:
+        raise ValueError(f"{path}: only 2-D image layers can be written as rate maps, got shape {arr.shape}")
+    if not path.lower().endswith((".tif", ".tiff")):
+        path = path + ".tif"
+    md = dict(meta.get("metadata") or {})
+    md.setdefault("layer_name", meta.get("name", ""))
+    out = write_tiff(path, arr.astype(np.float32), pixel_size_from_meta(meta), metadata=md)
+    return [os.fspath(out)]
