@@ -86,7 +86,8 @@ def main():
     level_name = "photons" if args.input == "intensity" else "noise"
     lines = ["# Chromatin rate recovery on simulated nuclei (issue 3)", "",
              f"Reproduce: `.venv/bin/python benchmarks/chromatin_recovery.py{(' ' + cmd) if cmd else ''}`", "",
-             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; "
+             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+             f"({torch.get_num_threads()} intra-op threads); "
              f"fit on device {args.device}" + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else "")
              + f"; settings: arch {settings.arch}, optimizer {settings.optimizer}, {settings.steps} steps, "
              f"{settings.precision}, residual {settings.residual_form}, otherwise defaults; input: "

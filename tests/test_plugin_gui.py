@@ -178,7 +178,13 @@ def test_preview_makes_an_editable_mask_and_the_fit_uses_it(make_napari_viewer_p
     assert tuple(labels.scale) == tuple(image.scale) == tuple(phi_layer.scale)
     assert labels.data.sum() > 0.8 * (mask > 0).sum()
     shown = phi_layer.data[np.isfinite(phi_layer.data)]
-    assert shown.size == labels.data.sum() and 0 <= shown.min() and shown.max() <= 1
+    # the affine map of the two levels (not clipped inside the nucleus): the image is 500 + 500 phi
+    norm = phi_layer.metadata["preprocessing"]["normalisation"]
+    scale = norm["heterochromatin_level"] - norm["euchromatin_level"]
+    assert shown.size == labels.data.sum()
+    inside = np.isfinite(phi_layer.data)
+    np.testing.assert_allclose(phi_layer.data[inside], (500 + 500 * phi[inside] - norm["euchromatin_level"]) / scale,
+                               atol=1e-4)
     assert "euchromatin_level" in phi_layer.metadata["preprocessing"]["normalisation"]
     # the user erases the right half of the mask: the fit must use the edited layer
     edited = labels.data.copy()
@@ -296,7 +302,8 @@ def test_closing_the_widget_stops_the_worker(make_napari_viewer_proxy, qtbot):
     qtbot.waitUntil(lambda: not worker.is_running, timeout=10_000)
 
 
-def test_closing_the_viewer_stops_the_worker(make_napari_viewer_proxy, qtbot):
+@pytest.mark.parametrize("how", ["viewer", "dock"])
+def test_closing_the_viewer_or_the_dock_stops_the_worker(make_napari_viewer_proxy, qtbot, how):
     from napari_mollifier._napari._fit_widget import FitWidget
 
     viewer = make_napari_viewer_proxy()
@@ -306,22 +313,11 @@ def test_closing_the_viewer_stops_the_worker(make_napari_viewer_proxy, qtbot):
     w.form.set_values(device="cpu", steps=100_000, report_every=5)
     worker = w.start()
     qtbot.waitUntil(lambda: len(_maps(viewer)) == 4, timeout=60_000)
-    viewer.close()
-    # the widget watched the main window: it stopped the fit and waited for the thread while closing
-    assert w._closed and worker.stopped.is_set() and worker.cancel_event.is_set()
-
-
-def test_closing_the_dock_widget_stops_the_worker(make_napari_viewer_proxy, qtbot):
-    from napari_mollifier._napari._fit_widget import FitWidget
-
-    viewer = make_napari_viewer_proxy()
-    _add_nucleus(viewer)
-    w = FitWidget(viewer)
-    viewer.window.add_dock_widget(w, name="Infer rate maps")
-    w.form.set_values(device="cpu", steps=100_000, report_every=5)
-    worker = w.start()
-    qtbot.waitUntil(lambda: len(_maps(viewer)) == 4, timeout=60_000)
-    viewer.window.remove_dock_widget(w)  # what the dock's close button does
+    if how == "viewer":
+        viewer.close()  # the widget watches the main window
+    else:
+        viewer.window.remove_dock_widget(w)  # what the dock's close button does
+    # it stopped the fit and waited for the thread while closing
     assert w._closed and worker.stopped.is_set() and worker.cancel_event.is_set()
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                             QLineEdit, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
                             QVBoxLayout, QWidget)
 
 from ..batch import FileResult, find_images, run_batch, sibling_mask
-from ._qt_settings import SettingsForm, scroll_body, wrapping_label
+from ._qt_settings import SettingsForm, input_kind_box, pixel_size_box, scroll_body, wrapping_label
 from ._qt_worker import StopsOnClose, start_cancellable
 
 if TYPE_CHECKING:
@@ -52,17 +52,10 @@ class BatchWidget(StopsOnClose, QWidget):
         self.out = QLineEdit(box)
         self.out.setPlaceholderText("folder for the maps and summary.csv")
         form.addRow("Output folder", self._with_browse(self.out, "Choose the output folder"))
-        self.pixel_size = QDoubleSpinBox(box)
-        self.pixel_size.setRange(0.0, 1e5)
-        self.pixel_size.setDecimals(3)
-        self.pixel_size.setSpecialValueText("from each file")
-        self.pixel_size.setSuffix(" nm")
-        self.pixel_size.setToolTip("pixel size in nm; 'from each file' reads it from the TIFF metadata (files "
-                                   "without one are listed as failed)")
+        self.pixel_size = pixel_size_box(box, "from each file", "pixel size in nm; 'from each file' reads it from "
+                                         "the TIFF metadata (files without one are listed as failed)")
         form.addRow("Pixel size", self.pixel_size)
-        self.input_kind = QComboBox(box)
-        self.input_kind.addItem("intensity", "intensity")
-        self.input_kind.addItem("fraction (φ)", "fraction")
+        self.input_kind = input_kind_box(box)
         form.addRow("Input", self.input_kind)
         self.mask_mode = QComboBox(box)
         for label, value in MASK_CHOICES:

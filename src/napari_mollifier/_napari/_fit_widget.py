@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 import napari.layers
 import numpy as np
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
+from qtpy.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout,
                             QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from ..io import InputError
 from ._fit import WARMED_UP, FitState, MapUpdate, describe_point, fit_updates, maps_of_fit, prepare_fit, warm_up
 from ._layers import MAP_KEYS, MAP_STYLE, RATE_UNITS, contrast_limits
 from ._qt_plot import LossPlot
-from ._qt_settings import SettingsForm, scroll_body, wrapping_label
+from ._qt_settings import SettingsForm, input_kind_box, pixel_size_box, scroll_body, wrapping_label
 from ._qt_worker import StopsOnClose, start_cancellable
 from ._writer import pixel_size_from_meta
 
@@ -73,19 +73,10 @@ class FitWidget(StopsOnClose, QWidget):
         self.image_combo = QComboBox(box)
         self.image_combo.setToolTip("the image layer of the nucleus (2-D, one channel)")
         form.addRow("Image", self.image_combo)
-        self.pixel_size = QDoubleSpinBox(box)
-        self.pixel_size.setRange(0.0, 1e5)
-        self.pixel_size.setDecimals(3)
-        self.pixel_size.setSuffix(" nm")
-        self.pixel_size.setSpecialValueText("type the pixel size (nm)")
-        self.pixel_size.setToolTip("pixel size in nm (prefilled from the layer's scale; the plugin's readers set "
-                                   "it from the file)")
+        self.pixel_size = pixel_size_box(box, "type the pixel size (nm)", "pixel size in nm (prefilled from the "
+                                         "layer's scale; the plugin's readers set it from the file)")
         form.addRow("Pixel size", self.pixel_size)
-        self.input_kind = QComboBox(box)
-        self.input_kind.addItem("intensity", "intensity")
-        self.input_kind.addItem("fraction (φ)", "fraction")
-        self.input_kind.setToolTip("intensity: raw image, normalised inside the nucleus to the heterochromatin "
-                                   "fraction φ; fraction: the pixel values already are φ in [0, 1]")
+        self.input_kind = input_kind_box(box)
         form.addRow("Input", self.input_kind)
         self.mask_combo = QComboBox(box)
         self.mask_combo.setToolTip("nucleus mask: a labels layer (paint or erase it; nonzero = nucleus) or "

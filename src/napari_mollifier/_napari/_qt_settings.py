@@ -190,3 +190,24 @@ def wrapping_label(text: str, parent=None) -> QLabel:
     label.setWordWrap(True)
     label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
     return label
+
+
+def pixel_size_box(parent, special_text: str, tooltip: str) -> QDoubleSpinBox:
+    """Pixel-size entry in nm; 0 shows ``special_text`` (nothing chosen yet)."""
+    box = QDoubleSpinBox(parent)
+    box.setRange(0.0, 1e5)
+    box.setDecimals(3)
+    box.setSuffix(" nm")
+    box.setSpecialValueText(special_text)
+    box.setToolTip(tooltip)
+    return box
+
+
+def input_kind_box(parent) -> QComboBox:
+    """Choice of input kind (the values infer_rates takes)."""
+    box = QComboBox(parent)
+    box.addItem("intensity", "intensity")
+    box.addItem("fraction (φ)", "fraction")
+    box.setToolTip("intensity: raw image, normalised inside the nucleus to the heterochromatin fraction φ; "
+                   "fraction: the pixel values already are φ in [0, 1]")
+    return box
