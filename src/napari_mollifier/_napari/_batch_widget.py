@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                            QLineEdit, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
+                            QLineEdit, QPushButton, QTableWidget, QTableWidgetItem,
                             QVBoxLayout, QWidget)
 
 from ..batch import FileResult, find_images, run_batch, sibling_mask
-from ._qt_settings import SettingsForm, input_kind_box, pixel_size_box, scroll_body, wrapping_label
+from ._qt_settings import SettingsForm, input_kind_box, pixel_size_box, run_controls, scroll_body
 from ._qt_worker import StopsOnClose, start_cancellable
 
 if TYPE_CHECKING:
@@ -71,19 +71,8 @@ class BatchWidget(StopsOnClose, QWidget):
         slay.addWidget(self.form)
         lay.addWidget(sbox)
 
-        rbox = QGroupBox("Run", self)
-        rlay = QVBoxLayout(rbox)
-        row = QHBoxLayout()
-        self.start_btn = QPushButton("Start", rbox)
-        row.addWidget(self.start_btn)
-        self.progress = QProgressBar(rbox)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.progress.setFormat("%v / %m files")
-        row.addWidget(self.progress, 1)
-        rlay.addLayout(row)
-        self.status_label = wrapping_label("Choose the folders, then Start.", rbox)
-        rlay.addWidget(self.status_label)
+        rbox, rlay, self.start_btn, self.progress, self.status_label = run_controls(
+            self, "Run", progress_format="%v / %m files", status="Choose the folders, then Start.")
         self.table = QTableWidget(0, 3, rbox)
         self.table.setHorizontalHeaderLabels(["file", "status", "reason"])
         self.table.horizontalHeader().setStretchLastSection(True)

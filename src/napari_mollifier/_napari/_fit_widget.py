@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING
 import napari.layers
 import numpy as np
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout,
-                            QProgressBar, QPushButton, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import QComboBox, QFormLayout, QGroupBox, QPushButton, QVBoxLayout, QWidget
 
 from ..io import InputError
 from ._fit import WARMED_UP, FitState, MapUpdate, describe_point, fit_updates, maps_of_fit, prepare_fit, warm_up
 from ._layers import MAP_KEYS, MAP_STYLE, RATE_UNITS, contrast_limits
 from ._qt_plot import LossPlot
-from ._qt_settings import SettingsForm, input_kind_box, pixel_size_box, scroll_body, wrapping_label
+from ._qt_settings import SettingsForm, input_kind_box, pixel_size_box, run_controls, scroll_body, wrapping_label
 from ._qt_worker import StopsOnClose, start_cancellable
 from ._writer import pixel_size_from_meta
 
@@ -99,20 +98,9 @@ class FitWidget(StopsOnClose, QWidget):
         slay.addWidget(self.device_label)
         lay.addWidget(sbox)
 
-        rbox = QGroupBox("Fit", self)
-        rlay = QVBoxLayout(rbox)
-        row = QHBoxLayout()
-        self.start_btn = QPushButton("Start", rbox)
-        self.start_btn.setToolTip("start the fit; while it runs this button stops it (the latest maps are kept)")
-        row.addWidget(self.start_btn)
-        self.progress = QProgressBar(rbox)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.progress.setFormat("not started")
-        row.addWidget(self.progress, 1)
-        rlay.addLayout(row)
-        self.status_label = wrapping_label("Pick an image layer, then Start.", rbox)
-        rlay.addWidget(self.status_label)
+        rbox, rlay, self.start_btn, self.progress, self.status_label = run_controls(
+            self, "Fit", start_tooltip="start the fit; while it runs this button stops it (the latest maps are kept)",
+            progress_format="not started", status="Pick an image layer, then Start.")
         self.loss_plot = LossPlot(rbox)
         rlay.addWidget(self.loss_plot)
         self.point_label = wrapping_label("Click on the image to read the local rates.", rbox)

@@ -11,8 +11,8 @@ import types
 import typing
 
 from qtpy.QtCore import QEvent, QObject, Qt
-from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QLabel, QScrollArea, QSizePolicy, QSpinBox,
-                            QToolButton, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel, QProgressBar,
+                            QPushButton, QScrollArea, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from ..config import InferenceSettings
 
@@ -211,3 +211,27 @@ def input_kind_box(parent) -> QComboBox:
     box.setToolTip("intensity: raw image, normalised inside the nucleus to the heterochromatin fraction φ; "
                    "fraction: the pixel values already are φ in [0, 1]")
     return box
+
+
+def run_controls(parent, title: str, *, progress_format: str, status: str, start_tooltip: str = ""):
+    """A "Start" button beside a progress bar over a status label, in a group box.
+
+    Returns ``(box, layout, start_button, progress_bar, status_label)``; callers add their own
+    widgets (loss curve, file table, ...) to ``layout``.
+    """
+    box = QGroupBox(title, parent)
+    lay = QVBoxLayout(box)
+    row = QHBoxLayout()
+    start = QPushButton("Start", box)
+    if start_tooltip:
+        start.setToolTip(start_tooltip)
+    row.addWidget(start)
+    progress = QProgressBar(box)
+    progress.setRange(0, 1)
+    progress.setValue(0)
+    progress.setFormat(progress_format)
+    row.addWidget(progress, 1)
+    lay.addLayout(row)
+    label = wrapping_label(status, box)
+    lay.addWidget(label)
+    return box, lay, start, progress, label
