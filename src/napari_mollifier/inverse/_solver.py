@@ -101,7 +101,7 @@ class _Problem:
     """Data, regions, mollifier and rate basis on the analysed crop."""
 
     def __init__(self, phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float, settings: InferenceSettings,
-                 model: ChromatinModel, device: torch.device):
+                 model: ChromatinModel, device: torch.device, noise_level: float = SMOOTHNESS_REFERENCE_NOISE):
         from scipy.ndimage import binary_erosion
 
         self.model = model
@@ -147,7 +147,10 @@ class _Problem:
         k = self.basis.size
         d2 = self.basis.smoothness_operator().to(device)
         self.roughness = torch.block_diag(d2.T @ d2, d2.T @ d2)  # (2K, 2K)
-        self.smoothness = settings.smoothness
+        # Tikhonov weight of the rate maps follows the data's variance: at 3 % noise the default
+        # weight left r ~0.87-0.89 on a gradient nucleus, (3 %/1 %)^2 = 9x gave 0.95 (measured,
+        # benchmarks/chromatin_recovery.py); noise-free fits are unchanged.
+        self.smoothness = settings.smoothness * (noise_level / SMOOTHNESS_REFERENCE_NOISE) ** 2
         self.psf_hat = None
         psf_px = (settings.psf_sigma_nm or 0.0) / pixel_size_nm
         if psf_px > 0:
@@ -334,13 +337,9 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
         raise ValueError(f"phi must be 2-D and match the mask: phi {phi.shape}, mask {mask.shape}")
     if not np.isfinite(phi[mask]).all():
         raise ValueError("phi has NaN or infinite values inside the nucleus")
-    problem = _Problem(phi, mask, pixel_size_nm, settings, model, device)
     noise = estimate_noise(phi, mask)
     s_d = max(noise, settings.noise_floor)
-    # Tikhonov weight of the rate maps follows the data's variance: at 3 % noise the default
-    # weight left r ~0.87-0.89 on a gradient nucleus, (3 %/1 %)^2 = 9x gave 0.95 (measured,
-    # benchmarks/chromatin_recovery.py); noise-free fits are unchanged.
-    problem.smoothness = settings.smoothness * (s_d / SMOOTHNESS_REFERENCE_NOISE) ** 2
+    problem = _Problem(phi, mask, pixel_size_nm, settings, model, device, noise_level=s_d)
     smoothing_px = settings.init_smoothing_px
     if smoothing_px is None:
         smoothing_px = float(np.clip(1.0 + 50.0 * noise, 1.0, 3.0))
