@@ -64,6 +64,8 @@ def main():
     ap.add_argument("--photons", type=float, nargs="+", default=[50.0],
                     help="intensity input: mean counts of a heterochromatin pixel (one row per value)")
     ap.add_argument("--presets", nargs="+", default=None, help="subset of gradient, patches, uniform")
+    ap.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.01, 0.03],
+                    help="fraction input: Gaussian noise levels on phi (default 0 0.01 0.03)")
     ap.add_argument("--perturbation", action="store_true",
                     help="only the perturbation check: uniform rates vs Gamma_ac x 1.5 (same seed), noise 0 and 0.01")
     args = ap.parse_args()
@@ -97,7 +99,7 @@ def main():
              f"| preset | {level_name} | r Γ_me | r Γ_ac | rel. err Γ_me | rel. err Γ_ac | std/mean Γ_me | std/mean Γ_ac "
              "| balance fit | balance truth | fit time |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    levels = (0.0, 0.01, 0.03) if args.input == "fraction" else tuple(args.photons)
+    levels = tuple(args.noise) if args.input == "fraction" else tuple(args.photons)
     for preset, seed in cases:
         sim = simulate_nucleus(256, rates=preset, seed=seed)
         for level in levels:

@@ -69,6 +69,9 @@ def test_prepare_fit_uses_mask_and_crop():
     np.testing.assert_allclose(inten.phi[~inside], np.clip(affine[~inside], 0, 1), atol=1e-6)
     assert inten.settings.psf_sigma_nm > 0
     assert "euchromatin_level" in inten.preprocessing["normalisation"]
+    # intensity results carry the caution that their absolute scale is not reliable
+    assert "relative patterns" in inten.preprocessing["caution"]
+    assert "caution" not in cropped.preprocessing
 
 
 @pytest.mark.parametrize("data, px, words", [

@@ -193,6 +193,7 @@ def test_preview_makes_an_editable_mask_and_the_fit_uses_it(make_napari_viewer_p
     w.start()
     _wait_done(qtbot, w)
     assert w.state.status == "finished", w.state.message
+    assert "relative patterns" in w.state.message  # intensity input: the caution is shown
     assert w.fit.analysed.any() and not w.fit.analysed[:, 45:].any()
 
 

@@ -361,6 +361,8 @@ class FitWidget(StopsOnClose, QWidget):
         self.state.status = "stopped" if fit.cancelled else "finished"
         self.state.message = (f"{verb} in {fit.runtime_s:.1f} s on {fit.device}: mean Γ_me {s[0]:.3g} /τ, "
                               f"Γ_ac {s[1]:.3g} /τ, λ {s[2]:.3g}. Click a pixel for local rates.")
+        if "caution" in self._input.preprocessing:  # intensity input: the absolute scale is unreliable
+            self.state.message += " Intensity input: read the maps as relative patterns (see the README)."
 
     def _on_error(self, exc) -> None:
         if self._closed:

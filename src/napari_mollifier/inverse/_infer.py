@@ -16,10 +16,15 @@ from ..io import (InputError, check_fraction, check_mask, intensity_to_fraction,
                   write_json, write_tiff)
 from ._solver import ProgressEvent, RateFit, fit_rates
 
-__all__ = ["DEFAULT_PSF_SIGMA_NM", "RateMaps", "infer_rates", "to_fraction", "write_rate_maps"]
+__all__ = ["DEFAULT_PSF_SIGMA_NM", "INTENSITY_CAUTION", "RateMaps", "infer_rates", "to_fraction", "write_rate_maps"]
 
 #: Blur assumed for intensity input when ``settings.psf_sigma_nm`` is None (nm).
 DEFAULT_PSF_SIGMA_NM = 15.0
+
+#: Saved with every intensity-input result (docs/NOTES.md, benchmarks/results/intensity_calibration.md).
+INTENSITY_CAUTION = ("intensity input: phi comes from an approximate intensity-to-fraction map; the rates "
+                     "change ~25 % per 2 % error in that map's contrast, so read these maps as relative "
+                     "patterns, not absolute rates")
 
 
 @dataclass
@@ -83,6 +88,7 @@ def to_fraction(data: np.ndarray, mask: np.ndarray, *, input: str, pixel_size_nm
     elif input == "intensity":
         phi, norm = intensity_to_fraction(data, m, name=source)
         prep["normalisation"] = norm
+        prep["caution"] = INTENSITY_CAUTION
         if settings.psf_sigma_nm is None:
             # A typical STORM localisation precision (the normalisation does not smooth).
             settings = settings.model_copy(update={"psf_sigma_nm": DEFAULT_PSF_SIGMA_NM})
