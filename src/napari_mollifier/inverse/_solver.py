@@ -263,30 +263,33 @@ def _make_field(problem: _Problem, settings: InferenceSettings, precond: torch.T
         return {"free_field": [z]}, (lambda: torch.fft.irfft2(torch.fft.rfft2(z) * precond, s=(h, w)))
     from ..nets import CoordinateMLP
 
-    # The MLP learns a correction to the smoothed data, passed through the same Fourier
-    # preconditioner as the grid field: g = start + F^-1[p F(net)]. The last layer starts at
-    # zero, so training starts where the grid field starts. A bare MLP (g = net, no
-    # preconditioner) was still far off after 200 steps (docs/NOTES.md).
+    # The MLP learns a correction to the smoothed data, g = start + net(x); the last layer
+    # starts at zero, so training starts where the grid field starts. Its Fourier features must
+    # reach the interfaces' scale: with features only down to ~24 px per cycle, or with the
+    # output passed through the grid field's Fourier preconditioner (which damps high
+    # wavenumbers as k^-4), it could not sharpen the interfaces and the rates came out 4-7x too
+    # high (measured, docs/NOTES.md).
     ys = torch.linspace(-1, 1, h, device=problem.device, dtype=problem.dtype)
     xs = torch.linspace(-1, 1, w, device=problem.device, dtype=problem.dtype)
     coords = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), -1).reshape(-1, 2)
-    # Fourier features up to the domain scale (~24 px per cycle).
-    cycles_per_unit = max(h, w) / 2 / 24.0
+    # Frequencies ~ N(0, scale^2) in cycles per coordinate unit (half the crop): two standard
+    # deviations reach MLP_MIN_PERIOD_PX pixels per cycle.
+    scale = max(h, w) / 2 / MLP_MIN_PERIOD_PX / 2
     net = CoordinateMLP(2, 1, width=MLP_WIDTH, depth=MLP_DEPTH, activation="tanh", fourier_features=MLP_WIDTH,
-                        fourier_scale=cycles_per_unit, seed=settings.seed).to(problem.device, problem.dtype)
+                        fourier_scale=scale, seed=settings.seed).to(problem.device, problem.dtype)
     with torch.no_grad():
         net.net[-1].weight.zero_()
         net.net[-1].bias.zero_()
 
     def field():
-        z = net(coords).reshape(h, w)
-        return start + torch.fft.irfft2(torch.fft.rfft2(z) * precond, s=(h, w))
+        return start + net(coords).reshape(h, w)
 
     return {"network": list(net.parameters())}, field
 
 
-#: Coordinate MLP size (hidden width = number of Fourier features, and depth).
-MLP_WIDTH, MLP_DEPTH = 64, 3
+#: Coordinate MLP size (hidden width = number of Fourier features, and depth) and the shortest
+#: period its Fourier features reach (about two standard deviations), in pixels.
+MLP_WIDTH, MLP_DEPTH, MLP_MIN_PERIOD_PX = 128, 3, 8.0
 
 
 def _optimizer(settings: InferenceSettings, groups: dict):
