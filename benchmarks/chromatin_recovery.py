@@ -119,10 +119,17 @@ def main():
                     f"{r['balance_fit']:.3f} | {r['balance_true']:.3f} | {dt:.0f} s |")
             print(line, flush=True)
             lines.append(line)
+            _write(args.out, lines + ["", "(run in progress: rows still to come)", ""])  # keep finished rows
     lines += ["", "r is undefined (nan) for uniform true rates; there the flat null test is std/mean.", ""]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
+    _write(args.out, lines)
     print(f"wrote {args.out}")
+
+
+def _write(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines))
+    tmp.replace(path)
 
 
 def perturbation(args):
