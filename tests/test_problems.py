@@ -48,12 +48,22 @@ def test_chebyshev_basis():
 def test_first_order_noise_free_recovery_with_mollifier():
     torch.set_flush_denormal(True)
     p = simulate_first_order(128)
-    fit = fit_first_order(p, method="mollifier", arch="piratenet", steps=300, log_alignment_every=100)
+    # Exact data: no ridge in the least-squares initialisation (the default is for noisy data).
+    fit = fit_first_order(p, method="mollifier", arch="piratenet", steps=300, log_alignment_every=100,
+                          lstsq_ridge=0.0, fourier_scale=2.0)
     assert fit.recovery["rel_error"] < 1e-2, fit.recovery
     assert fit.lambda_hat.shape == (128,) and fit.time_per_step_s > 0
     assert len(fit.history["loss_data"]) == 300
     assert fit.history["alignment_step"] == [0, 100, 200]
     assert all(-1.0 <= a <= 1.0 for a in fit.history["alignment"])
+
+
+def test_first_order_recovery_at_5_percent_noise():
+    """Defaults (ridge 1e-3 in the lstsq init). Measured: rel. error 0.29, r 0.94."""
+    torch.set_flush_denormal(True)
+    p = simulate_first_order(128, noise=0.05, seed=1)
+    fit = fit_first_order(p, method="mollifier", arch="piratenet", steps=300)
+    assert fit.recovery["rel_error"] < 0.45 and fit.recovery["r"] > 0.9, fit.recovery
 
 
 def test_mollifier_and_autodiff_agree_on_first_order():
