@@ -54,7 +54,7 @@ def test_gradnorm_weights_known_norms():
     p = torch.zeros(4, requires_grad=True)
     u1 = torch.tensor([1.0, 0.0, 0.0, 0.0])   # |grad| = 1
     u2 = torch.tensor([0.0, 0.0, 3.0, 0.0])   # |grad| = 3
-    losses = lambda: [u1 @ p, u2 @ p]          # noqa: E731 (linear: the gradient is u)
+    losses = lambda: [u1 @ p, u2 @ p]
     # w_hat = (1 + 3) / (1, 3) = (4, 4/3); one update from 1 with momentum 0.9.
     first = w.step(0, losses(), [p])
     torch.testing.assert_close(first, torch.tensor([0.9 + 0.4, 0.9 + 0.4 / 3], dtype=torch.float64))

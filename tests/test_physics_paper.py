@@ -14,9 +14,18 @@ import pytest
 import torch
 
 from napari_mollifier import coordinate_derivatives, grid_coordinates, mollify
-from napari_mollifier.physics import (PAPER_DERIVATIVES_D, PAPER_DERIVATIVES_W, PaperModel, fields_from_fraction,
-                                      fields_from_segmentation, lambda_from_fields, paper_chemical_potential,
-                                      paper_fractions, paper_mu_laplacian, paper_residual)
+from napari_mollifier.physics import (
+    PAPER_DERIVATIVES_D,
+    PAPER_DERIVATIVES_W,
+    PaperModel,
+    fields_from_fraction,
+    fields_from_segmentation,
+    lambda_from_fields,
+    paper_chemical_potential,
+    paper_fractions,
+    paper_mu_laplacian,
+    paper_residual,
+)
 
 L = 10.0
 K = 2 * math.pi / L

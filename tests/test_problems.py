@@ -9,8 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from napari_mollifier.problems import (chebyshev_basis, fit_first_order, fit_second_order, simulate_first_order,
-                                       simulate_second_order)
+from napari_mollifier.problems import (
+    chebyshev_basis,
+    fit_first_order,
+    fit_second_order,
+    simulate_first_order,
+    simulate_second_order,
+)
 
 
 def test_first_order_simulation_solves_the_ode():

@@ -12,7 +12,7 @@ from ..autodiff import coordinate_derivatives, grid_coordinates
 from ..mollifier import mollifier_margin, mollify
 from ._simulate import ProblemData
 
-__all__ = ["FitResult", "chebyshev_basis", "fit_first_order", "fit_second_order", "METHODS", "ARCHS"]
+__all__ = ["ARCHS", "METHODS", "FitResult", "chebyshev_basis", "fit_first_order", "fit_second_order"]
 
 METHODS = ("mollifier", "autodiff")
 ARCHS = ("mlp", "piratenet")

@@ -8,8 +8,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["ProblemData", "simulate_first_order", "simulate_second_order", "default_forcing",
-           "default_conductivity"]
+__all__ = [
+    "ProblemData",
+    "default_conductivity",
+    "default_forcing",
+    "simulate_first_order",
+    "simulate_second_order",
+]
 
 
 @dataclass
