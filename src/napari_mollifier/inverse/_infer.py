@@ -56,18 +56,20 @@ class RateMaps:
 def _load(image, pixel_size_nm, name) -> tuple[np.ndarray, float, str, dict]:
     if isinstance(image, (str, os.PathLike)):
         data = read_image(image)
-        px = pixel_size_nm or data.pixel_size_nm
-        if not px:
+        # `is None`, not falsiness: a given 0 nm must be rejected, not replaced by the file's value.
+        px = pixel_size_nm if pixel_size_nm is not None else data.pixel_size_nm
+        if px is None:
             why = data.metadata.get("pixel_size_problem")
             raise InputError(f"{data.path}: no pixel size in the file's metadata{f' ({why})' if why else ''}; "
                              "give it with --pixel-size NM (pixel_size_nm=...)")
-        src = {"pixel_size_source": "argument" if pixel_size_nm else data.metadata.get("pixel_size_source", "")}
+        src = {"pixel_size_source": "argument" if pixel_size_nm is not None
+               else data.metadata.get("pixel_size_source", "")}
         check_pixel_size(px, name=data.path, source=src["pixel_size_source"])
         return data.data, float(px), data.path, src
     arr = np.asarray(image, dtype=np.float64)
     if arr.ndim != 2:
         raise InputError(f"{name}: expected a 2-D image, got shape {arr.shape}")
-    if not pixel_size_nm:
+    if pixel_size_nm is None:
         raise InputError(f"{name}: an array carries no pixel size; pass pixel_size_nm")
     if not np.isfinite(arr).all():
         raise InputError(f"{name}: NaN/Inf pixels; replace them before analysis")
@@ -131,7 +133,8 @@ def infer_rates(image, *, pixel_size_nm: float | None = None, mask=None, input: 
         prep["mask"] = "segmented (Otsu, largest region)"
     else:
         if isinstance(mask, (str, os.PathLike)):
-            mdata = read_image(mask).data if Path(mask).suffix.lower() in (".tif", ".tiff") else None
+            mdata = (read_image(mask, allow_constant=True).data if Path(mask).suffix.lower() in (".tif", ".tiff")
+                     else None)
             if mdata is None:
                 raise InputError(f"{mask}: masks must be TIFF files")
             prep["mask"] = str(mask)

@@ -110,10 +110,12 @@ def _pixel_size_from_tiff(tif) -> tuple[float | None, str]:
     return None, ""
 
 
-def read_image(path: str | os.PathLike, *, allow_nan: bool = False) -> ImageData:
+def read_image(path: str | os.PathLike, *, allow_nan: bool = False, allow_constant: bool = False) -> ImageData:
     """Read a single-plane grayscale TIFF / OME-TIFF and its pixel size.
 
-    ``allow_nan=True`` accepts NaN pixels (rate maps are NaN outside the analysed region). JSON
+    ``allow_nan=True`` accepts NaN pixels (rate maps are NaN outside the analysed region);
+    ``allow_constant=True`` accepts constant images (a mask may be all 0 or all 1: the mask
+    checks then say what is wrong with it). JSON
     written by :func:`write_tiff` into the ImageJ ``Info`` property comes back as
     ``metadata["info"]``.
 
@@ -168,7 +170,7 @@ def read_image(path: str | os.PathLike, *, allow_nan: bool = False) -> ImageData
     if data.size > MAX_PIXELS:
         raise InputError(f"{p}: image of {data.shape[0]}x{data.shape[1]} pixels is too large (limit "
                          f"{MAX_PIXELS} pixels); crop it to the nucleus first")
-    if float(np.nanmax(data)) == float(np.nanmin(data)):
+    if not allow_constant and float(np.nanmax(data)) == float(np.nanmin(data)):
         raise InputError(f"{p}: the image is constant ({np.nanmax(data):g}); check the export (channel, "
                          "contrast) and give an image of the stained nucleus")
     if pixel_size is not None:
@@ -187,7 +189,7 @@ def _check_before_reading(tif, p: Path) -> None:
     """Refuse huge and truncated files from their header, before their pixels are loaded (a
     40000^2 image must fail with a message, not fill the memory)."""
     if not tif.series or not len(tif.pages):
-        raise InputError(f"{p}: the TIFF holds no image; re-export it as TIFF or OME-TIFF")
+        raise InputError(f"{p}: not a readable TIFF (it holds no image); re-export it as TIFF or OME-TIFF")
     shape = tuple(int(n) for n in tif.series[0].shape if int(n) != 1)
     n_pixels = math.prod(shape[:2]) if len(shape) >= 2 else math.prod(shape)
     if len(shape) == 2 and n_pixels > MAX_PIXELS:
