@@ -1,6 +1,6 @@
 """Batch throughput: files per minute of ``mollifier batch`` against the number of local dask workers.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/batch_throughput.py [--files 16] [--size 128]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/batch_throughput.py [--files 12] [--size 128]
         [--steps 600] [--workers 1 2] [--sequential] [--out benchmarks/results/batch_throughput.md]
 
 One nucleus is simulated (``simulate_nucleus``, circle mask, seed 1) and written as ``--files``
@@ -88,7 +88,7 @@ def machine() -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--files", type=int, default=16)
+    ap.add_argument("--files", type=int, default=12)
     ap.add_argument("--size", type=int, default=128, help="image side (pixels)")
     ap.add_argument("--steps", type=int, default=600, help="training steps per file")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])

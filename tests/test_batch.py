@@ -56,19 +56,19 @@ def _maps(out: Path, stem: str) -> dict[str, np.ndarray]:
 
 
 def test_dask_workers_give_the_sequential_maps_exactly(tmp_path):
-    images = write_nuclei(tmp_path / "in", 3)
+    images = write_nuclei(tmp_path / "in", 2)
     seq, dist = tmp_path / "seq", tmp_path / "dask"
     _, r_seq = _drain(run_batch(images, seq, mask=sibling_mask, input="fraction", settings=FAST))
     items, r_dist = _drain(run_batch(images, dist, mask=sibling_mask, input="fraction", settings=FAST, workers=2))
-    assert [r.status for r in r_seq] == ["ok"] * 3 and [r.status for r in r_dist] == ["ok"] * 3
-    assert sorted(i for i, _, _ in items) == [0, 1, 2]  # one result per file, none twice
+    assert [r.status for r in r_seq] == ["ok"] * 2 and [r.status for r in r_dist] == ["ok"] * 2
+    assert sorted(i for i, _, _ in items) == [0, 1]  # one result per file, none twice
     for p in images:
         a, b = _maps(seq, p.stem), _maps(dist, p.stem)
         for k in MAPS:
             np.testing.assert_array_equal(a[k], b[k], err_msg=f"{p.name} {k}")
         ja, jb = (json.loads((d / f"{p.stem}.json").read_text()) for d in (seq, dist))
         assert ja["summary"] == jb["summary"] and ja["batch"]["key"] == jb["batch"]["key"]
-    # the 3 files are different nuclei (rotations), so equal maps are not a trivial match
+    # the files are different nuclei (rotations), so equal maps are not a trivial match
     assert not np.array_equal(_maps(seq, images[0].stem)["phi"], _maps(seq, images[1].stem)["phi"])
 
 
@@ -195,3 +195,50 @@ def test_dask_stop_reports_not_run_and_writes_nothing_new(tmp_path):
 def test_find_images_leaves_masks_out(tmp_path):
     write_nuclei(tmp_path, 2)
     assert [p.name for p in find_images(tmp_path)] == ["n00_phi.tif", "n01_phi.tif"]
+
+
+def test_import_loads_no_dask():
+    """dask is imported by the distributed backend only, not by the package, the batch module or the CLI."""
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent("""
+        import json, sys
+        import napari_mollifier, napari_mollifier.batch, napari_mollifier.cli
+        print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed'))))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+def test_same_stem_in_two_folders_is_not_overwritten(tmp_path):
+    a = write_nuclei(tmp_path / "a", 1)[0]
+    b = write_nuclei(tmp_path / "b", 2)[0]  # also n00_phi.tif, other folder
+    _, res = _drain(run_batch([a, b], tmp_path / "out", mask=sibling_mask, input="fraction", settings=FAST))
+    assert [r.status for r in res] == ["ok", "failed"]
+    assert "same name as" in res[1].reason and str(b) in res[1].reason
+    assert json.loads((tmp_path / "out" / "n00_phi.json").read_text())["input"] == str(a)
+
+
+def test_a_rewrite_that_stops_halfway_is_not_taken_for_the_earlier_result(tmp_path, monkeypatch):
+    from napari_mollifier.inverse import _infer
+
+    (p,) = write_nuclei(tmp_path / "in", 1)
+    out = tmp_path / "out"
+    kw = dict(mask=sibling_mask, input="fraction", settings=FAST)
+    assert infer_file(p, out, **kw).status == "ok"
+    real = _infer.write_tiff
+
+    def crash_on_lambda(path, *a, **k):
+        if str(path).endswith("_lambda.tif"):
+            raise OSError("disk full")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(_infer, "write_tiff", crash_on_lambda)
+    other = FAST.model_copy(update={"steps": 31})
+    r = infer_file(p, out, **dict(kw, settings=other))
+    assert r.status == "failed" and "disk full" in r.reason
+    monkeypatch.undo()
+    # gamma maps of the 31-step fit now sit beside nothing: the 30-step run is redone, not skipped
+    assert infer_file(p, out, skip_existing=True, **kw).status == "ok"

@@ -294,8 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     where = bt.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, metavar="N", help="local dask worker processes, one thread each "
                        "(default: one per GPU, else one per CPU core); 0: run in this process without dask")
-    where.add_argument("--scheduler", metavar="ADDRESS", help="address of a running dask scheduler, e.g. "
-                       "tcp://10.0.0.1:8786 (docs/cluster.md)")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="a running dask scheduler: its address, e.g. "
+                       "tcp://10.0.0.1:8786, or its scheduler file (JSON); see docs/cluster.md")
     bt.add_argument("--no-resume", action="store_true", help="redo files whose outputs already exist")
     bt.add_argument("--overview", action="store_true", help="also write S_overview.png")
     _add_fit_options(bt)
