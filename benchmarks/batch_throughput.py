@@ -94,6 +94,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--sequential", action="store_true", help="also run in this process without dask")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--note", default="", help="a sentence appended under the table (e.g. what else ran)")
     args = ap.parse_args(argv)
 
     import torch
@@ -120,7 +121,11 @@ def main(argv=None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     base = next((r for r in rows if r["workers"] == 1), rows[0])
-    cmd = "OMP_NUM_THREADS=1 python benchmarks/batch_throughput.py " + " ".join(argv or sys.argv[1:])
+    shown = [a for a in (argv or sys.argv[1:])]
+    if "--note" in shown:  # the note is printed below the table, not in the command line
+        k = shown.index("--note")
+        del shown[k:k + 2]
+    cmd = "OMP_NUM_THREADS=1 python benchmarks/batch_throughput.py " + " ".join(shown)
     lines = [
         "# Batch throughput against local dask workers",
         "",
@@ -143,7 +148,7 @@ def main(argv=None) -> int:
                      f"{r['files_per_min']:.1f} | {r['files_per_min'] / base['files_per_min']:.2f} | "
                      f"{r['mean_fit_s']:.2f} | {r['load'][0]:.2f}, {r['load'][1]:.2f} |")
     lines += ["", "Figures from one run; the load average shows how busy the machine was (it counts this "
-              "benchmark's own workers too)."]
+              "benchmark's own workers too)." + (f" {args.note}" if args.note else "")]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print(f"table: {args.out}", file=sys.stderr)

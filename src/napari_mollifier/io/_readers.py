@@ -130,10 +130,15 @@ def read_image(path: str | os.PathLike, *, allow_nan: bool = False, allow_consta
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: file not found; check the path (and the --pattern of a batch)")
-    # tifffile logs its own complaints about damaged files; ours is the one-line InputError.
+    # tifffile logs its complaints about damaged files and carries on (a tag whose value lies past
+    # the end of a truncated file is dropped): collect them instead of printing them; a value
+    # offset past the end makes our one-line InputError.
     tiff_log = logging.getLogger("tifffile")
-    level = tiff_log.level
-    tiff_log.setLevel(logging.CRITICAL)
+    collect = _Collect()
+    saved = tiff_log.level, tiff_log.propagate
+    tiff_log.setLevel(logging.WARNING)
+    tiff_log.propagate = False
+    tiff_log.addHandler(collect)
     try:
         with tifffile.TiffFile(p) as tif:
             _check_before_reading(tif, p)
@@ -141,6 +146,10 @@ def read_image(path: str | os.PathLike, *, allow_nan: bool = False, allow_consta
             pixel_size, source = _pixel_size_from_tiff(tif)
             axes = tif.series[0].axes if tif.series else ""
             info = (tif.imagej_metadata or {}).get("Info") if tif.is_imagej else None
+        damaged = [m for m in collect.messages if re.search(r"offset|truncat", m, re.IGNORECASE)]
+        if damaged:
+            raise InputError(f"{p}: not a readable TIFF (truncated or damaged: {' '.join(damaged[0].split())[:80]}); "
+                             "re-export or copy it again")
     except InputError:
         raise
     except MemoryError:
@@ -149,7 +158,9 @@ def read_image(path: str | os.PathLike, *, allow_nan: bool = False, allow_consta
         raise InputError(f"{p}: not a readable TIFF ({type(exc).__name__}: {' '.join(str(exc).split())[:80]}); "
                          "re-export it as TIFF or OME-TIFF") from None
     finally:
-        tiff_log.setLevel(level)
+        tiff_log.removeHandler(collect)
+        tiff_log.setLevel(saved[0])
+        tiff_log.propagate = saved[1]
     data = np.asarray(data)
     data = np.squeeze(data)
     if data.ndim == 3 and data.shape[-1] in (3, 4) and ("S" in axes or data.dtype == np.uint8):
@@ -183,6 +194,17 @@ def read_image(path: str | os.PathLike, *, allow_nan: bool = False, allow_consta
         except ValueError:
             meta["info"] = str(info)
     return ImageData(data=data, pixel_size_nm=pixel_size, path=str(p), metadata=meta)
+
+
+class _Collect(logging.Handler):
+    """Keeps the messages of log records (tifffile's warnings while a file is read)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def _check_before_reading(tif, p: Path) -> None:
