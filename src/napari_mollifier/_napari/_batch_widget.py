@@ -1,7 +1,9 @@
 """The "Batch rate maps" dock widget (Qt): every matching file of a folder, one by one, in a worker.
 
 The work is :func:`napari_mollifier.batch.run_batch`, the same function behind the CLI: each
-file's docs/interfaces.md outputs, bad files skipped with a one-line reason, summary.csv.
+file's docs/interfaces.md outputs, bad files skipped with a one-line reason, summary.csv. "Workers"
+0 runs the files one by one in the worker thread; N > 0 runs them on a local dask cluster of N
+processes (like ``mollifier batch --workers N``), which the worker thread drives.
 """
 
 from __future__ import annotations
@@ -9,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                            QLineEdit, QPushButton, QTableWidget, QTableWidgetItem,
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+                            QLineEdit, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem,
                             QVBoxLayout, QWidget)
 
 from ..batch import FileResult, find_images, run_batch, sibling_mask
@@ -63,6 +65,18 @@ class BatchWidget(StopsOnClose, QWidget):
         self.mask_mode.setToolTip("where each nucleus mask comes from; beside-each-image looks for S_mask.tif, "
                                   "then A_mask.tif for A_B.tif (nucleus1_phi.tif -> nucleus1_mask.tif)")
         form.addRow("Nucleus masks", self.mask_mode)
+        self.workers = QSpinBox(box)
+        self.workers.setRange(0, 64)
+        self.workers.setValue(0)
+        self.workers.setSpecialValueText("0 (one by one, here)")
+        self.workers.setToolTip("0: the files run one by one in this napari process; N: a local dask cluster "
+                                "of N worker processes, one file each at a time (one torch thread per worker)")
+        form.addRow("Workers", self.workers)
+        self.skip_done = QCheckBox("skip files already done with the same settings", box)
+        self.skip_done.setChecked(True)
+        self.skip_done.setToolTip("a file whose maps and S.json exist in the output folder, made from the same "
+                                  "file bytes, mask and settings, is not fitted again (status 'skipped')")
+        form.addRow("Resume", self.skip_done)
         lay.addWidget(box)
 
         sbox = QGroupBox("Settings", self)
@@ -131,7 +145,8 @@ class BatchWidget(StopsOnClose, QWidget):
         self._rewatch()  # make sure the window whose closing must stop this worker is watched
         self.worker = start_cancellable(
             run_batch, images, self.out.text().strip(), pixel_size_nm=self.pixel_size.value() or None, mask=mask,
-            input=self.input_kind.currentData(), settings=settings,
+            input=self.input_kind.currentData(), settings=settings, skip_existing=self.skip_done.isChecked(),
+            workers=self.workers.value() or None,
             connect={"yielded": self._on_item, "returned": self._on_returned, "errored": self._on_error,
                      "finished": self._on_finished})
         self._set_busy(True)
@@ -147,7 +162,8 @@ class BatchWidget(StopsOnClose, QWidget):
     def _set_busy(self, busy: bool) -> None:
         self.start_btn.setText("Stop" if busy else "Start")
         self.start_btn.setEnabled(True)
-        for w in (self.form, self.folder, self.pattern, self.out, self.pixel_size, self.input_kind, self.mask_mode):
+        for w in (self.form, self.folder, self.pattern, self.out, self.pixel_size, self.input_kind, self.mask_mode,
+                  self.workers, self.skip_done):
             w.setEnabled(not busy)
 
     def _on_item(self, item) -> None:
@@ -155,8 +171,11 @@ class BatchWidget(StopsOnClose, QWidget):
             return
         i, n, what = item
         if isinstance(what, FileResult):
+            # Counted, not taken from i: dask workers finish files in any order.
             self._add_row(what)
-            self.progress.setValue(i + 1)
+            self.progress.setValue(self.table.rowCount())
+            if self.workers.value():
+                self.status_label.setText(f"{self.table.rowCount()} / {n} files done")
         else:
             self.status_label.setText(f"File {i + 1} / {n}: {Path(what).name}…")
 
@@ -165,18 +184,22 @@ class BatchWidget(StopsOnClose, QWidget):
         self.table.insertRow(row)
         for col, text in enumerate((Path(r.file).name, r.status, r.reason)):
             cell = QTableWidgetItem(text)
-            cell.setToolTip(r.reason or r.file)
+            cell.setToolTip(r.file if col == 0 else (r.reason or r.file))
             self.table.setItem(row, col, cell)
 
     def _on_returned(self, results) -> None:
         if self._closed:
             return
         self.results = list(results)
-        for r in self.results[self.table.rowCount():]:  # files not run after a stop
-            self._add_row(r)
-        ok = sum(r.status == "ok" for r in self.results)
+        shown = {self.table.item(r, 0).toolTip() for r in range(self.table.rowCount())}
+        for r in self.results:  # files not run after a stop
+            if r.status == "not run" and r.file not in shown:
+                self._add_row(r)
+        ok = sum(r.status in ("ok", "skipped") for r in self.results)
+        skipped = sum(r.status == "skipped" for r in self.results)
         failed = [r for r in self.results if r.status == "failed"]
-        self.status_label.setText(f"{ok} of {len(self.results)} files done, {len(failed)} failed; "
+        self.status_label.setText(f"{ok} of {len(self.results)} files done"
+                                  f"{f' ({skipped} skipped: done before)' if skipped else ''}, {len(failed)} failed; "
                                   f"summary: {Path(self.out.text().strip()) / 'summary.csv'}")
         self.open_btn.setEnabled(ok > 0)
 
@@ -196,7 +219,7 @@ class BatchWidget(StopsOnClose, QWidget):
 
         added = []
         for r in self.results:
-            if r.status != "ok":
+            if r.status not in ("ok", "skipped"):
                 continue
             stem = Path(r.file).stem
             for key in ("phi", "gamma_me", "gamma_ac", "lambda"):

@@ -108,7 +108,7 @@ def read_localisation_table(path, pixel_size_nm: float = DEFAULT_RENDER_PIXEL_NM
     (localisations per pixel) at ``pixel_size_nm``; pixel centres sit at (i + 1/2) x pixel size."""
     p = Path(_paths(path)[0])
     x, y = read_localisations(p)
-    img = render_localisations(x, y, pixel_size_nm)
+    img = render_localisations(x, y, pixel_size_nm, name=str(p))
     meta = {"source": str(p), "pixel_size_nm": float(pixel_size_nm), "n_localisations": int(len(x)),
             "rendered": f"localisations per {pixel_size_nm:g} nm pixel"}
     kw = dict(name=f"{p.stem} density", metadata=meta, colormap="gray",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..config import InferenceSettings
-from ..io import (InputError, check_fraction, check_mask, intensity_to_fraction, read_image, segment_nucleus,
-                  write_json, write_tiff)
+from ..io import (InputError, check_fraction, check_mask, check_pixel_size, intensity_to_fraction, read_image,
+                  segment_nucleus, write_json, write_tiff)
 from ._solver import ProgressEvent, RateFit, fit_rates
 
 __all__ = ["DEFAULT_PSF_SIGMA_NM", "INTENSITY_CAUTION", "RateMaps", "infer_rates", "to_fraction", "write_rate_maps"]
@@ -41,6 +42,8 @@ class RateMaps:
     source: str
     fit: RateFit
     preprocessing: dict = field(default_factory=dict)
+    # One-line notices about how the fit ran (e.g. a fall-back from the GPU to the CPU).
+    notices: list = field(default_factory=list)
 
     def summary(self) -> dict:
         m = self.mask
@@ -58,19 +61,24 @@ class RateMaps:
 def _load(image, pixel_size_nm, name) -> tuple[np.ndarray, float, str, dict]:
     if isinstance(image, (str, os.PathLike)):
         data = read_image(image)
-        px = pixel_size_nm or data.pixel_size_nm
-        if not px:
-            raise InputError(f"{data.path}: no pixel size in the file's metadata; give it with --pixel-size NM "
-                             "(pixel_size_nm=...)")
-        src = {"pixel_size_source": "argument" if pixel_size_nm else data.metadata.get("pixel_size_source", "")}
+        # `is None`, not falsiness: a given 0 nm must be rejected, not replaced by the file's value.
+        px = pixel_size_nm if pixel_size_nm is not None else data.pixel_size_nm
+        if px is None:
+            why = data.metadata.get("pixel_size_problem")
+            raise InputError(f"{data.path}: no pixel size in the file's metadata{f' ({why})' if why else ''}; "
+                             "give it with --pixel-size NM (pixel_size_nm=...)")
+        src = {"pixel_size_source": "argument" if pixel_size_nm is not None
+               else data.metadata.get("pixel_size_source", "")}
+        check_pixel_size(px, name=data.path, source=src["pixel_size_source"])
         return data.data, float(px), data.path, src
     arr = np.asarray(image, dtype=np.float64)
     if arr.ndim != 2:
         raise InputError(f"{name}: expected a 2-D image, got shape {arr.shape}")
-    if not pixel_size_nm:
+    if pixel_size_nm is None:
         raise InputError(f"{name}: an array carries no pixel size; pass pixel_size_nm")
     if not np.isfinite(arr).all():
         raise InputError(f"{name}: NaN/Inf pixels; replace them before analysis")
+    check_pixel_size(pixel_size_nm, name=name, source="argument")
     return arr, float(pixel_size_nm), name, {"pixel_size_source": "argument"}
 
 
@@ -131,7 +139,8 @@ def infer_rates(image, *, pixel_size_nm: float | None = None, mask=None, input: 
         prep["mask"] = "segmented (Otsu, largest region)"
     else:
         if isinstance(mask, (str, os.PathLike)):
-            mdata = read_image(mask).data if Path(mask).suffix.lower() in (".tif", ".tiff") else None
+            mdata = (read_image(mask, allow_constant=True).data if Path(mask).suffix.lower() in (".tif", ".tiff")
+                     else None)
             if mdata is None:
                 raise InputError(f"{mask}: masks must be TIFF files")
             prep["mask"] = str(mask)
@@ -140,20 +149,52 @@ def infer_rates(image, *, pixel_size_nm: float | None = None, mask=None, input: 
             prep["mask"] = "given"
         m = check_mask(mdata, data.shape, name=prep["mask"] if isinstance(mask, (str, os.PathLike)) else source)
     phi, settings = to_fraction(data, m, input=input, pixel_size_nm=px, settings=settings, name=source, prep=prep)
+    notices: list[str] = []
+    fit = _fit_with_cpu_fallback(phi, m, px, settings, cancel, progress, source, notices)
+    analysed = fit.analysed
+    return RateMaps(gamma_me=fit.gamma_me, gamma_ac=fit.gamma_ac, lam=fit.lam, phi_hat=fit.phi_hat,
+                    mask=analysed, phi=phi, pixel_size_nm=px, source=source, fit=fit, preprocessing=prep,
+                    notices=notices)
+
+
+def _run_fit(phi, mask, px, settings, cancel, progress) -> RateFit:
     fit = None
-    for item in fit_rates(phi, m, px, settings, cancel=cancel):
+    for item in fit_rates(phi, mask, px, settings, cancel=cancel):
         if isinstance(item, RateFit):
             fit = item
         elif progress is not None:
             progress(item)
-    analysed = fit.analysed
-    return RateMaps(gamma_me=fit.gamma_me, gamma_ac=fit.gamma_ac, lam=fit.lam, phi_hat=fit.phi_hat,
-                    mask=analysed, phi=phi, pixel_size_nm=px, source=source, fit=fit, preprocessing=prep)
+    return fit
 
 
-def write_rate_maps(maps: RateMaps, out_dir: str | os.PathLike, stem: str | None = None) -> dict:
+def _fit_with_cpu_fallback(phi, mask, px, settings, cancel, progress, source: str, notices: list) -> RateFit:
+    """The fit; when the GPU runs out of memory, the same fit again on the CPU, with a notice.
+
+    There is no tiling to fall back to (the solver fits the whole crop at once), so the CPU, with
+    the machine's memory, is the fall-back; the settings saved with the result say ``device: cpu``.
+    """
+    import torch
+
+    try:
+        return _run_fit(phi, mask, px, settings, cancel, progress)
+    except torch.cuda.OutOfMemoryError as exc:
+        if settings.device == "cpu":
+            raise
+        first = str(exc).splitlines()[0][:120] if str(exc) else ""
+        notice = (f"{source}: GPU out of memory ({first}); fitted on the CPU instead (slower; crop the "
+                  "image or free GPU memory to stay on the GPU)")
+        warnings.warn(notice, RuntimeWarning, stacklevel=3)
+        notices.append(notice)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return _run_fit(phi, mask, px, settings.model_copy(update={"device": "cpu"}), cancel, progress)
+
+
+def write_rate_maps(maps: RateMaps, out_dir: str | os.PathLike, stem: str | None = None, *,
+                    extra: dict | None = None) -> dict:
     """Write the docs/interfaces.md outputs: S_gamma_me/_gamma_ac/_lambda/_phi (float32), S_mask
-    (uint8) and S.json, each atomically. Returns name -> path."""
+    (uint8) and S.json, each atomically; S.json last, so that it marks a complete set. ``extra``
+    adds entries to S.json (the batch's resume key). Returns name -> path."""
     import torch
 
     from .. import __version__
@@ -172,11 +213,14 @@ def write_rate_maps(maps: RateMaps, out_dir: str | os.PathLike, stem: str | None
     record = {
         "input": maps.source, "pixel_size_nm": maps.pixel_size_nm, "settings": fit.settings,
         "preprocessing": maps.preprocessing, "device": fit.device, "runtime_s": fit.runtime_s,
-        "steps_done": fit.steps_done, "cancelled": fit.cancelled, "losses": fit.losses, "history": fit.history,
+        "steps_done": fit.steps_done, "cancelled": fit.cancelled,
+        "diverged": {"step": fit.diverged_step, "message": fit.message} if fit.diverged else None,
+        "notices": list(maps.notices), "losses": fit.losses, "history": fit.history,
         "summary": maps.summary(),
         "versions": {"napari-mollifier": __version__, "torch": torch.__version__, "numpy": np.__version__,
                      "python": platform.python_version()},
         "units": meta["units"],
     }
+    record.update(extra or {})
     paths["json"] = write_json(out / f"{stem}.json", record)
     return paths

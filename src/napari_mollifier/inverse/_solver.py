@@ -66,6 +66,10 @@ class RateFit:
     steps_done: int = 0
     cancelled: bool = False
     settings: dict = field(default_factory=dict)
+    # Training stopped at a NaN/Inf or exploding loss; the maps are those of the last good step.
+    diverged: bool = False
+    diverged_step: int | None = None
+    message: str = ""
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -306,6 +310,20 @@ def _optimizer(settings: InferenceSettings, groups: dict):
     return SOAP(params, lr=lr, betas=(0.9, 0.999), weight_decay=0.0, precondition_frequency=2)
 
 
+#: A loss this many times above the lowest one seen in the fit counts as diverged.
+DIVERGENCE_FACTOR = 1e4
+
+
+def _divergence(loss: float, best: float) -> str:
+    """Why a training loss means divergence ("" when it does not): NaN/Inf, or an explosion to
+    more than :data:`DIVERGENCE_FACTOR` times the lowest loss so far."""
+    if not math.isfinite(loss):
+        return f"loss {loss}"
+    if math.isfinite(best) and loss > DIVERGENCE_FACTOR * max(best, 1e-12):
+        return f"loss {loss:.3g} exploded from {best:.3g}"
+    return ""
+
+
 def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
               settings: InferenceSettings | None = None, *, model: ChromatinModel = ChromatinModel(),
               cancel: threading.Event | None = None) -> Iterator[ProgressEvent | RateFit]:
@@ -369,6 +387,7 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
     u_last = d0["u"]
     steps = settings.steps if settings.method == "pinn" else 0
     cancelled = False
+    diverged_step, message, best_loss, coef_good = None, "", math.inf, coef
     if steps:
         groups, field_fn = _make_field(problem, settings, _preconditioner(problem, s_d, s_r, mean_rate), smooth)
         opt = _optimizer(settings, groups)
@@ -384,20 +403,38 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
             data_term = (problem.imaged(d["u"]) - problem.phi)[data_w].pow(2).mean() / s_d**2
             phys_term = problem.residual_energy(d, coef) / s_r**2
             loss = data_term + phys_term
+            # Guard (issue 6): the loss is that of the parameters after step - 1, so a bad value
+            # means the last update broke them; stop and keep the maps of the last good step.
+            bad = _divergence(float(loss.detach()), best_loss)
+            if bad:
+                diverged_step = step
+                message = (f"training diverged at step {step} ({bad}); kept the maps of step {step - 1}; "
+                           "lower the learning rate or check the input")
+                break
+            best_loss = min(best_loss, float(loss.detach()))
             loss.backward()
             opt.step()
             sched.step()
             u_last = d["u"].detach()
+            coef_good = coef.detach()
             losses = {"data": float(data_term.detach()), "residual": float(phys_term.detach()),
                       "total": float(loss.detach())}
             if step % settings.report_every == 0 or step == steps:
                 history.append(dict(step=step, **losses))
                 yield ProgressEvent(step, steps, dict(losses), time.perf_counter() - t0,
                                     maps=problem.maps(coef, u_last), box=problem.box)
-        with torch.no_grad():
-            d = problem.derivatives(field_fn())
-            coef = problem.solve(d)
-            u_last = d["u"]
+        if diverged_step is None:
+            with torch.no_grad():
+                d = problem.derivatives(field_fn())
+                coef_end = problem.solve(d)
+            if bool(torch.isfinite(coef_end).all()) and bool(torch.isfinite(d["u"]).all()):
+                coef, u_last = coef_end, d["u"]
+            else:  # the last update broke the field
+                diverged_step = steps + 1
+                message = f"training diverged after the last step (NaN/Inf field); kept the maps of step {steps}"
+                coef = coef_good
+        else:
+            coef = coef_good
     maps = problem.maps(coef, u_last)
     analysed = np.zeros(problem.full_shape, dtype=bool)
     analysed[problem.box] = problem.interior.cpu().numpy()
@@ -406,7 +443,8 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
                   analysed=analysed, losses=dict(losses, noise_estimate=noise, s_d=s_d, s_r=s_r, smoothness=problem.smoothness, init_smoothing_px=smoothing_px),
                   history=history, runtime_s=time.perf_counter() - t0, device=str(device),
                   steps_done=history[-1]["step"] if history else 0, cancelled=cancelled,
-                  settings=settings.model_dump())
+                  settings=settings.model_dump(), diverged=diverged_step is not None,
+                  diverged_step=diverged_step, message=message)
     yield ProgressEvent(fit.steps_done, steps, dict(losses), fit.runtime_s, maps=maps, done=True,
                         box=problem.box)
     yield fit

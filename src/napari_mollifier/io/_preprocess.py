@@ -17,9 +17,14 @@ def segment_nucleus(image: np.ndarray, *, smoothing_px: float = 4.0, name: str =
     from scipy import ndimage as ndi
     from skimage.filters import threshold_otsu
 
-    smooth = ndi.gaussian_filter(np.asarray(image, float), smoothing_px)
-    if float(smooth.max()) == float(smooth.min()):
-        raise InputError(f"{name}: the image is constant; nothing to segment")
+    image = np.asarray(image, float)
+    if image.ndim != 2 or not np.isfinite(image).all():
+        raise InputError(f"{name}: segmentation needs a finite 2-D image, got shape {image.shape}"
+                         f"{'' if np.isfinite(image).all() else ' with NaN/Inf'}; replace NaN/Inf or give --mask")
+    smooth = ndi.gaussian_filter(image, smoothing_px)
+    # A relative test: a constant image picks up rounding-level ripples from the filter.
+    if float(smooth.max() - smooth.min()) <= 1e-9 * max(1.0, float(np.abs(smooth).max())):
+        raise InputError(f"{name}: the image is constant; nothing to segment; check the export")
     fg = smooth > threshold_otsu(smooth)
     labels, n = ndi.label(fg)
     if n == 0:
@@ -36,12 +41,19 @@ def check_mask(mask: np.ndarray, shape: tuple[int, int], *, name: str = "mask") 
     if mask.ndim != 2 or mask.shape != tuple(shape):
         raise InputError(f"{name}: mask shape {mask.shape} differs from the image shape {tuple(shape)}; "
                          "use a mask made for this image")
+    if mask.dtype.kind == "f" and not np.isfinite(mask).all():
+        raise InputError(f"{name}: the mask has NaN/Inf values; give a binary mask (nonzero = nucleus)")
+    if mask.dtype.kind in "fc" and not np.array_equal(mask, np.round(mask)):
+        # A mask is binary or a label image; fractional values mean an image was given as mask.
+        raise InputError(f"{name}: the mask has fractional values, so it looks like an image, not a mask; "
+                         "give a binary or label mask (nonzero = nucleus)")
     mask = mask != 0
     area = int(mask.sum())
     if area == 0:
         raise InputError(f"{name}: the nucleus mask is empty; draw or give a nonzero mask")
     if area < 40 * 40:
-        raise InputError(f"{name}: the nucleus mask has only {area} pixels; at least 40x40 are needed")
+        raise InputError(f"{name}: the nucleus mask has only {area} pixels; at least 40x40 are needed "
+                         "(check the mask, or the image's pixel size and crop)")
     if area == mask.size:
         raise InputError(f"{name}: the nucleus mask covers the whole image; give a mask of the nucleus only "
                          "(nonzero inside) or let the tool segment it")

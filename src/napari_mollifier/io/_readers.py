@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 import re
@@ -16,10 +17,14 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["InputError", "ImageData", "read_image", "read_localisations", "render_localisations",
-           "MAX_PIXELS"]
+           "check_pixel_size", "MAX_PIXELS", "PIXEL_SIZE_RANGE_NM"]
 
 #: Largest image accepted (pixels); beyond it a 2-core CPU fit would take hours: crop first.
 MAX_PIXELS = 4096 * 4096
+#: Pixel sizes (nm) accepted for analysis. Chromatin domains are ~50-300 nm across and the model's
+#: length unit is 10 nm: below 1 nm or above 1 µm a value is almost surely in the wrong unit
+#: (0.01 meant as µm, or 10 µm from a resolution tag in inches).
+PIXEL_SIZE_RANGE_NM = (1.0, 1000.0)
 _UNIT_TO_NM = {"nm": 1.0, "nanometer": 1.0, "um": 1e3, "µm": 1e3, "\\u00B5m": 1e3, "micron": 1e3,
                "micrometer": 1e3, "mm": 1e6, "millimeter": 1e6, "cm": 1e7, "centimeter": 1e7, "m": 1e9,
                "meter": 1e9, "inch": 2.54e7}
@@ -44,8 +49,40 @@ def _unit_nm(unit: str | None) -> float | None:
     return _UNIT_TO_NM.get(u) or _UNIT_TO_NM.get(u.replace("µ", "u"))
 
 
+def check_pixel_size(pixel_size_nm, *, name: str = "image", source: str = "") -> float:
+    """A pixel size (nm) that can be analysed: finite, positive and within :data:`PIXEL_SIZE_RANGE_NM`.
+
+    Raises
+    ------
+    InputError
+        One line naming ``name``, where the value came from (``source``) and the fix, e.g. a size
+        given in µm where nm are expected.
+    """
+    lo, hi = PIXEL_SIZE_RANGE_NM
+    where = f" (from {source})" if source and source != "argument" else ""
+    try:
+        px = float(pixel_size_nm)
+    except (TypeError, ValueError):
+        raise InputError(f"{name}: pixel size {pixel_size_nm!r} is not a number; give it in nm with "
+                         "--pixel-size NM") from None
+    if not math.isfinite(px) or px <= 0:
+        raise InputError(f"{name}: pixel size {px:g} nm{where} must be a positive number; give it in nm "
+                         "with --pixel-size NM")
+    if px < lo:
+        raise InputError(f"{name}: pixel size {px:g} nm{where} is below {lo:g} nm, probably a value in µm; "
+                         f"give it in nm with --pixel-size NM (e.g. {px * 1e3:g} for {px:g} µm)")
+    if px > hi:
+        raise InputError(f"{name}: pixel size {px:g} nm{where} is above {hi:g} nm, too coarse for chromatin "
+                         "domains or a wrong unit; check the file's calibration or give --pixel-size NM in nm")
+    return px
+
+
 def _pixel_size_from_tiff(tif) -> tuple[float | None, str]:
-    """Pixel size in nm from OME, ImageJ or plain TIFF resolution tags, with its source."""
+    """Pixel size in nm from OME, ImageJ or plain TIFF resolution tags, with its source.
+
+    Without a usable size the source says why when the file has a calibration in a unit that is
+    not a length ("unit 'pixel' is not a length"); it is "" when the file has none.
+    """
     if tif.is_ome and tif.ome_metadata:
         m = re.search(r'PhysicalSizeX="([0-9.eE+-]+)"', tif.ome_metadata)
         if m:
@@ -53,6 +90,7 @@ def _pixel_size_from_tiff(tif) -> tuple[float | None, str]:
             scale = _unit_nm(u.group(1) if u else "µm")
             if scale:
                 return float(m.group(1)) * scale, "OME PhysicalSizeX"
+            return None, f"OME unit {u.group(1)!r} is not a length"
     page = tif.pages[0]
     tags = page.tags
     if "XResolution" in tags:
@@ -67,13 +105,17 @@ def _pixel_size_from_tiff(tif) -> tuple[float | None, str]:
             scale = _unit_nm(unit)
             if scale:
                 return scale / pixels_per_unit, f"TIFF resolution ({unit})"
+            if unit is not None:
+                return None, f"unit {unit!r} is not a length"
     return None, ""
 
 
-def read_image(path: str | os.PathLike, *, allow_nan: bool = False) -> ImageData:
+def read_image(path: str | os.PathLike, *, allow_nan: bool = False, allow_constant: bool = False) -> ImageData:
     """Read a single-plane grayscale TIFF / OME-TIFF and its pixel size.
 
-    ``allow_nan=True`` accepts NaN pixels (rate maps are NaN outside the analysed region). JSON
+    ``allow_nan=True`` accepts NaN pixels (rate maps are NaN outside the analysed region);
+    ``allow_constant=True`` accepts constant images (a mask may be all 0 or all 1: the mask
+    checks then say what is wrong with it). JSON
     written by :func:`write_tiff` into the ImageJ ``Info`` property comes back as
     ``metadata["info"]``.
 
@@ -88,15 +130,37 @@ def read_image(path: str | os.PathLike, *, allow_nan: bool = False) -> ImageData
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: file not found; check the path (and the --pattern of a batch)")
+    # tifffile logs its complaints about damaged files and carries on (a tag whose value lies past
+    # the end of a truncated file is dropped): collect them instead of printing them; a value
+    # offset past the end makes our one-line InputError.
+    tiff_log = logging.getLogger("tifffile")
+    collect = _Collect()
+    saved = tiff_log.level, tiff_log.propagate
+    tiff_log.setLevel(logging.WARNING)
+    tiff_log.propagate = False
+    tiff_log.addHandler(collect)
     try:
         with tifffile.TiffFile(p) as tif:
+            _check_before_reading(tif, p)
             data = tif.asarray()
             pixel_size, source = _pixel_size_from_tiff(tif)
             axes = tif.series[0].axes if tif.series else ""
             info = (tif.imagej_metadata or {}).get("Info") if tif.is_imagej else None
+        damaged = [m for m in collect.messages if re.search(r"offset|truncat", m, re.IGNORECASE)]
+        if damaged:
+            raise InputError(f"{p}: not a readable TIFF (truncated or damaged: {' '.join(damaged[0].split())[:80]}); "
+                             "re-export or copy it again")
+    except InputError:
+        raise
+    except MemoryError:
+        raise InputError(f"{p}: not enough memory to read it; crop the image to the nucleus first") from None
     except Exception as exc:  # tifffile raises many types for truncated / non-TIFF files
-        raise InputError(f"{p}: not a readable TIFF ({type(exc).__name__}: {str(exc)[:80]}); "
+        raise InputError(f"{p}: not a readable TIFF ({type(exc).__name__}: {' '.join(str(exc).split())[:80]}); "
                          "re-export it as TIFF or OME-TIFF") from None
+    finally:
+        tiff_log.removeHandler(collect)
+        tiff_log.setLevel(saved[0])
+        tiff_log.propagate = saved[1]
     data = np.asarray(data)
     data = np.squeeze(data)
     if data.ndim == 3 and data.shape[-1] in (3, 4) and ("S" in axes or data.dtype == np.uint8):
@@ -117,16 +181,50 @@ def read_image(path: str | os.PathLike, *, allow_nan: bool = False) -> ImageData
     if data.size > MAX_PIXELS:
         raise InputError(f"{p}: image of {data.shape[0]}x{data.shape[1]} pixels is too large (limit "
                          f"{MAX_PIXELS} pixels); crop it to the nucleus first")
-    if float(np.nanmax(data)) == float(np.nanmin(data)):
+    if not allow_constant and float(np.nanmax(data)) == float(np.nanmin(data)):
         raise InputError(f"{p}: the image is constant ({np.nanmax(data):g}); check the export (channel, "
                          "contrast) and give an image of the stained nucleus")
-    meta = {"pixel_size_source": source} if source else {}
+    if pixel_size is not None:
+        meta = {"pixel_size_source": source}
+    else:
+        meta = {"pixel_size_problem": source} if source else {}
     if info:
         try:
             meta["info"] = json.loads(info)
         except ValueError:
             meta["info"] = str(info)
     return ImageData(data=data, pixel_size_nm=pixel_size, path=str(p), metadata=meta)
+
+
+class _Collect(logging.Handler):
+    """Keeps the messages of log records (tifffile's warnings while a file is read)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _check_before_reading(tif, p: Path) -> None:
+    """Refuse huge and truncated files from their header, before their pixels are loaded (a
+    40000^2 image must fail with a message, not fill the memory)."""
+    if not tif.series or not len(tif.pages):
+        raise InputError(f"{p}: not a readable TIFF (it holds no image); re-export it as TIFF or OME-TIFF")
+    shape = tuple(int(n) for n in tif.series[0].shape if int(n) != 1)
+    n_pixels = math.prod(shape[:2]) if len(shape) >= 2 else math.prod(shape)
+    if len(shape) == 2 and n_pixels > MAX_PIXELS:
+        raise InputError(f"{p}: image of {shape[0]}x{shape[1]} pixels is too large (limit {MAX_PIXELS} "
+                         "pixels); crop it to the nucleus first")
+    size = p.stat().st_size
+    page = tif.pages[0]
+    offsets = getattr(page, "dataoffsets", ()) or ()
+    counts = getattr(page, "databytecounts", ()) or ()
+    ends = [int(o) + int(c) for o, c in zip(offsets, counts) if int(c) > 0]
+    if ends and max(ends) > size:
+        raise InputError(f"{p}: not a readable TIFF (truncated: {size} bytes where the image data needs "
+                         f"{max(ends)}); re-export or copy it again")
 
 
 _X_NAMES = ("x [nm]", "x_nm", "x (nm)", "x", "xnm", "position_x", "x_position")
@@ -187,20 +285,21 @@ def read_localisations(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]
 
 def render_localisations(x_nm: np.ndarray, y_nm: np.ndarray, pixel_size_nm: float = 10.0, *,
                          shape: tuple[int, int] | None = None, origin_nm: tuple[float, float] = (0.0, 0.0),
-                         ) -> np.ndarray:
+                         name: str = "localisations") -> np.ndarray:
     """Histogram localisations into a density image (counts per pixel) at ``pixel_size_nm``.
 
     Pixel (i, j) covers y in [origin_y + i p, origin_y + (i + 1) p) and likewise x; by default the
-    image spans the localisations.
+    image spans the localisations. ``name`` (the table's file) starts error messages.
     """
-    if not pixel_size_nm > 0:
-        raise InputError(f"pixel size must be positive, got {pixel_size_nm!r} nm")
+    if not (isinstance(pixel_size_nm, (int, float, np.floating, np.integer)) and math.isfinite(pixel_size_nm) and pixel_size_nm > 0):
+        raise InputError(f"{name}: pixel size must be positive (a number of nm), got {pixel_size_nm!r}; "
+                         "choose a render pixel size such as 10 nm")
     oy, ox = origin_nm
     if shape is None:
         shape = (int(math.ceil((y_nm.max() - oy) / pixel_size_nm)) + 1,
                  int(math.ceil((x_nm.max() - ox) / pixel_size_nm)) + 1)
     if shape[0] * shape[1] > MAX_PIXELS:
-        raise InputError(f"rendering at {pixel_size_nm} nm gives {shape[0]}x{shape[1]} pixels (limit "
+        raise InputError(f"{name}: rendering at {pixel_size_nm} nm gives {shape[0]}x{shape[1]} pixels (limit "
                          f"{MAX_PIXELS}); use a larger pixel size or crop the table")
     iy = np.floor((y_nm - oy) / pixel_size_nm).astype(int)
     ix = np.floor((x_nm - ox) / pixel_size_nm).astype(int)
