@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _batch_data import FAST, write_corrupt, write_nuclei  # noqa: E402
@@ -26,14 +25,7 @@ from napari_mollifier.cli import main  # noqa: E402
 MAPS = ("gamma_me", "gamma_ac", "lambda", "phi", "mask")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread, like each dask worker (dask's nanny sets OMP_NUM_THREADS=1)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.set_flush_denormal(True)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _drain(gen):

@@ -19,13 +19,7 @@ from napari_mollifier.batch import infer_file, sibling_mask  # noqa: E402
 from napari_mollifier.inverse import ProgressEvent, RateFit, _infer, _solver, fit_rates  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.set_flush_denormal(True)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _fit(settings, phi=None, mask=None):

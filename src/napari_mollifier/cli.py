@@ -67,7 +67,8 @@ def _cmd_benchmark(args) -> int:
     return 0 if all(r["status"] in ("ok", "out_of_memory") for r in records) else 1
 
 
-def _settings(args):
+def _settings(args, command: str):
+    """InferenceSettings from the fit options; invalid values end the command with one line."""
     from .config import InferenceSettings
 
     kw = dict(method=args.method, arch=args.arch, optimizer=args.optimizer, seed=args.seed, device=args.device)
@@ -75,7 +76,10 @@ def _settings(args):
         kw["steps"] = args.steps
     if args.kernel_radius_nm is not None:
         kw["kernel_radius_nm"] = args.kernel_radius_nm
-    return InferenceSettings(**kw)
+    try:
+        return InferenceSettings(**kw)
+    except Exception as exc:  # pydantic validation
+        raise SystemExit(f"mollifier {command}: invalid settings: {str(exc).splitlines()[0]}") from None
 
 
 def infer_files(images, out, *, pixel_size_nm=None, mask=None, input="intensity", settings=None,
@@ -99,10 +103,7 @@ def infer_files(images, out, *, pixel_size_nm=None, mask=None, input="intensity"
 
 
 def _cmd_infer(args) -> int:
-    try:
-        settings = _settings(args)
-    except Exception as exc:  # pydantic validation
-        raise SystemExit(f"mollifier infer: invalid settings: {str(exc).splitlines()[0]}") from None
+    settings = _settings(args, "infer")
     rows = infer_files(args.images, args.out, pixel_size_nm=args.pixel_size, mask=args.mask, input=args.input,
                        settings=settings, overview=args.overview)
     failed = [r for r in rows if r[1] != "ok"]
@@ -152,10 +153,7 @@ def _cmd_batch(args) -> int:
     from .batch import find_images, run_batch
     from .io import InputError
 
-    try:
-        settings = _settings(args)
-    except Exception as exc:  # pydantic validation
-        raise SystemExit(f"mollifier batch: invalid settings: {str(exc).splitlines()[0]}") from None
+    settings = _settings(args, "batch")
     try:
         images = find_images(args.folder, args.pattern)
     except InputError as exc:
