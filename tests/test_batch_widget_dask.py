@@ -10,7 +10,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import torch
 
 pytest.importorskip("napari", reason="napari is not installed (dev extra)")
 pytest.importorskip("pytestqt")
@@ -18,7 +17,7 @@ pytest.importorskip("pytestqt")
 sys.path.insert(0, str(Path(__file__).parent))
 from _batch_data import write_corrupt, write_nuclei  # noqa: E402
 
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("one_thread")]  # one intra-op thread: tests/conftest.py
 
 # No canvas here, the widget alone: without a display Qt can run offscreen. Set before pytest-qt
 # creates the QApplication (a session fixture, created before any fixture of this module).
@@ -27,12 +26,6 @@ if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.env
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_batch_widget_runs_on_two_dask_workers_and_resumes(qtbot, tmp_path):

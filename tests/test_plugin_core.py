@@ -10,7 +10,6 @@ import threading
 import numpy as np
 import pytest
 import tifffile
-import torch
 
 from _plugin_data import PIXEL_NM, tiny_nucleus, write_nucleus
 from napari_mollifier.batch import find_images, run_batch, sibling_mask
@@ -21,13 +20,7 @@ from napari_mollifier.io import InputError, write_tiff
 SETTINGS = InferenceSettings(steps=30, report_every=5, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # 2 shared cores: one intra-op thread avoids oversubscription (measured 10-100x faster here).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one intra-op thread (tests/conftest.py)
 
 
 def test_progress_events_carry_the_crop_box():
