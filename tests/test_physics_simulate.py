@@ -157,3 +157,31 @@ def test_solver_rejects_bad_input(small_nucleus):
     bad[s.mask.nonzero()[0][0], s.mask.nonzero()[1][0]] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         next(fit_rates(bad, s.mask, 10.0, InferenceSettings(device="cpu")))
+
+
+def test_basis_factor_products_match_the_dense_design():
+    # The solver's normal equations use the basis's tensor-product factors; they must equal the
+    # sums over the dense (pixels x K) matrix on an irregular region with non-uniform weights.
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:61, 0:47]
+    region = torch.as_tensor((yy - 30) ** 2 / 900 + (xx - 23) ** 2 / 500 < 1)
+    basis = SmoothBasis((61, 47), 9.0, region, dtype=torch.float64)
+    w = torch.as_tensor(rng.random((61, 47))) * region
+    f = torch.as_tensor(rng.standard_normal((61, 47))) * region
+    c = torch.as_tensor(rng.standard_normal(basis.size))
+    dense = basis.matrix
+    torch.testing.assert_close(basis.gram(w), dense.T @ (w[region][:, None] * dense), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(basis.project(f), dense.T @ f[region], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(basis.expand_separable(c)[region], dense @ c, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("lo, hi, size", [(10, 244, 256), (0, 234, 240), (3, 200, 400), (0, 256, 256)])
+def test_solver_crop_grows_to_a_fast_fft_length(lo, hi, size):
+    from scipy.fft import next_fast_len
+
+    from napari_mollifier.inverse._solver import _fft_friendly
+
+    a, b = _fft_friendly(lo, hi, size)
+    assert 0 <= a <= lo and hi <= b <= size  # never smaller than asked, never off the image
+    n = b - a
+    assert n == size or next_fast_len(2 * n - 2) == 2 * n - 2
