@@ -74,5 +74,5 @@ def test_cli_writes_json(tmp_path):
 
 
 def test_cli_rejects_unknown_problem():
-    with pytest.raises(SystemExit, match="not implemented yet"):
-        main(["benchmark", "--problems", "heat", "--device", "cpu"])
+    with pytest.raises(SystemExit, match="unknown problem 'nonsense'"):
+        main(["benchmark", "--problems", "nonsense", "--device", "cpu"])

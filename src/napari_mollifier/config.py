@@ -55,3 +55,6 @@ class InferenceSettings(BaseModel):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     report_every: int = Field(50, ge=1, description="steps between progress events")
+    alignment_every: int = Field(0, ge=0, description="log the gradient alignment score of the data and "
+                                 "residual terms every this many steps (0: never; each costs two extra "
+                                 "backward passes, not counted in the time per step)")

@@ -1,11 +1,15 @@
-"""Benchmarks: mollifier vs autodiff (time per training step, peak memory, accuracy).
+"""Benchmarks: mollifier vs autodiff (time per training step, peak memory, accuracy), and the
+papers' experiments (fits of three problems x architectures x methods x optimisers x noise).
 
 Each configuration runs in a fresh process (honest memory, failures isolated); a
 configuration that does not fit is recorded with status "out_of_memory".
 """
 
-from ._report import derivatives_markdown, machine_description
-from ._runner import FULL_GRIDS, QUICK_GRIDS, derivative_configs, resolve_device, run_configs
+from ._fits import FIT_ARCHS, FIT_DEFAULTS, FIT_PROBLEMS, fit_configs
+from ._report import alignment_figure, derivatives_markdown, machine_description, paper_markdown
+from ._runner import (FULL_GRIDS, QUICK_GRIDS, chromatin_step_configs, derivative_configs, resolve_device,
+                      run_configs)
 
-__all__ = ["FULL_GRIDS", "QUICK_GRIDS", "derivative_configs", "derivatives_markdown", "machine_description",
-           "resolve_device", "run_configs"]
+__all__ = ["FIT_ARCHS", "FIT_DEFAULTS", "FIT_PROBLEMS", "FULL_GRIDS", "QUICK_GRIDS", "alignment_figure",
+           "chromatin_step_configs", "derivative_configs", "derivatives_markdown", "fit_configs",
+           "machine_description", "paper_markdown", "resolve_device", "run_configs"]

@@ -43,6 +43,12 @@ def derivative_configs(grids: Sequence[int] = FULL_GRIDS, orders: Sequence[int] 
     return configs
 
 
+def chromatin_step_configs(grids: Sequence[int] = FULL_GRIDS) -> list[dict]:
+    """Configurations of the 4th-order "chromatin" step: mollifier and autodiff per grid."""
+    return [dict(problem="chromatin", kind="step", arch="mlp", grid=n, order=4, method=m)
+            for n in grids for m in ("mollifier", "autodiff")]
+
+
 def run_configs(configs: Iterable[dict], device: str = "auto", *, timeout_s: float = 1800,
                 memory_cap_bytes: int | None = None) -> Iterator[dict]:
     """Run each configuration in a fresh Python process and yield its benchmark record.
@@ -57,7 +63,7 @@ def run_configs(configs: Iterable[dict], device: str = "auto", *, timeout_s: flo
         if dev == "cpu":
             avail = psutil.virtual_memory().available - _RESERVE_BYTES
             cfg["memory_cap_bytes"] = int(min(avail, memory_cap_bytes) if memory_cap_bytes else avail)
-        base = {k: cfg.get(k) for k in ("problem", "order", "arch", "method", "grid")}
+        base = {k: cfg.get(k) for k in ("problem", "kind", "order", "arch", "method", "optimizer", "noise", "grid")}
         try:
             proc = subprocess.run([sys.executable, "-m", "napari_mollifier.benchmark._child", json.dumps(cfg)],
                                   capture_output=True, text=True, timeout=timeout_s)

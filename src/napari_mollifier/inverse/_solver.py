@@ -70,6 +70,10 @@ class RateFit:
     diverged: bool = False
     diverged_step: int | None = None
     message: str = ""
+    #: (step, alignment score of the data and residual gradients) every ``alignment_every`` steps.
+    alignment: list = field(default_factory=list)
+    #: Mean wall time of one training step, the alignment logging excluded (0 without training).
+    time_per_step_s: float = 0.0
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -422,21 +426,32 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
     steps = settings.steps if settings.method == "pinn" else 0
     cancelled = False
     diverged_step, message, best_loss, coef_good = None, "", math.inf, coef
+    alignment, train_time, steps_timed = [], 0.0, 0
     if steps:
         groups, field_fn = _make_field(problem, settings, _preconditioner(problem, s_d, s_r, mean_rate), smooth)
         opt = _optimizer(settings, groups)
+        params = [p for ps in groups.values() for p in ps]
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=0.05 * opt.param_groups[0]["lr"])
         data_w = problem.mask | ~problem.mask  # the whole crop: phi_hat must fit outside too
         for step in range(1, steps + 1):
             if cancel is not None and cancel.is_set():
                 cancelled = True
                 break
+            t_step = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             d = problem.derivatives(field_fn())
             coef = problem.solve(d)
             data_term = (problem.imaged(d["u"]) - problem.phi)[data_w].pow(2).mean() / s_d**2
             phys_term = problem.residual_energy(d, coef) / s_r**2
             loss = data_term + phys_term
+            if settings.alignment_every and (step - 1) % settings.alignment_every == 0:
+                from ..optim import alignment_score, loss_term_gradients
+
+                t_log = time.perf_counter()
+                grads = loss_term_gradients([data_term, phys_term], params)
+                if all(float(g.norm()) > 0 for g in grads):
+                    alignment.append((step, alignment_score(grads)))
+                t_step += time.perf_counter() - t_log  # logging is not part of the step
             # Guard (issue 6): the loss is that of the parameters after step - 1, so a bad value
             # means the last update broke them; stop and keep the maps of the last good step.
             bad = _divergence(float(loss.detach()), best_loss)
@@ -449,6 +464,8 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
             loss.backward()
             opt.step()
             sched.step()
+            train_time += time.perf_counter() - t_step
+            steps_timed += 1
             u_last = d["u"].detach()
             coef_good = coef.detach()
             losses = {"data": float(data_term.detach()), "residual": float(phys_term.detach()),
@@ -478,7 +495,8 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
                   history=history, runtime_s=time.perf_counter() - t0, device=str(device),
                   steps_done=history[-1]["step"] if history else 0, cancelled=cancelled,
                   settings=settings.model_dump(), diverged=diverged_step is not None,
-                  diverged_step=diverged_step, message=message)
+                  diverged_step=diverged_step, message=message, alignment=alignment,
+                  time_per_step_s=train_time / steps_timed if steps_timed else 0.0)
     yield ProgressEvent(fit.steps_done, steps, dict(losses), fit.runtime_s, maps=maps, done=True,
                         box=problem.box)
     yield fit

@@ -15,7 +15,7 @@ from ._simulate import ProblemData
 __all__ = ["ARCHS", "METHODS", "FitResult", "chebyshev_basis", "fit_first_order", "fit_second_order"]
 
 METHODS = ("mollifier", "autodiff")
-ARCHS = ("mlp", "piratenet")
+ARCHS = ("mlp", "piratenet", "convnet")
 
 
 @dataclass
@@ -67,7 +67,11 @@ def chebyshev_basis(shape, degree: int, *, dtype=torch.float64) -> torch.Tensor:
 
 
 def _make_net(arch: str, nd: int, width: int, fourier_scale: float, seed: int):
-    from ..nets import CoordinateMLP, PirateNet
+    from ..nets import ConvNet, CoordinateMLP, PirateNet
+
+    if arch == "convnet":
+        torch.manual_seed(seed)
+        return ConvNet(2, 1, width=width // 2, depth=4)
 
     if arch == "mlp":
         return CoordinateMLP(nd, 1, width=width, depth=3, fourier_features=width // 2,
@@ -85,6 +89,9 @@ def _fit(problem: ProblemData, names: tuple[str, ...], linear_parts, residual_sc
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if arch == "convnet" and (method != "mollifier" or len(problem.shape) != 2):
+        raise ValueError("arch 'convnet' maps a 2-D grid to a grid: it needs method='mollifier' and a 2-D "
+                         "problem (autodiff differentiates a coordinate network; use mlp or piratenet)")
     if weighting not in ("none", "gradnorm"):
         raise ValueError(f"weighting must be 'none' or 'gradnorm', got {weighting!r}")
     if steps < 1:
@@ -114,9 +121,15 @@ def _fit(problem: ProblemData, names: tuple[str, ...], linear_parts, residual_sc
     inner_t = torch.as_tensor(inner.reshape(-1))
     loss_region = inner_t if method == "mollifier" else torch.ones_like(inner_t)
 
+    grid_in = None
+    if arch == "convnet":
+        from ..nets import grid_input
+
+        grid_in = grid_input(shape, "coords", dtype=dtype)
+
     def derivatives():
         if method == "mollifier":
-            g = net(coords / extent).reshape(1, 1, *shape)
+            g = (net(grid_in) if grid_in is not None else net(coords / extent)).reshape(1, 1, *shape)
             d = mollify(g, radius, names, spacing=spacing, boundary="reflect")
             return {k: v.reshape(-1) for k, v in d.items()}
         d = coordinate_derivatives(lambda c: net(c / extent), coords, names)
@@ -186,9 +199,11 @@ _DOC_COMMON = """
         Derivatives of the fitted ``u``: mollifier convolutions of the network's output on the
         grid (composed kernel, ``boundary="reflect"``, losses on the grid minus the edge
         margin), or recursive autodiff of the coordinate network (losses on every point).
-    arch : {"mlp", "piratenet"}
-        Coordinate MLP with Fourier features (3 hidden layers) or PirateNet (2 blocks,
-        last layer initialised by least squares on the data).
+    arch : {"mlp", "piratenet", "convnet"}
+        Coordinate MLP with Fourier features (3 hidden layers), PirateNet (2 blocks, last
+        layer initialised by least squares on the data), or a convolutional net (4 dilated
+        3x3 layers of ``width // 2`` channels on the two coordinate channels; 2-D problems and
+        the mollifier method only: it has no coordinate input to differentiate).
     optimizer : {"adam", "soap"}
         :func:`napari_mollifier.optim.make_optimizer` (PINN settings).
     steps, seed, lr : int, int, float
