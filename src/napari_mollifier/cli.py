@@ -1,7 +1,8 @@
 """The ``mollifier`` command line: thin commands over the Python API.
 
-Implemented: ``infer``, ``batch`` (a folder, on dask.distributed), ``simulate``, ``benchmark`` and
-``demo`` (docs/interfaces.md).
+Implemented: ``infer``, ``batch`` (a folder, on dask.distributed), ``simulate``, ``benchmark``,
+``demo`` (docs/interfaces.md) and ``scaling`` (the per-domain scaling-law cross-check, docs/model.md
+section 5).
 """
 
 from __future__ import annotations
@@ -296,6 +297,35 @@ def _cmd_demo(args) -> int:
     return 0 if all(r[1] == "ok" for r in rows) else 1
 
 
+def _scaling_line(name: str, table, csv_path) -> str:
+    """The one-line summary of ``mollifier scaling``."""
+    s, m = table.summary(), table.meta
+    line = (f"{name}: {s['domains']} domains (phi > {m['threshold']:.3g}, percentile {m['percentile']:g}), "
+            f"{s['domains_with_rates']} with rates; median R {s['median_radius_nm']:.0f} nm, "
+            f"d {s['median_spacing_nm']:.0f} nm; mean Gamma_ac {s['mean_gamma_ac']:.4g}, "
+            f"Gamma_me {s['mean_gamma_me']:.4g} (1/tau, D = {m['diffusivity']:g} ell0^2/tau)")
+    if "ratio_gamma_ac" in s:
+        line += (f"; scaling/maps: Gamma_ac x{s['ratio_gamma_ac']:.3g} (r {s['r_gamma_ac']:.2f}), "
+                 f"Gamma_me x{s['ratio_gamma_me']:.3g} (r {s['r_gamma_me']:.2f})")
+    return f"{line} -> {csv_path}"
+
+
+def _cmd_scaling(args) -> int:
+    from .inverse import scaling_crosscheck
+
+    out = Path(args.out) / f"{Path(args.image).stem}_domains.csv"
+    try:
+        table = scaling_crosscheck(args.image, pixel_size_nm=args.pixel_size, mask=args.mask, input=args.input,
+                                   maps=args.maps, percentile=args.percentile, neighbours=args.neighbours,
+                                   min_area_px=args.min_area, smoothing_nm=args.smoothing_nm)
+    except ValueError as exc:  # InputError (one line naming the file) and invalid options
+        _log(f"error: {exc}")
+        return 1
+    table.to_csv(out)
+    print(_scaling_line(args.image, table, out), flush=True)
+    return 0
+
+
 def _add_fit_options(p) -> None:
     p.add_argument("--pixel-size", type=float, metavar="NM", help="pixel size in nm (default: from the file)")
     p.add_argument("--input", choices=["intensity", "fraction"], default="intensity",
@@ -385,6 +415,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lamina-beta", type=float, default=0.0, help="lamina affinity (0: off)")
     s.add_argument("--localisations", action="store_true", help="also write a localisation table (CSV, nm)")
     s.set_defaults(func=_cmd_simulate)
+
+    sc = sub.add_parser("scaling", help="per-domain scaling-law rates (docs/model.md section 5), optionally beside "
+                        "the rate maps of `mollifier infer` averaged per domain",
+                        description="Domains: nucleus pixels above a percentile of phi, 8-connected, at least "
+                        "--min-area pixels. Per domain R = sqrt(area/pi), d = mean centroid distance to the "
+                        "--neighbours nearest domains; Gamma_ac = D/d^2, Gamma_me = Gamma_ac/((d/R)^2 - 1), "
+                        "D = M A = 1 ell0^2/tau, lengths in ell0 = 10 nm, rates in 1/tau. Writes OUT/S_domains.csv "
+                        "(one row per domain) and prints a one-line summary.")
+    sc.add_argument("image", metavar="IMAGE")
+    sc.add_argument("--out", default=".", help="folder of S_domains.csv (default: the current folder)")
+    sc.add_argument("--pixel-size", type=float, metavar="NM", help="pixel size in nm (default: from the file)")
+    sc.add_argument("--input", choices=["intensity", "fraction"], default="intensity",
+                    help="intensity (default): raw image normalised to phi; fraction: pixels are phi in [0, 1]")
+    sc.add_argument("--mask", help="nucleus mask TIFF (nonzero = nucleus); default: segmented")
+    sc.add_argument("--maps", metavar="DIR", help="output folder of `mollifier infer` for this image "
+                    "(S_gamma_me.tif, S_gamma_ac.tif): adds their per-domain means and the comparison")
+    sc.add_argument("--percentile", type=float, default=70.0, help="domain threshold: percentile of phi inside "
+                    "the nucleus (default 70: the top 30 %%)")
+    sc.add_argument("--neighbours", type=int, default=5, help="d: mean distance to this many nearest domains "
+                    "(default 5)")
+    sc.add_argument("--min-area", type=int, default=10, metavar="PX", help="drop domains smaller than this many "
+                    "pixels (default 10)")
+    sc.add_argument("--smoothing-nm", type=float, metavar="NM", help="Gaussian sigma before the threshold "
+                    "(default: 0 for fraction, 20 nm for intensity input)")
+    sc.set_defaults(func=_cmd_scaling)
 
     d = sub.add_parser("demo", help="the README's main job: rate maps of the bundled sample nuclei")
     d.add_argument("--out", default="mollifier-demo", help="output folder (default: ./mollifier-demo)")

@@ -82,6 +82,24 @@ def _load(image, pixel_size_nm, name) -> tuple[np.ndarray, float, str, dict]:
     return arr, float(pixel_size_nm), name, {"pixel_size_source": "argument"}
 
 
+def _load_mask(mask, data: np.ndarray, source: str, prep: dict) -> np.ndarray:
+    """The nucleus mask: segmented (Otsu) when None, else read (TIFF) or taken and checked; how it
+    was obtained goes to ``prep["mask"]`` (shared by :func:`infer_rates` and ``scaling_crosscheck``)."""
+    if mask is None:
+        prep["mask"] = "segmented (Otsu, largest region)"
+        return segment_nucleus(data, name=source)
+    if isinstance(mask, (str, os.PathLike)):
+        mdata = (read_image(mask, allow_constant=True).data if Path(mask).suffix.lower() in (".tif", ".tiff")
+                 else None)
+        if mdata is None:
+            raise InputError(f"{mask}: masks must be TIFF files")
+        prep["mask"] = str(mask)
+    else:
+        mdata = np.asarray(mask)
+        prep["mask"] = "given"
+    return check_mask(mdata, data.shape, name=prep["mask"] if isinstance(mask, (str, os.PathLike)) else source)
+
+
 def to_fraction(data: np.ndarray, mask: np.ndarray, *, input: str, pixel_size_nm: float,
                 settings: InferenceSettings, name: str = "image", prep: dict | None = None):
     """The heterochromatin fraction phi the solver fits, and the settings adjusted to the input
@@ -134,20 +152,7 @@ def infer_rates(image, *, pixel_size_nm: float | None = None, mask=None, input: 
     settings = settings or InferenceSettings()
     name = str(image) if isinstance(image, (str, os.PathLike)) else "image"
     data, px, source, prep = _load(image, pixel_size_nm, name)
-    if mask is None:
-        m = segment_nucleus(data, name=source)
-        prep["mask"] = "segmented (Otsu, largest region)"
-    else:
-        if isinstance(mask, (str, os.PathLike)):
-            mdata = (read_image(mask, allow_constant=True).data if Path(mask).suffix.lower() in (".tif", ".tiff")
-                     else None)
-            if mdata is None:
-                raise InputError(f"{mask}: masks must be TIFF files")
-            prep["mask"] = str(mask)
-        else:
-            mdata = np.asarray(mask)
-            prep["mask"] = "given"
-        m = check_mask(mdata, data.shape, name=prep["mask"] if isinstance(mask, (str, os.PathLike)) else source)
+    m = _load_mask(mask, data, source, prep)
     phi, settings = to_fraction(data, m, input=input, pixel_size_nm=px, settings=settings, name=source, prep=prep)
     notices: list[str] = []
     fit = _fit_with_cpu_fallback(phi, m, px, settings, cancel, progress, source, notices)
