@@ -23,6 +23,8 @@ def test_configurations_cover_the_grid_and_skip_what_cannot_run():
     assert {(c["grid"], c["method"]) for c in steps} == {(n, m) for n in (64, 128, 256)
                                                          for m in ("mollifier", "autodiff")}
     assert full[-1]["grid"] == 256 and full[-1]["kind"] == "step"  # the longest last
+    only_steps = benchmark_configs(quick=False, problems=["chromatin"], kinds=("step",))
+    assert only_steps == steps
     quick = benchmark_configs(quick=True, problems=["paper"])
     assert {c["noise"] for c in quick if c.get("kind") == "fit"} == {0.05}
     assert all(c["steps"] <= 300 for c in quick if c.get("kind") == "fit")

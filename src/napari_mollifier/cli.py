@@ -39,7 +39,7 @@ BENCHMARK_PROBLEMS = ("derivatives",) + PAPER_PROBLEMS
 
 def benchmark_configs(*, quick: bool, problems, grids=None, orders=(1, 2, 4), archs=None,
                       methods=("mollifier", "autodiff"), optimizers=("adam", "soap"), noises=None,
-                      steps=None) -> list[dict]:
+                      steps=None, kinds=("step", "fit")) -> list[dict]:
     """The configurations ``mollifier benchmark`` runs (see its --help)."""
     from . import benchmark as bm
 
@@ -53,8 +53,10 @@ def benchmark_configs(*, quick: bool, problems, grids=None, orders=(1, 2, 4), ar
             configs += bm.derivative_configs(grids or (bm.QUICK_GRIDS if quick else bm.FULL_GRIDS), orders,
                                              quick=quick)
             continue
-        if problem == "chromatin":
+        if problem == "chromatin" and "step" in kinds:
             configs += bm.chromatin_step_configs(grids or ((32, 64) if quick else bm.FULL_GRIDS))
+        if "fit" not in kinds:
+            continue
         # --quick: the highest noise only (the mollifier-vs-autodiff acceptance level), fewer steps,
         # a smaller nucleus; under 5 minutes on 2 CPU cores.
         q_noise = noises or ((0.05,) if quick else (0.0, 0.01, 0.05))
@@ -72,11 +74,11 @@ def benchmark_configs(*, quick: bool, problems, grids=None, orders=(1, 2, 4), ar
 def run_benchmark(*, quick: bool, problems, grids, orders, device: str, json_path, markdown_path,
                   memory_cap_gb, command: str, min_time_s: float = 2.0, archs=None,
                   methods=("mollifier", "autodiff"), optimizers=("adam", "soap"), noises=None, steps=None,
-                  figure_path=None) -> list[dict]:
+                  figure_path=None, kinds=("step", "fit")) -> list[dict]:
     from . import benchmark as bm
 
     configs = benchmark_configs(quick=quick, problems=problems, grids=grids, orders=orders, archs=archs,
-                                methods=methods, optimizers=optimizers, noises=noises, steps=steps)
+                                methods=methods, optimizers=optimizers, noises=noises, steps=steps, kinds=kinds)
     configs = [dict(c, min_time_s=min_time_s) for c in configs]
     _log(f"mollifier benchmark: {len(configs)} configurations on {bm.resolve_device(device)}, "
          "each in a fresh process")
@@ -124,7 +126,7 @@ def _cmd_benchmark(args) -> int:
                             device=args.device, json_path=args.json, markdown_path=args.markdown,
                             memory_cap_gb=args.memory_cap_gb, command=command, min_time_s=args.min_time_s,
                             archs=args.archs, methods=args.methods, optimizers=args.optimizers,
-                            noises=args.noise, steps=args.steps, figure_path=args.figure)
+                            noises=args.noise, steps=args.steps, figure_path=args.figure, kinds=args.kinds)
     return 0 if all(r["status"] in ("ok", "out_of_memory") for r in records) else 1
 
 
@@ -371,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--noise", nargs="+", type=float, metavar="S", help="fit problems: noise levels as fractions "
                    "of the data's standard deviation (default 0 0.01 0.05; --quick: 0.05)")
     b.add_argument("--steps", type=int, help="fit problems: training steps (default per problem)")
+    b.add_argument("--kinds", nargs="+", default=["step", "fit"], choices=["step", "fit"],
+                   help="chromatin: single-step cost records, whole fits, or both (default)")
     b.add_argument("--figure", type=Path, help="fit problems: alignment-score figure (PNG); default beside "
                    "--markdown")
     b.set_defaults(func=_cmd_benchmark)
