@@ -96,3 +96,15 @@ def test_cli_paper_benchmark_writes_table_and_figure(tmp_path):
     assert "## SOAP vs Adam" in text and "## Mollifier vs autodiff" in text
     png = tmp_path / "p_alignment.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "p_alignment.png" in text
+
+
+def test_report_gives_the_4th_order_step_ratios():
+    recs = [dict(problem="chromatin", kind="step", order=4, arch="mlp", method=m, grid=n, status=st,
+                 time_per_step_s=t, peak_memory_bytes=b, memory_source="test")
+            for m, n, st, t, b in (("mollifier", 64, "ok", 0.02, 2**20), ("autodiff", 64, "ok", 2.0, 100 * 2**20),
+                                   ("mollifier", 256, "ok", 0.2, 4 * 2**20),
+                                   ("autodiff", 256, "out_of_memory", None, None))]
+    md = paper_markdown(recs, "mollifier benchmark --problems chromatin --kinds step")
+    assert "| 64² | 100.0× | 100.0× |" in md
+    assert "| 256² | autodiff | — | — | out_of_memory" in md
+    assert "| 256² | — | — |" in md  # no ratio where autodiff did not fit

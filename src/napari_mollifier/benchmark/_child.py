@@ -37,6 +37,7 @@ def run(config: dict) -> dict:
 
     device = torch.device(config["device"])
     record = {k: config.get(k) for k in ("problem", "order", "arch", "method", "grid")}
+    record["kind"] = config.get("kind", "step")
     record.update(time_per_step_s=None, peak_memory_bytes=None, recovery_r=None, recovery_rel_error=None,
                   device=str(device), status="ok", steps_timed=0)
     if device.type == "cuda":

@@ -102,18 +102,18 @@ def paper_markdown(records: Sequence[dict], command: str, figure: str | None = N
     """The papers' experiments: fits per problem x architecture x method x optimiser x noise,
     mollifier vs autodiff at the highest noise, SOAP vs Adam, and the 4th-order step costs."""
     fits = [r for r in records if r.get("kind") == "fit"]
-    steps = [r for r in records if r.get("problem") == "chromatin" and r.get("kind") == "step"]
+    steps = [r for r in records if r.get("problem") == "chromatin" and r.get("kind", "step") == "step"]
     common = _common_losses(fits)
     lines = ["# The papers' benchmarks: mollifier vs autodiff, architectures, SOAP vs Adam", "",
              f"Reproduce: `{command}`", "", f"Machine: {machine_description(records)}", "",
              "Problems (docs/model.md section 3; napari_mollifier.problems, napari_mollifier.inverse): "
              "`langevin` u_t = u + λ(t), 128 samples; `heat` 0 = λ(x, y) ∇²u + m, 32²; `chromatin` the "
              "4th-order chr model, a simulated 'gradient' nucleus, both rate maps (the record keeps the worse "
-             "map's r and error). Noise: Gaussian, as a fraction of std(u) (langevin, heat) or absolute on φ "
-             "(chromatin). λ is solved each step by least squares on a smooth basis (variable projection); "
+             "map's r and error). Noise: Gaussian, as a fraction of std(u) (chromatin: of std(φ) in the "
+             "nucleus, ~0.3). λ is solved each step by least squares on a smooth basis (variable projection); "
              "the network is trained. r: Pearson correlation of the recovered and true λ (chromatin: Γ_me and "
              "Γ_ac) on the scored region; rel. error: ‖λ̂ − λ‖₂/‖λ‖₂. Time per step excludes the alignment "
-             "logging. Peak memory: " + (fits[0].get("memory_source", "") if fits else "") + ". "
+             "logging. Peak memory: " + (records[0].get("memory_source", "") if records else "") + ". "
              "'Steps to common loss': steps until the training loss first reaches the larger of the lowest "
              "losses of Adam and SOAP in the same row group (so both reach it).", ""]
     for problem in ("langevin", "heat", "chromatin"):
