@@ -32,6 +32,23 @@ def _is_oom(exc: BaseException) -> bool:
         or "cannot allocate memory" in text or "outofmemory" in text
 
 
+def _memory_baseline(device, proc, sync) -> int:
+    """Collect garbage, then the allocated bytes (CUDA, peak statistics reset) or the resident set."""
+    gc.collect()
+    sync()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return torch.cuda.memory_allocated(device)
+    return proc.memory_info().rss
+
+
+def _peak_above(device, base: int) -> int:
+    """Peak memory since the baseline: CUDA's peak allocation, or the process's lifetime peak RSS."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device) - base)
+    return int(max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base, 0))
+
+
 def run(config: dict) -> dict:
     from . import _problems
 
@@ -56,13 +73,7 @@ def run(config: dict) -> dict:
         return _run_fit(config, device, record, proc, sync)
     try:
         step = _problems.build_step(config, device)
-        gc.collect()
-        sync()
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-            base = torch.cuda.memory_allocated(device)
-        else:
-            base = proc.memory_info().rss
+        base = _memory_baseline(device, proc, sync)
         t0 = time.perf_counter()
         step()  # warm-up (also allocates the optimiser state)
         sync()
@@ -81,11 +92,7 @@ def run(config: dict) -> dict:
         times.sort()
         record["time_per_step_s"] = times[len(times) // 2]
         record["steps_timed"] = len(times)
-        if device.type == "cuda":
-            record["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated(device) - base)
-        else:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-            record["peak_memory_bytes"] = int(max(peak - base, 0))
+        record["peak_memory_bytes"] = _peak_above(device, base)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
         record["status"] = "out_of_memory" if _is_oom(exc) else "error"
         record["time_per_step_s"] = None
@@ -103,25 +110,15 @@ def _run_fit(config: dict, device, record: dict, proc, sync) -> dict:
     record.update({k: config.get(k) for k in ("kind", "optimizer", "noise", "steps")})
     try:
         data = _fits.prepare(config)
-        gc.collect()
-        sync()
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-            base = torch.cuda.memory_allocated(device)
-        else:
-            base = proc.memory_info().rss
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        base = _memory_baseline(device, proc, sync)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         record.update(_fits.run_fit(config, data, device))
         sync()
-        if device.type == "cuda":
-            record["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated(device) - base)
-        else:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-            # ru_maxrss is the lifetime peak: if the set-up peaked higher, the fit's own peak is
-            # unknown, and the figure is a lower bound (flagged).
-            record["peak_memory_bytes"] = int(max(peak - base, 0))
-            if peak <= before:
-                record["memory_source"] += " (lower bound: the set-up peaked higher)"
+        record["peak_memory_bytes"] = _peak_above(device, base)
+        # ru_maxrss is the lifetime peak: if the set-up peaked higher, the fit's own peak is
+        # unknown and the figure is a lower bound (flagged).
+        if device.type != "cuda" and resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 <= before:
+            record["memory_source"] += " (lower bound: the set-up peaked higher)"
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
         record["status"] = "out_of_memory" if _is_oom(exc) else "error"
         record["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
