@@ -243,8 +243,11 @@ def _add_fit_options(p) -> None:
     p.add_argument("--mask", help="nucleus mask TIFF (nonzero = nucleus); default: segmented")
     p.add_argument("--model", choices=["chr"], default="chr", help="physics model (default chr)")
     p.add_argument("--method", choices=["pinn", "direct"], default="pinn")
-    p.add_argument("--arch", choices=["grid", "mlp"], default="grid",
-                   help="grid: preconditioned free field (default); mlp: coordinate MLP with Fourier features")
+    p.add_argument("--arch", choices=["grid", "mlp", "piratenet", "convnet"], default="grid",
+                   help="grid: preconditioned free field (default, fastest); networks learning a correction to "
+                   "the smoothed data: mlp (coordinate MLP on Fourier features), piratenet (PirateNet on Fourier "
+                   "features), convnet (dilated convolutions of the smoothed data and coordinates); use "
+                   "--optimizer soap with them")
     p.add_argument("--optimizer", choices=["adam", "soap"], default="adam")
     p.add_argument("--steps", type=int, help="training steps (default 600)")
     p.add_argument("--kernel-radius-nm", type=float, help="mollifier radius in nm")

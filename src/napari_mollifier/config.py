@@ -19,8 +19,13 @@ class InferenceSettings(BaseModel):
 
     model: Literal["chr"] = "chr"
     method: Literal["pinn", "direct"] = "pinn"
-    arch: Literal["grid", "mlp"] = Field("grid", description="grid: free per-pixel field; mlp: coordinate "
-                                         "MLP with Fourier features")
+    arch: Literal["grid", "mlp", "piratenet", "convnet"] = Field(
+        "grid", description="the trainable field: grid = free per-pixel field trained through a Fourier "
+        "preconditioner (default, fastest); the networks learn a correction to the smoothed data, starting "
+        "at zero: mlp = coordinate MLP on random Fourier features (128 wide, 3 layers); piratenet = "
+        "PirateNet (gated residual blocks, random weight factorisation) on Fourier features; convnet = "
+        "dilated convolutional net whose input is the smoothed data and the pixel coordinates. Networks "
+        "are slower; use the soap optimizer with them")
     optimizer: Literal["adam", "soap"] = "adam"
     steps: int = Field(1200, ge=0, description="training steps (pinn)")
     learning_rate: float | None = Field(None, gt=0, description="default: 0.05 for grid, 1e-3 for mlp")

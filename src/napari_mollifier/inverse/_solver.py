@@ -290,34 +290,54 @@ def _preconditioner(problem: _Problem, s_d: float, s_r: float, mean_rate: float)
     return (symbol / symbol[0, 0]).rsqrt().to(problem.device, problem.dtype)
 
 
+#: The architectures of the trainable field (``InferenceSettings.arch``).
+ARCHS = ("grid", "mlp", "piratenet", "convnet")
+
+
 def _make_field(problem: _Problem, settings: InferenceSettings, precond: torch.Tensor, start: torch.Tensor):
     """The trainable field g on the crop: (parameter groups, callable returning g).
 
-    ``start`` is the lightly smoothed data the grid field begins from (noise would start the
-    residual 1e4 x too high)."""
+    ``start`` is the lightly smoothed data the field begins from (noise would start the
+    residual 1e4 x too high). The grid field is trained through the Fourier preconditioner;
+    the networks learn a correction to ``start``, ``g = start + net(...)``, whose output
+    layer starts at zero, so every architecture starts from the same field."""
     h, w = problem.phi.shape
-    if settings.arch == "grid":
+    arch = settings.arch
+    if arch not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    if arch == "grid":
         z = torch.nn.Parameter(torch.fft.irfft2(torch.fft.rfft2(start) / precond, s=(h, w)))
         return {"free_field": [z]}, (lambda: torch.fft.irfft2(torch.fft.rfft2(z) * precond, s=(h, w)))
-    from ..nets import CoordinateMLP
+    dev, dt = problem.device, problem.dtype
+    if arch == "convnet":
+        return _convnet_field(problem, settings, start)
+    from ..nets import CoordinateMLP, PirateNet
 
-    # The MLP learns a correction to the smoothed data, g = start + net(x); the last layer
-    # starts at zero, so training starts where the grid field starts. Its Fourier features must
-    # reach the interfaces' scale: with features only down to ~24 px per cycle, or with the
-    # output passed through the grid field's Fourier preconditioner (which damps high
-    # wavenumbers as k^-4), it could not sharpen the interfaces and the rates came out 4-7x too
-    # high (measured, docs/NOTES.md).
-    ys = torch.linspace(-1, 1, h, device=problem.device, dtype=problem.dtype)
-    xs = torch.linspace(-1, 1, w, device=problem.device, dtype=problem.dtype)
+    # The networks' Fourier features must reach the interfaces' scale: with features only down to
+    # ~24 px per cycle, or with the output passed through the grid field's Fourier
+    # preconditioner (which damps high wavenumbers as k^-4), the MLP could not sharpen the
+    # interfaces and the rates came out 4-7x too high (measured, docs/NOTES.md).
+    ys = torch.linspace(-1, 1, h, device=dev, dtype=dt)
+    xs = torch.linspace(-1, 1, w, device=dev, dtype=dt)
     coords = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), -1).reshape(-1, 2)
     # Frequencies ~ N(0, scale^2) in cycles per coordinate unit (half the crop): two standard
-    # deviations reach MLP_MIN_PERIOD_PX pixels per cycle.
-    scale = max(h, w) / 2 / MLP_MIN_PERIOD_PX / 2
-    net = CoordinateMLP(2, 1, width=MLP_WIDTH, depth=MLP_DEPTH, activation="tanh", fourier_features=MLP_WIDTH,
-                        fourier_scale=scale, seed=settings.seed).to(problem.device, problem.dtype)
-    with torch.no_grad():
-        net.net[-1].weight.zero_()
-        net.net[-1].bias.zero_()
+    # deviations reach MIN_PERIOD_PX pixels per cycle.
+    scale = max(h, w) / 2 / MIN_PERIOD_PX / 2
+    if arch == "mlp":
+        net = CoordinateMLP(2, 1, width=MLP_WIDTH, depth=MLP_DEPTH, activation="tanh", fourier_features=MLP_WIDTH,
+                            fourier_scale=scale, seed=settings.seed).to(dev, dt)
+        with torch.no_grad():
+            net.net[-1].weight.zero_()
+            net.net[-1].bias.zero_()
+    else:
+        # PirateNet: gates start closed, so the net starts as a linear model of the embedding;
+        # its last layer starts at zero rather than at the paper's least-squares fit of the data:
+        # a least-squares fit of the noisy data by the Fourier features would put the noise back
+        # into the start field (the residual 1e4 x too high), and the smoothed data is already
+        # the better start (docs/NOTES.md).
+        net = PirateNet(2, 1, width=PIRATE_WIDTH, n_blocks=PIRATE_BLOCKS, fourier_scale=scale,
+                        seed=settings.seed).to(dev, dt)
+        net.last.set_weight(torch.zeros_like(net.last.weight), torch.zeros_like(net.last.bias))
 
     def field():
         return start + net(coords).reshape(h, w)
@@ -325,9 +345,34 @@ def _make_field(problem: _Problem, settings: InferenceSettings, precond: torch.T
     return {"network": list(net.parameters())}, field
 
 
-#: Coordinate MLP size (hidden width = number of Fourier features, and depth) and the shortest
-#: period its Fourier features reach (about two standard deviations), in pixels.
-MLP_WIDTH, MLP_DEPTH, MLP_MIN_PERIOD_PX = 128, 3, 8.0
+def _convnet_field(problem: _Problem, settings: InferenceSettings, start: torch.Tensor):
+    """ConvNet correction ``g = start + net(x)``; its input ``x`` is fixed: the smoothed data
+    (normalised to zero mean, unit variance on the crop) and the pixel coordinates in [-1, 1],
+    so the correction can depend on the local pattern and on the position (rates vary in space)."""
+    from ..nets import ConvNet, grid_input
+
+    h, w = problem.phi.shape
+    net = ConvNet(3, 1, width=CONV_WIDTH, depth=CONV_DEPTH, activation="tanh",
+                  padding_mode="reflect").to(problem.device, problem.dtype)
+    with torch.no_grad():
+        net.net[-1].weight.zero_()
+        net.net[-1].bias.zero_()
+        norm = (start - start.mean()) / start.std().clamp_min(1e-6)
+        x = torch.cat([norm[None, None], grid_input((h, w), dtype=problem.dtype, device=problem.device)], dim=1)
+
+    def field():
+        return start + net(x)[0, 0]
+
+    return {"network": list(net.parameters())}, field
+
+
+#: Coordinate MLP size (hidden width = number of Fourier features, and depth); the shortest period
+#: the networks' Fourier features reach (about two standard deviations), in pixels.
+MLP_WIDTH, MLP_DEPTH, MIN_PERIOD_PX = 128, 3, 8.0
+#: PirateNet width (= embedding size: width / 2 frequencies) and number of gated blocks.
+PIRATE_WIDTH, PIRATE_BLOCKS = 128, 1
+#: ConvNet hidden channels and number of dilated 3x3 layers (dilations 1, 2, 4, 8: 31 px receptive field).
+CONV_WIDTH, CONV_DEPTH = 32, 4
 
 
 def _optimizer(settings: InferenceSettings, groups: dict):
