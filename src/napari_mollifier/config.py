@@ -28,7 +28,7 @@ class InferenceSettings(BaseModel):
         "are slower; use the soap optimizer with them")
     optimizer: Literal["adam", "soap"] = "adam"
     steps: int = Field(1200, ge=0, description="training steps (pinn)")
-    learning_rate: float | None = Field(None, gt=0, description="default: 0.05 for grid, 1e-3 for mlp")
+    learning_rate: float | None = Field(None, gt=0, description="default: 0.05 for grid, 3e-3 for piratenet (after a 200-step warm-up), 1e-3 for mlp and convnet")
     init_smoothing_px: float | None = Field(None, ge=0, description="Gaussian smoothing (pixels) of the "
                                             "data for the starting field and the residual scale; default "
                                             "grows with the estimated noise: clip(1 + 50 sigma, 1, 3)")
