@@ -1,6 +1,6 @@
 """Rate-map recovery on simulated 256^2 nuclei (issue 3 acceptance figures, work in progress).
 
-    .venv/bin/python benchmarks/chromatin_recovery.py [--quick] [--arch grid|mlp] [--optimizer adam|soap]
+    .venv/bin/python benchmarks/chromatin_recovery.py [--quick] [--arch grid|mlp|piratenet|convnet] [--optimizer adam|soap]
         [--steps N] [--input fraction|intensity] [--photons P ...] [--out FILE]
 
 For each rate preset (gradient, patches: seed 11 and 12; uniform: seed 13; none of them are
@@ -57,7 +57,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="gradient preset only")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--device", default="cpu", help="device of the fit (the simulation runs on the CPU)")
-    ap.add_argument("--arch", choices=("grid", "mlp"), default="grid")
+    ap.add_argument("--arch", choices=("grid", "mlp", "piratenet", "convnet"), default="grid")
     ap.add_argument("--optimizer", choices=("adam", "soap"), default="adam")
     ap.add_argument("--steps", type=int, default=None, help="training steps (default: the settings' default)")
     ap.add_argument("--input", choices=("fraction", "intensity"), default="fraction")

@@ -13,9 +13,9 @@ from napari_mollifier.cli import benchmark_configs, main
 def test_configurations_cover_the_grid_and_skip_what_cannot_run():
     full = benchmark_configs(quick=False, problems=["paper"])
     fits = [c for c in full if c.get("kind") == "fit"]
-    # langevin: 2 archs x 2 methods; heat: 3 mollifier archs + 2 autodiff; chromatin: 2 mollifier archs;
+    # langevin: 2 archs x 2 methods; heat: 3 mollifier archs + 2 autodiff; chromatin: 4 mollifier archs;
     # each x 2 optimisers x 3 noise levels, less chromatin grid + SOAP (the free field is trained by Adam).
-    assert len(fits) == (4 + 5 + 2) * 2 * 3 - 3
+    assert len(fits) == (4 + 5 + 4) * 2 * 3 - 3
     assert fits[0]["noise"] == 0.05 and fits[-1]["noise"] == 0.0  # acceptance level first
     assert not any(c["arch"] in ("convnet", "grid") and c["method"] == "autodiff" for c in fits)
     assert {c["noise"] for c in fits} == {0.0, 0.01, 0.05}

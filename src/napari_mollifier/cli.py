@@ -60,7 +60,8 @@ def benchmark_configs(*, quick: bool, problems, grids=None, orders=(1, 2, 4), ar
         # --quick: the highest noise only (the mollifier-vs-autodiff acceptance level), fewer steps,
         # a smaller nucleus; under 5 minutes on 2 CPU cores.
         q_noise = noises or ((0.05,) if quick else (0.0, 0.01, 0.05))
-        q_archs = archs or (("piratenet", "convnet", "grid", "mlp" if problem == "chromatin" else "") if quick else None)
+        quick_archs = {"langevin": ("piratenet",), "heat": ("piratenet", "convnet"), "chromatin": ("grid", "mlp")}
+        q_archs = archs or (quick_archs[problem] if quick else None)
         q_grid = 96 if (quick and problem == "chromatin") else None
         configs += bm.fit_configs([problem], archs=q_archs, methods=methods, optimizers=optimizers,
                                   noises=q_noise, quick=quick, steps=steps, grid=q_grid)
@@ -335,8 +336,11 @@ def _add_fit_options(p) -> None:
     p.add_argument("--mask", help="nucleus mask TIFF (nonzero = nucleus); default: segmented")
     p.add_argument("--model", choices=["chr"], default="chr", help="physics model (default chr)")
     p.add_argument("--method", choices=["pinn", "direct"], default="pinn")
-    p.add_argument("--arch", choices=["grid", "mlp"], default="grid",
-                   help="grid: preconditioned free field (default); mlp: coordinate MLP with Fourier features")
+    p.add_argument("--arch", choices=["grid", "mlp", "piratenet", "convnet"], default="grid",
+                   help="grid: preconditioned free field (default, fastest); networks learning a correction to "
+                   "the smoothed data: mlp (coordinate MLP on Fourier features), piratenet (PirateNet on Fourier "
+                   "features), convnet (dilated convolutions of the smoothed data and coordinates); use "
+                   "--optimizer soap with them")
     p.add_argument("--optimizer", choices=["adam", "soap"], default="adam")
     p.add_argument("--steps", type=int, help="training steps (default 600)")
     p.add_argument("--kernel-radius-nm", type=float, help="mollifier radius in nm")

@@ -19,11 +19,16 @@ class InferenceSettings(BaseModel):
 
     model: Literal["chr"] = "chr"
     method: Literal["pinn", "direct"] = "pinn"
-    arch: Literal["grid", "mlp"] = Field("grid", description="grid: free per-pixel field; mlp: coordinate "
-                                         "MLP with Fourier features")
+    arch: Literal["grid", "mlp", "piratenet", "convnet"] = Field(
+        "grid", description="the trainable field: grid = free per-pixel field trained through a Fourier "
+        "preconditioner (default, fastest); the networks learn a correction to the smoothed data, starting "
+        "at zero: mlp = coordinate MLP on random Fourier features (128 wide, 3 layers); piratenet = "
+        "PirateNet (gated residual blocks, random weight factorisation) on Fourier features; convnet = "
+        "dilated convolutional net whose input is the smoothed data and the pixel coordinates. Networks "
+        "are slower; use the soap optimizer with them")
     optimizer: Literal["adam", "soap"] = "adam"
     steps: int = Field(1200, ge=0, description="training steps (pinn)")
-    learning_rate: float | None = Field(None, gt=0, description="default: 0.05 for grid, 1e-3 for mlp")
+    learning_rate: float | None = Field(None, gt=0, description="default: 0.05 for grid, 3e-3 for piratenet (after a 200-step warm-up), 1e-3 for mlp and convnet")
     init_smoothing_px: float | None = Field(None, ge=0, description="Gaussian smoothing (pixels) of the "
                                             "data for the starting field and the residual scale; default "
                                             "grows with the estimated noise: clip(1 + 50 sigma, 1, 3)")

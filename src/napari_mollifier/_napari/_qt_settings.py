@@ -33,7 +33,7 @@ EXTRA_HELP = {
     "model": "physics model of the chromatin (docs/model.md): chr, the Cahn-Hilliard-reaction model",
     "method": "pinn: train a field whose mollified derivatives satisfy the model (robust to noise); "
               "direct: read the rates off the mollified data in one solve (fast, noise-sensitive)",
-    "optimizer": "adam, or soap (second-order preconditioning; for the mlp architecture)",
+    "optimizer": "adam, or soap (second-order preconditioning; for the network architectures)",
     "precision": "float32 (faster; same maps to three digits) or float64",
     "seed": "random seed of the fit",
     "device": "auto: CUDA if available, else Apple MPS, else CPU",

@@ -23,7 +23,7 @@ FIT_DEFAULTS = {
 FIT_ARCHS = {
     "langevin": {"mollifier": ("mlp", "piratenet"), "autodiff": ("mlp", "piratenet")},
     "heat": {"mollifier": ("mlp", "piratenet", "convnet"), "autodiff": ("mlp", "piratenet")},
-    "chromatin": {"mollifier": ("grid", "mlp"), "autodiff": ()},
+    "chromatin": {"mollifier": ("grid", "mlp", "piratenet", "convnet"), "autodiff": ()},
 }
 
 

@@ -294,34 +294,54 @@ def _preconditioner(problem: _Problem, s_d: float, s_r: float, mean_rate: float)
     return (symbol / symbol[0, 0]).rsqrt().to(problem.device, problem.dtype)
 
 
+#: The architectures of the trainable field (``InferenceSettings.arch``).
+ARCHS = ("grid", "mlp", "piratenet", "convnet")
+
+
 def _make_field(problem: _Problem, settings: InferenceSettings, precond: torch.Tensor, start: torch.Tensor):
     """The trainable field g on the crop: (parameter groups, callable returning g).
 
-    ``start`` is the lightly smoothed data the grid field begins from (noise would start the
-    residual 1e4 x too high)."""
+    ``start`` is the lightly smoothed data the field begins from (noise would start the
+    residual 1e4 x too high). The grid field is trained through the Fourier preconditioner;
+    the networks learn a correction to ``start``, ``g = start + net(...)``, whose output
+    layer starts at zero, so every architecture starts from the same field."""
     h, w = problem.phi.shape
-    if settings.arch == "grid":
+    arch = settings.arch
+    if arch not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    if arch == "grid":
         z = torch.nn.Parameter(torch.fft.irfft2(torch.fft.rfft2(start) / precond, s=(h, w)))
         return {"free_field": [z]}, (lambda: torch.fft.irfft2(torch.fft.rfft2(z) * precond, s=(h, w)))
-    from ..nets import CoordinateMLP
+    dev, dt = problem.device, problem.dtype
+    if arch == "convnet":
+        return _convnet_field(problem, settings, start)
+    from ..nets import CoordinateMLP, PirateNet
 
-    # The MLP learns a correction to the smoothed data, g = start + net(x); the last layer
-    # starts at zero, so training starts where the grid field starts. Its Fourier features must
-    # reach the interfaces' scale: with features only down to ~24 px per cycle, or with the
-    # output passed through the grid field's Fourier preconditioner (which damps high
-    # wavenumbers as k^-4), it could not sharpen the interfaces and the rates came out 4-7x too
-    # high (measured, docs/NOTES.md).
-    ys = torch.linspace(-1, 1, h, device=problem.device, dtype=problem.dtype)
-    xs = torch.linspace(-1, 1, w, device=problem.device, dtype=problem.dtype)
+    # The networks' Fourier features must reach the interfaces' scale: with features only down to
+    # ~24 px per cycle, or with the output passed through the grid field's Fourier
+    # preconditioner (which damps high wavenumbers as k^-4), the MLP could not sharpen the
+    # interfaces and the rates came out 4-7x too high (measured, docs/NOTES.md).
+    ys = torch.linspace(-1, 1, h, device=dev, dtype=dt)
+    xs = torch.linspace(-1, 1, w, device=dev, dtype=dt)
     coords = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), -1).reshape(-1, 2)
     # Frequencies ~ N(0, scale^2) in cycles per coordinate unit (half the crop): two standard
-    # deviations reach MLP_MIN_PERIOD_PX pixels per cycle.
-    scale = max(h, w) / 2 / MLP_MIN_PERIOD_PX / 2
-    net = CoordinateMLP(2, 1, width=MLP_WIDTH, depth=MLP_DEPTH, activation="tanh", fourier_features=MLP_WIDTH,
-                        fourier_scale=scale, seed=settings.seed).to(problem.device, problem.dtype)
-    with torch.no_grad():
-        net.net[-1].weight.zero_()
-        net.net[-1].bias.zero_()
+    # deviations reach MIN_PERIOD_PX pixels per cycle.
+    scale = max(h, w) / 2 / MIN_PERIOD_PX / 2
+    if arch == "mlp":
+        net = CoordinateMLP(2, 1, width=MLP_WIDTH, depth=MLP_DEPTH, activation="tanh", fourier_features=MLP_WIDTH,
+                            fourier_scale=scale, seed=settings.seed).to(dev, dt)
+        with torch.no_grad():
+            net.net[-1].weight.zero_()
+            net.net[-1].bias.zero_()
+    else:
+        # PirateNet: gates start closed, so the net starts as a linear model of the embedding;
+        # its last layer starts at zero rather than at the paper's least-squares fit of the data:
+        # a least-squares fit of the noisy data by the Fourier features would put the noise back
+        # into the start field (the residual 1e4 x too high), and the smoothed data is already
+        # the better start (docs/NOTES.md).
+        net = PirateNet(2, 1, width=PIRATE_WIDTH, n_blocks=PIRATE_BLOCKS, fourier_scale=scale,
+                        seed=settings.seed).to(dev, dt)
+        net.last.set_weight(torch.zeros_like(net.last.weight), torch.zeros_like(net.last.bias))
 
     def field():
         return start + net(coords).reshape(h, w)
@@ -329,13 +349,52 @@ def _make_field(problem: _Problem, settings: InferenceSettings, precond: torch.T
     return {"network": list(net.parameters())}, field
 
 
-#: Coordinate MLP size (hidden width = number of Fourier features, and depth) and the shortest
-#: period its Fourier features reach (about two standard deviations), in pixels.
-MLP_WIDTH, MLP_DEPTH, MLP_MIN_PERIOD_PX = 128, 3, 8.0
+def _convnet_field(problem: _Problem, settings: InferenceSettings, start: torch.Tensor):
+    """ConvNet correction ``g = start + net(x)``; its input ``x`` is fixed: the smoothed data
+    (normalised to zero mean, unit variance on the crop) and the pixel coordinates in [-1, 1],
+    so the correction can depend on the local pattern and on the position (rates vary in space)."""
+    from ..nets import ConvNet, grid_input
+
+    h, w = problem.phi.shape
+    net = ConvNet(3, 1, width=CONV_WIDTH, depth=CONV_DEPTH, activation="tanh",
+                  padding_mode="reflect").to(problem.device, problem.dtype)
+    with torch.no_grad():
+        net.net[-1].weight.zero_()
+        net.net[-1].bias.zero_()
+        norm = (start - start.mean()) / start.std().clamp_min(1e-6)
+        x = torch.cat([norm[None, None], grid_input((h, w), dtype=problem.dtype, device=problem.device)], dim=1)
+
+    def field():
+        return start + net(x)[0, 0]
+
+    return {"network": list(net.parameters())}, field
+
+
+#: Coordinate MLP size (hidden width = number of Fourier features, and depth); the shortest period
+#: the networks' Fourier features reach (about two standard deviations), in pixels.
+MLP_WIDTH, MLP_DEPTH, MIN_PERIOD_PX = 128, 3, 8.0
+#: PirateNet width (= embedding size: width / 2 frequencies) and number of gated blocks.
+PIRATE_WIDTH, PIRATE_BLOCKS = 128, 1
+#: ConvNet hidden channels and number of dilated 3x3 layers (dilations 1, 2, 4, 8: 31 px receptive field).
+CONV_WIDTH, CONV_DEPTH = 32, 4
+
+
+#: Default learning rate per architecture (others: 1e-3).
+DEFAULT_LR = {"grid": 5e-2, "piratenet": 3e-3}
+#: Linear learning-rate warm-up (steps) before the cosine decay, per architecture (none: 0).
+#: PirateNet: its last layer reads the unit-amplitude Fourier embedding through factorised
+#: weights (x e), so full-size first steps threw the field far off (the residual 10x up in five
+#: steps at lr 3e-3) and the fit spent hundreds of steps recovering (docs/NOTES.md).
+WARMUP_STEPS = {"piratenet": 200}
+#: SOAP's epsilon per architecture (default: the library's 1e-8). In SOAP's first steps the
+#: gradient statistics have rank 1-2; float32 rounding of the projected moments in the other
+#: directions (~1e-7 of gradients ~1e4 here) divided by eps 1e-8 gave PirateNet's last layer an
+#: update 300x the learning rate at its first step, and the fit diverged (measured).
+SOAP_EPS = {"piratenet": 1e-3}
 
 
 def _optimizer(settings: InferenceSettings, groups: dict):
-    lr = settings.learning_rate or (5e-2 if settings.arch == "grid" else 1e-3)
+    lr = settings.learning_rate or DEFAULT_LR.get(settings.arch, 1e-3)
     params = [p for ps in groups.values() for p in ps]
     if settings.optimizer == "adam":
         return torch.optim.Adam(params, lr=lr)
@@ -345,7 +404,23 @@ def _optimizer(settings: InferenceSettings, groups: dict):
     # (docs/optimization.md). PINN settings of the paper: betas (0.9, 0.999), frequency 2.
     if "free_field" in groups:
         return torch.optim.Adam(params, lr=lr)
-    return SOAP(params, lr=lr, betas=(0.9, 0.999), weight_decay=0.0, precondition_frequency=2)
+    return SOAP(params, lr=lr, betas=(0.9, 0.999), weight_decay=0.0, precondition_frequency=2,
+                eps=SOAP_EPS.get(settings.arch, 1e-8))
+
+
+def _scheduler(opt, steps: int, warmup: int):
+    """Cosine decay of the learning rate to 5 % over the fit, after a linear rise from 1 % over
+    ``warmup`` steps (at most a sixth of the fit)."""
+    warmup = min(warmup, steps // 6)
+    if warmup <= 0:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=0.05 * opt.param_groups[0]["lr"])
+
+    def factor(i):
+        if i < warmup:
+            return 0.01 + 0.99 * i / warmup
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (i - warmup) / (steps - warmup)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 #: A loss this many times above the lowest one seen in the fit counts as diverged.
@@ -431,7 +506,7 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
         groups, field_fn = _make_field(problem, settings, _preconditioner(problem, s_d, s_r, mean_rate), smooth)
         opt = _optimizer(settings, groups)
         params = [p for ps in groups.values() for p in ps]
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=0.05 * opt.param_groups[0]["lr"])
+        sched = _scheduler(opt, steps, WARMUP_STEPS.get(settings.arch, 0))
         data_w = problem.mask | ~problem.mask  # the whole crop: phi_hat must fit outside too
         for step in range(1, steps + 1):
             if cancel is not None and cancel.is_set():
