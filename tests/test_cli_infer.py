@@ -29,6 +29,7 @@ def test_simulate_writes_files_with_pixel_size(sim_dir):
         assert pixel_size(sim_dir / f"n1_{suffix}.tif") == pytest.approx(10.0, rel=1e-6), suffix
     rec = json.loads((sim_dir / "n1.json").read_text())
     assert rec["residual_ratio"] < 0.1 and rec["pixel_size_nm"] == 10.0
+    assert rec["photons"] == 50.0 and rec["intensity_levels"] == [pytest.approx(15.0), 50.0]
     x, y = read_localisations(sim_dir / "n1_localisations.csv")
     assert len(x) > 1000 and 0 <= x.min() and x.max() < 1280 + 100
 
@@ -69,3 +70,36 @@ def test_failing_input_is_reported_and_others_still_run(sim_dir, tmp_path, capsy
     err = capsys.readouterr().err
     assert "no_pixel_size.tif: no pixel size" in err and "--pixel-size" in err
     assert (out / "n1_phi_gamma_me.tif").exists() and not (out / "no_pixel_size_gamma_me.tif").exists()
+
+
+def test_calibrated_intensity_levels_reach_the_fit_and_the_record(sim_dir, tmp_path):
+    # The levels NAME.json records are the render's own: the normalised image is then 0.3 + 0.7 phi
+    # blurred and with counting noise, so its mean over the nucleus matches the true phi's.
+    eu, het = json.loads((sim_dir / "n1.json").read_text())["intensity_levels"]
+    out = tmp_path / "out"
+    args = ["infer", str(sim_dir / "n1_intensity.tif"), "--out", str(out), "--mask", str(sim_dir / "n1_mask.tif"),
+            "--method", "direct", "--device", "cpu"]
+    assert main(args + ["--intensity-levels", str(eu), str(het)]) == 0
+    rec = json.loads((out / "n1_intensity.json").read_text())
+    assert rec["settings"]["euchromatin_level"] == pytest.approx(eu)
+    assert rec["settings"]["heterochromatin_level"] == pytest.approx(het)
+    assert rec["preprocessing"]["normalisation"]["levels"].startswith("given")
+    assert "caution" not in rec["preprocessing"]
+    mask = tifffile.imread(sim_dir / "n1_mask.tif") > 0
+    phi_true = tifffile.imread(sim_dir / "n1_phi.tif")
+    img = tifffile.imread(sim_dir / "n1_intensity.tif").astype(float)
+    assert np.mean((img[mask] - eu) / (het - eu)) == pytest.approx(np.mean(phi_true[mask]), abs=0.03)
+    # uncalibrated: the caution is recorded
+    assert main(args[:3] + [str(tmp_path / "plain")] + args[4:]) == 0
+    assert "relative patterns" in json.loads((tmp_path / "plain" / "n1_intensity.json").read_text())[
+        "preprocessing"]["caution"]
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--intensity-levels", "50", "15"], "heterochromatin_level (15.0) must be above euchromatin_level (50.0)"),
+    (["--intensity-levels", "15", "50", "--input", "fraction"], "--intensity-levels calibrates intensity input"),
+])
+def test_bad_intensity_levels_end_with_one_line(sim_dir, tmp_path, extra, words):
+    with pytest.raises(SystemExit) as info:
+        main(["infer", str(sim_dir / "n1_intensity.tif"), "--out", str(tmp_path), "--method", "direct"] + extra)
+    assert words in str(info.value) and "\n" not in str(info.value)

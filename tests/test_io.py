@@ -484,6 +484,28 @@ def test_intensity_to_fraction_keeps_noise_white_and_unbiased():
     assert phi[mask].min() < -0.3  # not clipped inside the nucleus
 
 
+def test_intensity_to_fraction_with_calibrated_levels_is_exact():
+    # Domains whose plateaus are not 0 and 1 (as in the chr steady states): the Otsu class
+    # medians stretch phi, calibrated levels do not.
+    mask = _ellipse()
+    yy, xx = np.mgrid[:128, :128]
+    phi_true = np.where(np.sin(xx / 6.0) * np.cos(yy / 7.0) > 0.2, 0.8, 0.1) * mask
+    image = 30.0 + 70.0 * phi_true
+    phi, norm = intensity_to_fraction(image, mask, levels=(30.0, 100.0))
+    np.testing.assert_allclose(phi[mask], phi_true[mask], atol=1e-12)
+    assert norm["levels"].startswith("given")
+    stretched, norm_otsu = intensity_to_fraction(image, mask, smoothing_px=0)
+    assert norm_otsu["levels"].startswith("Otsu")
+    np.testing.assert_allclose(stretched[mask], (phi_true[mask] - 0.1) / 0.7, atol=1e-9)  # 1.43x the contrast
+
+
+@pytest.mark.parametrize("levels", [(100.0, 30.0), (50.0, 50.0), (np.nan, 10.0), (0.0, np.inf)])
+def test_intensity_to_fraction_rejects_bad_levels(levels):
+    mask = _ellipse()
+    with pytest.raises(InputError, match=r"cal.tif: the intensity levels must be finite"):
+        intensity_to_fraction(np.where(mask, 50.0, 0.0), mask, levels=levels, name="cal.tif")
+
+
 def test_intensity_to_fraction_rejects_uniform_nucleus():
     mask = _ellipse()
     image = np.where(mask, 50.0, 0.0)

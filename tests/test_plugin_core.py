@@ -65,6 +65,11 @@ def test_prepare_fit_uses_mask_and_crop():
     # intensity results carry the caution that their absolute scale is not reliable
     assert "relative patterns" in inten.preprocessing["caution"]
     assert "caution" not in cropped.preprocessing
+    # calibrated levels (settings): phi = (I - eu) / (het - eu), and no caution
+    cal = prepare_fit(img, pixel_size_nm=PIXEL_NM, input_kind="intensity", mask=mask,
+                      settings=InferenceSettings(euchromatin_level=100.0, heterochromatin_level=1100.0))
+    np.testing.assert_allclose(cal.phi[cal.mask], phi[cal.mask], atol=1e-5)
+    assert "caution" not in cal.preprocessing
 
 
 @pytest.mark.parametrize("data, px, words", [

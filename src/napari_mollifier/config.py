@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["InferenceSettings"]
 
@@ -56,6 +56,15 @@ class InferenceSettings(BaseModel):
                                        "localisation precision of STORM): phi_hat is blurred by it before it "
                                        "is compared with the data. Default: 15 nm for intensity input, 0 for "
                                        "fraction input")
+    # Intensity calibration: the image alone does not fix the phi scale to the ~1 % the rates need
+    # (benchmarks/results/intensity_calibration.md), so a measured one can be given.
+    euchromatin_level: float | None = Field(None, description="intensity input: the image value of pure "
+                                            "euchromatin (phi = 0), from a calibration; give it with "
+                                            "heterochromatin_level. Default (both unset): the Otsu class medians "
+                                            "of the nucleus, which makes the rates relative patterns only")
+    heterochromatin_level: float | None = Field(None, description="intensity input: the image value of pure "
+                                                "heterochromatin (phi = 1), from a calibration; phi = (I - "
+                                                "euchromatin_level) / (heterochromatin_level - euchromatin_level)")
     precision: Literal["float32", "float64"] = "float32"
     seed: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
@@ -63,3 +72,19 @@ class InferenceSettings(BaseModel):
     alignment_every: int = Field(0, ge=0, description="log the gradient alignment score of the data and "
                                  "residual terms every this many steps (0: never; each costs two extra "
                                  "backward passes, not counted in the time per step)")
+
+    @model_validator(mode="after")
+    def _levels_come_in_pairs(self):
+        eu, het = self.euchromatin_level, self.heterochromatin_level
+        if (eu is None) != (het is None):
+            raise ValueError("give both euchromatin_level and heterochromatin_level (a calibration) or neither")
+        if eu is not None and not het > eu:
+            raise ValueError(f"heterochromatin_level ({het}) must be above euchromatin_level ({eu})")
+        return self
+
+    @property
+    def intensity_levels(self) -> tuple[float, float] | None:
+        """(euchromatin, heterochromatin) intensity of a calibration, or None."""
+        if self.euchromatin_level is None:
+            return None
+        return float(self.euchromatin_level), float(self.heterochromatin_level)

@@ -20,13 +20,15 @@ __all__ = ["SettingsForm", "MAIN_FIELDS", "ADVANCED_FIELDS", "scroll_body", "wra
 
 MAIN_FIELDS = ("model", "method", "arch", "optimizer", "steps", "kernel_radius_nm", "device")
 ADVANCED_FIELDS = ("learning_rate", "rate_scale_nm", "edge_margin_nm", "residual_tolerance", "smoothness",
-                   "noise_floor", "psf_sigma_nm", "init_smoothing_px", "precision", "seed", "report_every")
+                   "noise_floor", "psf_sigma_nm", "euchromatin_level", "heterochromatin_level", "init_smoothing_px",
+                   "precision", "seed", "report_every")
 
 LABELS = {"model": "Model", "method": "Method", "arch": "Architecture", "optimizer": "Optimiser", "steps": "Steps",
           "kernel_radius_nm": "Kernel radius (nm)", "device": "Device", "learning_rate": "Learning rate",
           "rate_scale_nm": "Rate scale (nm)", "edge_margin_nm": "Edge margin (nm)",
           "residual_tolerance": "Residual tolerance", "smoothness": "Smoothness", "noise_floor": "Noise floor",
-          "psf_sigma_nm": "PSF sigma (nm)", "init_smoothing_px": "Initial smoothing (px)", "precision": "Precision",
+          "psf_sigma_nm": "PSF sigma (nm)", "euchromatin_level": "Euchromatin intensity (φ = 0)",
+          "heterochromatin_level": "Heterochromatin intensity (φ = 1)", "init_smoothing_px": "Initial smoothing (px)", "precision": "Precision",
           "seed": "Seed", "report_every": "Report every (steps)"}
 # For the fields the schema leaves undescribed.
 EXTRA_HELP = {

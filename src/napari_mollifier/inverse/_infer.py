@@ -25,7 +25,8 @@ DEFAULT_PSF_SIGMA_NM = 15.0
 #: Saved with every intensity-input result (docs/NOTES.md, benchmarks/results/intensity_calibration.md).
 INTENSITY_CAUTION = ("intensity input: phi comes from an approximate intensity-to-fraction map; the rates "
                      "change ~25 % per 2 % error in that map's contrast, so read these maps as relative "
-                     "patterns, not absolute rates")
+                     "patterns, not absolute rates (give calibrated euchromatin_level / heterochromatin_level "
+                     "for absolute ones)")
 
 
 @dataclass
@@ -109,12 +110,16 @@ def to_fraction(data: np.ndarray, mask: np.ndarray, *, input: str, pixel_size_nm
     if input == "fraction":
         # Kept as given outside the mask too: a step to 0 at the mask edge would ring through the
         # spectral derivatives (measured: +37 % bias in the mean rate of a 128^2 nucleus).
+        if settings.intensity_levels is not None:
+            raise InputError(f"{source}: euchromatin_level / heterochromatin_level calibrate intensity input; "
+                             "phi input needs none (unset them, or use input 'intensity')")
         phi = check_fraction(data, m, name=source)
         prep["normalisation"] = "none (input is phi)"
     elif input == "intensity":
-        phi, norm = intensity_to_fraction(data, m, name=source)
+        phi, norm = intensity_to_fraction(data, m, name=source, levels=settings.intensity_levels)
         prep["normalisation"] = norm
-        prep["caution"] = INTENSITY_CAUTION
+        if settings.intensity_levels is None:
+            prep["caution"] = INTENSITY_CAUTION
         if settings.psf_sigma_nm is None:
             # A typical STORM localisation precision (the normalisation does not smooth).
             settings = settings.model_copy(update={"psf_sigma_nm": DEFAULT_PSF_SIGMA_NM})
