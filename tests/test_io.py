@@ -506,6 +506,13 @@ def test_intensity_to_fraction_rejects_bad_levels(levels):
         intensity_to_fraction(np.where(mask, 50.0, 0.0), mask, levels=levels, name="cal.tif")
 
 
+def test_intensity_to_fraction_rejects_levels_that_miss_the_nucleus():
+    mask = _ellipse()
+    image = np.where(mask, 3000.0, 0.0) + 100.0 * (np.arange(128) % 7)[None, :]  # counts in the thousands
+    with pytest.raises(InputError, match=r"cal.tif: the intensity levels 15 / 50 do not bracket.*unit and channel"):
+        intensity_to_fraction(image, mask, levels=(15.0, 50.0), name="cal.tif")
+
+
 def test_intensity_to_fraction_rejects_uniform_nucleus():
     mask = _ellipse()
     image = np.where(mask, 50.0, 0.0)

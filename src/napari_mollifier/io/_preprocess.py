@@ -103,6 +103,12 @@ def intensity_to_fraction(image: np.ndarray, mask: np.ndarray, *, name: str = "i
             raise InputError(f"{name}: the intensity levels must be finite with heterochromatin above "
                              f"euchromatin, got {eu} and {het}")
         phi = (raw - eu) / (het - eu)
+        # Levels in another unit or of another channel put the whole nucleus outside [0, 1].
+        q10, q90 = (float(v) for v in np.percentile(phi[mask], [10, 90]))
+        if q90 < 0.0 or q10 > 1.0:
+            raise InputError(f"{name}: the intensity levels {eu:g} / {het:g} do not bracket this nucleus "
+                             f"(its 10-90 % intensities are {eu + q10 * (het - eu):g}-{eu + q90 * (het - eu):g}); "
+                             "check their unit and channel")
         phi = np.where(mask, phi, np.clip(phi, 0.0, 1.0))
         return phi, {"euchromatin_level": eu, "heterochromatin_level": het, "levels": "given (calibration)"}
     img = ndi.gaussian_filter(raw, smoothing_px) if smoothing_px else raw
