@@ -147,7 +147,7 @@ def _settings(args, command: str):
         kw["steps"] = args.steps
     if args.kernel_radius_nm is not None:
         kw["kernel_radius_nm"] = args.kernel_radius_nm
-    if getattr(args, "intensity_levels", None):
+    if args.intensity_levels:
         if args.input != "intensity":
             raise SystemExit(f"mollifier {command}: --intensity-levels calibrates intensity input; "
                              "drop it or use --input intensity")

@@ -312,9 +312,9 @@ def _make_field(problem: _Problem, settings: InferenceSettings, precond: torch.T
     if arch == "grid":
         z = torch.nn.Parameter(torch.fft.irfft2(torch.fft.rfft2(start) / precond, s=(h, w)))
         return {"free_field": [z]}, (lambda: torch.fft.irfft2(torch.fft.rfft2(z) * precond, s=(h, w)))
-    dev, dt = problem.device, problem.dtype
     if arch == "convnet":
         return _convnet_field(problem, settings, start)
+    dev, dt = problem.device, problem.dtype
     from ..nets import CoordinateMLP, PirateNet
 
     # The networks' Fourier features must reach the interfaces' scale: with features only down to
@@ -330,9 +330,7 @@ def _make_field(problem: _Problem, settings: InferenceSettings, precond: torch.T
     if arch == "mlp":
         net = CoordinateMLP(2, 1, width=MLP_WIDTH, depth=MLP_DEPTH, activation="tanh", fourier_features=MLP_WIDTH,
                             fourier_scale=scale, seed=settings.seed).to(dev, dt)
-        with torch.no_grad():
-            net.net[-1].weight.zero_()
-            net.net[-1].bias.zero_()
+        _zero_output(net.net[-1])
     else:
         # PirateNet: gates start closed, so the net starts as a linear model of the embedding;
         # its last layer starts at zero rather than at the paper's least-squares fit of the data:
@@ -349,6 +347,13 @@ def _make_field(problem: _Problem, settings: InferenceSettings, precond: torch.T
     return {"network": list(net.parameters())}, field
 
 
+def _zero_output(layer: torch.nn.Module) -> None:
+    """Start a network's output layer at zero, so ``start + net(...)`` begins at ``start``."""
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.bias.zero_()
+
+
 def _convnet_field(problem: _Problem, settings: InferenceSettings, start: torch.Tensor):
     """ConvNet correction ``g = start + net(x)``; its input ``x`` is fixed: the smoothed data
     (normalised to zero mean, unit variance on the crop) and the pixel coordinates in [-1, 1],
@@ -358,9 +363,8 @@ def _convnet_field(problem: _Problem, settings: InferenceSettings, start: torch.
     h, w = problem.phi.shape
     net = ConvNet(3, 1, width=CONV_WIDTH, depth=CONV_DEPTH, activation="tanh",
                   padding_mode="reflect").to(problem.device, problem.dtype)
+    _zero_output(net.net[-1])
     with torch.no_grad():
-        net.net[-1].weight.zero_()
-        net.net[-1].bias.zero_()
         norm = (start - start.mean()) / start.std().clamp_min(1e-6)
         x = torch.cat([norm[None, None], grid_input((h, w), dtype=problem.dtype, device=problem.device)], dim=1)
 

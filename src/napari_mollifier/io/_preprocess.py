@@ -102,24 +102,22 @@ def intensity_to_fraction(image: np.ndarray, mask: np.ndarray, *, name: str = "i
         if not (np.isfinite(eu) and np.isfinite(het) and het > eu):
             raise InputError(f"{name}: the intensity levels must be finite with heterochromatin above "
                              f"euchromatin, got {eu} and {het}")
-        phi = (raw - eu) / (het - eu)
-        # Levels in another unit or of another channel put the whole nucleus outside [0, 1].
-        q10, q90 = (float(v) for v in np.percentile(phi[mask], [10, 90]))
-        if q90 < 0.0 or q10 > 1.0:
+        # Levels in another unit or of another channel put the whole nucleus outside them.
+        lo, hi = (float(v) for v in np.percentile(raw[mask], [10, 90]))
+        if hi < eu or lo > het:
             raise InputError(f"{name}: the intensity levels {eu:g} / {het:g} do not bracket this nucleus "
-                             f"(its 10-90 % intensities are {eu + q10 * (het - eu):g}-{eu + q90 * (het - eu):g}); "
-                             "check their unit and channel")
-        phi = np.where(mask, phi, np.clip(phi, 0.0, 1.0))
-        return phi, {"euchromatin_level": eu, "heterochromatin_level": het, "levels": "given (calibration)"}
-    img = ndi.gaussian_filter(raw, smoothing_px) if smoothing_px else raw
-    v = img[mask]
-    if float(v.max()) == float(v.min()):
-        raise InputError(f"{name}: the nucleus is uniformly bright; no domains to fit")
-    t = threshold_otsu(v)
-    eu, het = float(np.median(v[v <= t])), float(np.median(v[v > t]))
-    if not het > eu:
-        raise InputError(f"{name}: cannot separate heterochromatin from euchromatin levels; check the image")
+                             f"(its 10-90 % intensities are {lo:g}-{hi:g}); check their unit and channel")
+        record = {"euchromatin_level": eu, "heterochromatin_level": het, "levels": "given (calibration)"}
+    else:
+        img = ndi.gaussian_filter(raw, smoothing_px) if smoothing_px else raw
+        v = img[mask]
+        if float(v.max()) == float(v.min()):
+            raise InputError(f"{name}: the nucleus is uniformly bright; no domains to fit")
+        t = threshold_otsu(v)
+        eu, het = float(np.median(v[v <= t])), float(np.median(v[v > t]))
+        if not het > eu:
+            raise InputError(f"{name}: cannot separate heterochromatin from euchromatin levels; check the image")
+        record = {"euchromatin_level": eu, "heterochromatin_level": het, "threshold": float(t),
+                  "level_smoothing_px": smoothing_px, "levels": "Otsu class medians (uncalibrated)"}
     phi = (raw - eu) / (het - eu)
-    phi = np.where(mask, phi, np.clip(phi, 0.0, 1.0))
-    return phi, {"euchromatin_level": eu, "heterochromatin_level": het, "threshold": float(t),
-                 "level_smoothing_px": smoothing_px, "levels": "Otsu class medians (uncalibrated)"}
+    return np.where(mask, phi, np.clip(phi, 0.0, 1.0)), record
