@@ -1,13 +1,14 @@
 """Mollifier vs autodiff at 5 % noise over five data seeds, 1st- and 2nd-order problems (issue 5).
 
-    .venv/bin/python benchmarks/mollifier_vs_autodiff_seeds.py langevin piratenet,mlp 1000 [radius=8]
+    .venv/bin/python benchmarks/mollifier_vs_autodiff_seeds.py langevin piratenet,mlp 1000 [radius=8] [boundary=reflect]
     .venv/bin/python benchmarks/mollifier_vs_autodiff_seeds.py heat piratenet,mlp 600
 
 For each architecture and data seed 1-5, ``simulate_first_order(128)`` / ``simulate_second_order(32)``
 with noise 0.05 is fitted by ``fit_first_order`` / ``fit_second_order`` with both derivative methods
-(library defaults, Adam, network seed 0, one thread); extra ``key=value`` arguments go to the fit.
+(library defaults, Adam, network seed 0, one thread); extra ``key=value`` arguments go to the fit
+(numbers, or the words of ``data_on`` / ``boundary``).
 Prints the relative error of λ per seed and its mean and std per method.
-Output of session 11: benchmarks/results/mollifier_vs_autodiff_seeds.md.
+Output of sessions 11 and 12: benchmarks/results/mollifier_vs_autodiff_seeds.md.
 """
 
 import sys
@@ -22,7 +23,7 @@ def main():
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     problem, archs, steps = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3])
-    kw = {k: float(v) for k, v in (e.split("=") for e in sys.argv[4:])}
+    kw = {k: (v if k in ("data_on", "boundary") else float(v)) for k, v in (e.split("=") for e in sys.argv[4:])}
     sim, fit, n = ((simulate_first_order, fit_first_order, 128) if problem == "langevin"
                    else (simulate_second_order, fit_second_order, 32))
     for arch in archs:

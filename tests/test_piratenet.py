@@ -87,3 +87,31 @@ def test_fits_2d_function_better_than_plain_mlp():
             errors[name] = float(((net(c) - y) ** 2).mean().sqrt() / y.std())
     assert errors["pirate"] < 3e-3, errors
     assert errors["pirate"] < 0.3 * errors["mlp"], errors
+
+
+def test_lstsq_init_through_a_linear_feature_map():
+    """With ``feature_map`` (here a 5-point moving average, as a mollifier would apply) the
+    last layer fits the *mapped* output to the targets: the mapped output then matches them to
+    the least-squares optimum, and better than a fit of the raw output."""
+    torch.manual_seed(0)
+    x = torch.linspace(-1.2, 1.2, 70)[:, None]
+    target = torch.sin(3 * x[2:-2, 0]) + 0.5 * x[2:-2, 0] ** 2            # on the 66 interior points
+
+    def average(f):                                                          # (70, K) -> (66, K)
+        return sum(f[i:i + 66] for i in range(5)) / 5
+
+    errs = {}
+    for mapped in (True, False):
+        net = PirateNet(1, 1, width=32, n_blocks=1, fourier_scale=1.0, seed=3)
+        if mapped:
+            rms = init_last_layer_lstsq(net, x, target, feature_map=average)
+        else:
+            init_last_layer_lstsq(net, x[2:-2], target)
+        with torch.no_grad():
+            out = average(net(x).reshape(-1, 1))[:, 0]
+        errs[mapped] = float((out - target).pow(2).mean().sqrt())
+        if mapped:
+            assert errs[True] == pytest.approx(rms, rel=1e-3, abs=1e-6)
+    assert errs[True] < 1e-3 and errs[True] < 0.2 * errs[False], errs
+    with pytest.raises(ValueError, match="targets"):
+        init_last_layer_lstsq(net, x, target)                                # 70 rows vs 66 targets

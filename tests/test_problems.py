@@ -54,9 +54,11 @@ def test_first_order_noise_free_recovery_with_mollifier():
     torch.set_flush_denormal(True)
     p = simulate_first_order(128)
     # Exact data: no ridge in the least-squares initialisation (the default is for noisy data).
+    # Measured 1.2e-2 (network evaluated beyond the edges, the default; 2.2e-3 with the mirrored
+    # edge, which loses the edge band's data under noise: test_network_boundary_keeps_the_edge_data).
     fit = fit_first_order(p, method="mollifier", arch="piratenet", steps=300, log_alignment_every=100,
                           lstsq_ridge=0.0, fourier_scale=2.0)
-    assert fit.recovery["rel_error"] < 1e-2, fit.recovery
+    assert fit.recovery["rel_error"] < 2e-2, fit.recovery
     assert fit.lambda_hat.shape == (128,) and fit.time_per_step_s > 0
     assert len(fit.history["loss_data"]) == 300
     assert fit.history["alignment_step"] == [0, 100, 200]
@@ -69,6 +71,27 @@ def test_first_order_recovery_at_5_percent_noise():
     p = simulate_first_order(128, noise=0.05, seed=1)
     fit = fit_first_order(p, method="mollifier", arch="piratenet", steps=300)
     assert fit.recovery["rel_error"] < 0.45 and fit.recovery["r"] > 0.9, fit.recovery
+
+
+def test_network_boundary_keeps_the_edge_data():
+    """A coordinate network evaluated on the grid extended by the kernel margin (the default)
+    needs no padding, so the edge band's data enter the fit. Mirroring g at the edge and leaving
+    the band out (the old rule) lost them and lambda's error there dominated. Measured (5 % noise,
+    seed 3, 300 steps): rel. error 0.205 (network) vs 0.573 (reflect), autodiff 0.211; edge-band
+    rms 0.30 vs 0.90."""
+    torch.set_flush_denormal(True)
+    p = simulate_first_order(128, noise=0.05, seed=3)
+    fits = {b: fit_first_order(p, method="mollifier", arch="piratenet", steps=300, boundary=b)
+            for b in ("network", "reflect")}
+    assert fits["network"].settings["boundary"] == "network"
+    assert fits["network"].recovery["rel_error"] < 0.3, fits["network"].recovery
+    assert fits["network"].recovery["rel_error"] < 0.5 * fits["reflect"].recovery["rel_error"]
+    band = fits["network"].region.copy()
+    band[20:-20] = False                                   # the scored points within 20 of an edge
+    edge_rms = {b: float(np.sqrt(np.mean((f.lambda_hat - p.truth["lambda"])[band] ** 2))) for b, f in fits.items()}
+    assert edge_rms["network"] < 0.45 < 0.6 < edge_rms["reflect"], edge_rms
+    with pytest.raises(ValueError, match="boundary"):
+        fit_first_order(p, steps=1, boundary="zeros")
 
 
 def test_mollifier_and_autodiff_agree_on_first_order():

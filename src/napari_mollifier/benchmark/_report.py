@@ -24,7 +24,7 @@ def machine_description(records: Sequence[dict] = ()) -> str:
         pass
     gpus = sorted({r["device_name"] for r in records if r.get("device_name")})
     parts = [f"CPU: {cpu}, {os.cpu_count()} logical cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM",
-             f"torch {torch.__version__}, Python {platform.python_version()}, {platform.system()} {platform.release()}"]
+             f"torch {torch.__version__} ({torch.get_num_threads()} intra-op threads), Python {platform.python_version()}, {platform.system()} {platform.release()}"]
     if gpus:
         parts.append("GPU: " + ", ".join(gpus))
     parts.append(f"date: {datetime.date.today().isoformat()}")

@@ -169,7 +169,7 @@ class PirateNet(nn.Module):
 
 
 def init_last_layer_lstsq(net: PirateNet, coords: torch.Tensor, targets: torch.Tensor, *,
-                          ridge: float = 0.0) -> float:
+                          ridge: float = 0.0, feature_map=None) -> float:
     """Set the last layer of ``net`` to the least-squares fit of ``targets`` on its features.
 
     Parameters
@@ -182,6 +182,11 @@ def init_last_layer_lstsq(net: PirateNet, coords: torch.Tensor, targets: torch.T
     ridge : float
         Tikhonov weight (relative to the mean squared feature) for ill-conditioned features;
         0 gives the minimum-norm least-squares solution.
+    feature_map : callable, optional
+        A linear map applied to the (P, width) features before the fit, returning (P', width)
+        rows that match ``targets``: e.g. a mollifier, when the data term compares the
+        mollified output with the data (the output is linear in the last layer, so the fit
+        stays exact).
 
     Returns
     -------
@@ -196,12 +201,15 @@ def init_last_layer_lstsq(net: PirateNet, coords: torch.Tensor, targets: torch.T
     """
     if coords.ndim != 2:
         raise ValueError(f"coords must have shape (P, in_features), got {tuple(coords.shape)}")
-    t = targets.reshape(coords.shape[0], -1)
     n_out = net.last.v.shape[0]
-    if t.shape[1] != n_out:
-        raise ValueError(f"targets must have shape (P,) or (P, {n_out}), got {tuple(targets.shape)}")
     with torch.no_grad():
-        a = net.features(coords).detach().cpu().double().numpy()
+        feats = net.features(coords)
+        if feature_map is not None:
+            feats = feature_map(feats)
+        a = feats.detach().cpu().double().numpy()
+    if targets.numel() != a.shape[0] * n_out:
+        raise ValueError(f"targets must have shape ({a.shape[0]},) or ({a.shape[0]}, {n_out}), got {tuple(targets.shape)}")
+    t = targets.reshape(a.shape[0], n_out)
     a = np.hstack([a, np.ones((a.shape[0], 1))])
     b = t.detach().cpu().double().numpy()
     if ridge > 0:
