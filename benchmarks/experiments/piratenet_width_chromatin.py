@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.dirname(__file__)))
-from chromatin_recovery import score  # noqa: E402
+from chromatin_recovery import score
 
-from napari_mollifier.config import InferenceSettings  # noqa: E402
-from napari_mollifier.inverse import _solver, fit_rates  # noqa: E402
-from napari_mollifier.simulate import simulate_nucleus  # noqa: E402
+from napari_mollifier.config import InferenceSettings
+from napari_mollifier.inverse import _solver, fit_rates
+from napari_mollifier.simulate import simulate_nucleus
 
 
 def main():
