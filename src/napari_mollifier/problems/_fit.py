@@ -284,7 +284,8 @@ _DOC_COMMON = """
         band out of the losses. The convolutional net maps the grid to the grid and always
         uses ``"reflect"``. Measured (1st order, 5 % noise, seeds 1-5): with ``"reflect"`` the
         fit lost the edge band's data and lambda's error there dominated (PirateNet 0.39 vs
-        autodiff 0.23); with ``"network"`` 0.25 vs 0.23, MLP 0.27 vs 0.27.
+        autodiff 0.23); with ``"network"`` (and centred data) 0.25 vs 0.24, MLP 0.243 vs 0.244
+        (benchmarks/results/mollifier_vs_autodiff_seeds.md).
     dtype : torch.dtype
 
     Returns
