@@ -137,8 +137,7 @@ def _fit(problem: ProblemData, names: tuple[str, ...], linear_parts, residual_sc
     loss_region = inner_t if (method == "mollifier" and not extend) else torch.ones_like(inner_t)
     if extend:
         ext_shape = tuple(n + 2 * margin for n in shape)
-        axes = [(torch.arange(n, dtype=dtype) - margin) * h for n, h in zip(ext_shape, spacing)]
-        ext_coords = torch.stack([m.reshape(-1) for m in torch.meshgrid(*axes, indexing="ij")], dim=1)
+        ext_coords = grid_coordinates(ext_shape, spacing, dtype=dtype) - margin * torch.tensor(spacing, dtype=dtype)
         crop = (slice(None), slice(None)) + tuple(slice(margin, margin + n) for n in shape)
     if arch == "piratenet":
         from ..nets import init_last_layer_lstsq
@@ -158,14 +157,13 @@ def _fit(problem: ProblemData, names: tuple[str, ...], linear_parts, residual_sc
 
     def derivatives():
         if method == "mollifier":
-            if extend:
-                g = net(ext_coords / extent).reshape(1, 1, *ext_shape)
-                d = {k: v[crop].reshape(-1) for k, v in mollify(g, radius, names, spacing=spacing, boundary="zeros").items()}
-                d["g"] = g[crop].reshape(-1)
-                return d
-            g = (net(grid_in) if grid_in is not None else net(coords / extent)).reshape(1, 1, *shape)
-            d = {k: v.reshape(-1) for k, v in mollify(g, radius, names, spacing=spacing, boundary="reflect").items()}
-            d["g"] = g.reshape(-1)
+            if extend:   # beyond the edges the kernel sees the network itself: no padding reaches the grid
+                g, edge, keep = net(ext_coords / extent).reshape(1, 1, *ext_shape), "zeros", crop
+            else:
+                g = (net(grid_in) if grid_in is not None else net(coords / extent)).reshape(1, 1, *shape)
+                edge, keep = "reflect", (...,)
+            d = {k: v[keep].reshape(-1) for k, v in mollify(g, radius, names, spacing=spacing, boundary=edge).items()}
+            d["g"] = g[keep].reshape(-1)
             return d
         d = coordinate_derivatives(lambda c: net(c / extent), coords, names)
         return d
