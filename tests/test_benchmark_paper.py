@@ -25,7 +25,16 @@ def test_configurations_cover_the_grid_and_skip_what_cannot_run():
     assert full[-1]["grid"] == 256 and full[-1]["kind"] == "step"  # the longest last
     only_steps = benchmark_configs(quick=False, problems=["chromatin"], kinds=("step",))
     assert only_steps == steps
+    # Chromatin fits with autodiff only when asked for (an autodiff step is ~190x a mollifier one
+    # at 64^2), coordinate networks only; --grids sets the chromatin nucleus size of the fits.
+    asked = benchmark_configs(quick=False, problems=["chromatin"], kinds=("fit",), grids=[64, 96],
+                              methods=("mollifier", "autodiff"), optimizers=("adam",), noises=(0.05,))
+    assert {(c["grid"], c["arch"], c["method"]) for c in asked} == {
+        (n, a, m) for n in (64, 96) for a, m in [("grid", "mollifier"), ("mlp", "mollifier"), ("piratenet", "mollifier"),
+                                                ("convnet", "mollifier"), ("mlp", "autodiff"),
+                                                ("piratenet", "autodiff")]}
     quick = benchmark_configs(quick=True, problems=["paper"])
+    assert not any(c["problem"] == "chromatin" and c["method"] == "autodiff" for c in quick if c.get("kind") == "fit")
     assert {c["noise"] for c in quick if c.get("kind") == "fit"} == {0.05}
     assert all(c["steps"] <= 300 for c in quick if c.get("kind") == "fit")
     with pytest.raises(ValueError, match="unknown fit problem"):
@@ -55,10 +64,23 @@ def test_report_compares_methods_and_optimisers_at_a_common_loss():
     md = paper_markdown(recs, "mollifier benchmark --problems langevin")
     # Common loss of the mollifier pair: max(0.8, 0.4) = 0.8; Adam reaches it at step 30 (31 steps,
     # 0.31 s), SOAP at step 20 (21 steps x 0.02 s = 0.42 s).
-    assert "| langevin | mlp | mollifier | 0.05 | 0.8 | 31 / 21 | 0.3 / 0.4 | 0.100 / 0.080 |" in md
+    assert "| langevin | 64 | mlp | mollifier | 0.05 | 0.8 | 31 / 21 | 0.3 / 0.4 | 0.100 / 0.080 |" in md
     # Mollifier vs autodiff, per optimiser: better with Adam, worse with SOAP; autodiff 5x slower per step.
-    assert "| langevin | mlp | adam | 0.05 | 0.100 | 0.200 | mollifier | 5.0× | 1.0× |" in md
-    assert "| langevin | mlp | soap | 0.05 | 0.080 | 0.050 | autodiff | 2.5× | 1.0× |" in md
+    assert "| langevin | 64 | 31 | mlp | adam | 0.05 | 0.100 | 0.200 | mollifier | 5.0× | 1.0× |" in md
+    assert "| langevin | 64 | 31 | mlp | soap | 0.05 | 0.080 | 0.050 | autodiff | 2.5× | 1.0× |" in md
+
+
+def test_report_pairs_only_fits_of_the_same_grid_and_length():
+    """A chromatin autodiff fit at 64^2 is compared with the mollifier fit at 64^2, not with the
+    128^2 one, and fits of different lengths are not paired."""
+    def chrom(grid, method, steps, rel):
+        return dict(_rec("chromatin", "mlp", method, "adam", 0.05, rel, [4.0] * (steps // 10)), grid=grid, order=4)
+
+    md = paper_markdown([chrom(128, "mollifier", 120, 0.05), chrom(64, "mollifier", 60, 0.20),
+                         chrom(64, "autodiff", 60, 0.30), chrom(64, "autodiff", 120, 0.01)], "cmd")
+    pairs = [line for line in md.splitlines() if line.startswith("| chromatin | ")]
+    assert pairs == ["| chromatin | 64² | 51 | mlp | adam | 0.05 | 0.200 | 0.300 | mollifier | 1.0× | 1.0× |"]
+    assert "| 128² | mlp | mollifier | adam | 0.05 |" in md and "| 64² | mlp | autodiff | adam | 0.05 |" in md
 
 
 @pytest.mark.usefixtures("one_thread")

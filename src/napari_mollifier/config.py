@@ -27,6 +27,11 @@ class InferenceSettings(BaseModel):
         "dilated convolutional net whose input is the smoothed data and the pixel coordinates. Networks "
         "are slower; use the soap optimizer with them")
     optimizer: Literal["adam", "soap"] = "adam"
+    derivatives: Literal["mollifier", "autodiff"] = Field(
+        "mollifier", description="how the residual's derivatives of the field are taken: mollifier = "
+        "spectral convolutions of the field with the differentiated bump (the method); autodiff = the "
+        "baseline of recursive torch.autograd through a coordinate network (arch mlp or piratenet only; "
+        "10-100x slower per step at 4th order, for comparisons)")
     steps: int = Field(1200, ge=0, description="training steps (pinn)")
     learning_rate: float | None = Field(None, gt=0, description="default: 0.05 for grid, 3e-3 for piratenet (after a 200-step warm-up), 1e-3 for mlp and convnet")
     init_smoothing_px: float | None = Field(None, ge=0, description="Gaussian smoothing (pixels) of the "
@@ -80,6 +85,13 @@ class InferenceSettings(BaseModel):
             raise ValueError("give both euchromatin_level and heterochromatin_level (a calibration) or neither")
         if eu is not None and not het > eu:
             raise ValueError(f"heterochromatin_level ({het}) must be above euchromatin_level ({eu})")
+        return self
+
+    @model_validator(mode="after")
+    def _autodiff_needs_a_coordinate_network(self):
+        if self.derivatives == "autodiff" and self.arch not in ("mlp", "piratenet"):
+            raise ValueError(f"derivatives='autodiff' differentiates a coordinate network: use arch mlp or "
+                             f"piratenet, not {self.arch!r}")
         return self
 
     @property

@@ -19,11 +19,12 @@ FIT_DEFAULTS = {
     "chromatin": {"grid": 128, "steps": 1200, "quick_steps": 300},
 }
 #: Architectures each problem can be fitted with, per derivative method. The convolutional net
-#: maps a grid to a grid: there is no coordinate to differentiate, so no autodiff variant.
+#: and the chromatin solver's free grid field map to a grid: there is no coordinate to
+#: differentiate, so no autodiff variant.
 FIT_ARCHS = {
     "langevin": {"mollifier": ("mlp", "piratenet"), "autodiff": ("mlp", "piratenet")},
     "heat": {"mollifier": ("mlp", "piratenet", "convnet"), "autodiff": ("mlp", "piratenet")},
-    "chromatin": {"mollifier": ("grid", "mlp", "piratenet", "convnet"), "autodiff": ()},
+    "chromatin": {"mollifier": ("grid", "mlp", "piratenet", "convnet"), "autodiff": ("mlp", "piratenet")},
 }
 
 
@@ -94,6 +95,7 @@ def run_fit(config: dict, data, device) -> dict:
 
         sim, phi = data
         settings = InferenceSettings(arch=config["arch"], optimizer=config["optimizer"], steps=steps,
+                                     derivatives=config.get("method", "mollifier"),
                                      device=str(device), report_every=5, alignment_every=every,
                                      seed=int(config.get("seed", 0)))
         *_, fit = fit_rates(phi, sim.mask, sim.pixel_size_nm, settings)

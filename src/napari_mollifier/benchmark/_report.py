@@ -80,15 +80,24 @@ def _fmt(v, spec="{:.3f}"):
     return "—" if v is None or (isinstance(v, float) and v != v) else spec.format(v)
 
 
+def _fmt_grid(r: dict) -> str:
+    """Grid of a fit record: "128" samples for the 1-D problem, "32²" for the 2-D ones."""
+    n = r.get("grid")
+    if n is None:
+        return "—"
+    return f"{n}" if r.get("problem") == "langevin" else f"{n}²"
+
+
 def _common_losses(fits: Sequence[dict]) -> dict:
-    """Per (problem, arch, method, noise): the loss every optimiser reached (the larger of their
+    """Per (problem, grid, steps, arch, method, noise): the loss every optimiser reached (the larger of their
     lowest training losses), and per record the steps it took to get there."""
     from ._fits import steps_to_loss
 
     groups: dict = {}
     for r in fits:
         if r.get("status") == "ok" and r.get("curves"):
-            groups.setdefault((r["problem"], r["arch"], r["method"], r["noise"]), []).append(r)
+            groups.setdefault((r["problem"], r.get("grid"), r.get("steps"), r["arch"], r["method"], r["noise"]),
+                              []).append(r)
     out = {}
     for key, recs in groups.items():
         target = max(min(r["curves"]["loss"]) for r in recs)
@@ -111,7 +120,9 @@ def paper_markdown(records: Sequence[dict], command: str, figure: str | None = N
              "4th-order chr model, a simulated 'gradient' nucleus, both rate maps (the record keeps the worse "
              "map's r and error). Noise: Gaussian, as a fraction of std(u) (chromatin: of std(φ) in the "
              "nucleus, ~0.3). λ is solved each step by least squares on a smooth basis (variable projection); "
-             "the network is trained. r: Pearson correlation of the recovered and true λ (chromatin: Γ_me and "
+             "the network is trained. Chromatin with autodiff: the network's correction to the (fixed, mollified) "
+             "smoothed-data start is differentiated by recursive autograd and lap(μ) taken by the chain rule; the "
+             "grid field and the ConvNet have no coordinates to differentiate. r: Pearson correlation of the recovered and true λ (chromatin: Γ_me and "
              "Γ_ac) on the scored region; rel. error: ‖λ̂ − λ‖₂/‖λ‖₂. Time per step excludes the alignment "
              "logging. Peak memory: " + (records[0].get("memory_source", "") if records else "") + ". "
              "'Steps to common loss': steps until the training loss first reaches the larger of the lowest "
@@ -121,13 +132,14 @@ def paper_markdown(records: Sequence[dict], command: str, figure: str | None = N
         if not recs:
             continue
         lines += [f"## {problem} (order {recs[0]['order']})", "",
-                  "| arch | method | optimizer | noise | r | rel. error | time / step | peak memory | steps | "
+                  "| grid | arch | method | optimizer | noise | r | rel. error | time / step | peak memory | steps | "
                   "final loss | steps to common loss | time to common loss | status |",
-                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-        for r in sorted(recs, key=lambda r: (r["arch"], r["method"], r["noise"], r["optimizer"])):
+                  "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for r in sorted(recs, key=lambda r: (-r.get("grid", 0), r["arch"], r["method"], r["noise"], r["optimizer"],
+                                             r.get("steps", 0))):
             target, n, t = common.get(id(r), (None, None, None))
             status = r["status"] + (f" ({r.get('error', '')[:80]})" if r["status"] != "ok" else "")
-            lines.append(f"| {r['arch']} | {r['method']} | {r['optimizer']} | {r['noise']:g} | "
+            lines.append(f"| {_fmt_grid(r)} | {r['arch']} | {r['method']} | {r['optimizer']} | {r['noise']:g} | "
                          f"{_fmt(r.get('recovery_r'))} | {_fmt(r.get('recovery_rel_error'))} | "
                          f"{_fmt_time(r.get('time_per_step_s'))} | {_fmt_mem(r.get('peak_memory_bytes'))} | "
                          f"{r.get('steps')} | {_fmt(r.get('final_loss'), '{:.3g}')} | {_fmt(n, '{:d}')} | "
@@ -142,42 +154,44 @@ def paper_markdown(records: Sequence[dict], command: str, figure: str | None = N
 
 
 def _mollifier_vs_autodiff(fits) -> list[str]:
-    by = {(r["problem"], r["arch"], r["method"], r["optimizer"], r["noise"]): r for r in fits if r["status"] == "ok"}
+    by = {(r["problem"], r.get("grid", 0), r.get("steps", 0), r["arch"], r["method"], r["optimizer"], r["noise"]): r
+          for r in fits if r["status"] == "ok"}
     rows = []
-    for (problem, arch, method, opt, noise), m in sorted(by.items()):
-        a = by.get((problem, arch, "autodiff", opt, noise))
+    for (problem, grid, n_steps, arch, method, opt, noise), m in sorted(by.items()):
+        a = by.get((problem, grid, n_steps, arch, "autodiff", opt, noise))
         if method != "mollifier" or a is None:
             continue
         em, ea = m.get("recovery_rel_error"), a.get("recovery_rel_error")
         verdict = "—" if em is None or ea is None else ("mollifier" if em < ea else "autodiff")
-        rows.append(f"| {problem} | {arch} | {opt} | {noise:g} | {_fmt(em)} | {_fmt(ea)} | {verdict} | "
+        rows.append(f"| {problem} | {_fmt_grid(m)} | {n_steps} | {arch} | {opt} | {noise:g} | {_fmt(em)} | {_fmt(ea)} | {verdict} | "
                     f"{_ratio(a.get('time_per_step_s'), m.get('time_per_step_s'))} | "
                     f"{_ratio(a.get('peak_memory_bytes'), m.get('peak_memory_bytes'))} |")
     if not rows:
         return []
-    return ["## Mollifier vs autodiff (same architecture, optimiser and noise)", "",
-            "| problem | arch | optimizer | noise | rel. error mollifier | rel. error autodiff | better | "
-            "time ratio (autodiff / mollifier) | memory ratio |", "|---|---|---|---:|---:|---:|---|---:|---:|",
+    return ["## Mollifier vs autodiff (same data, architecture, steps, optimiser and noise)", "",
+            "| problem | grid | steps | arch | optimizer | noise | rel. error mollifier | rel. error autodiff | better | "
+            "time ratio (autodiff / mollifier) | memory ratio |", "|---|---:|---:|---|---|---:|---:|---:|---|---:|---:|",
             *rows, ""]
 
 
 def _soap_vs_adam(fits, common) -> list[str]:
-    by = {(r["problem"], r["arch"], r["method"], r["noise"], r["optimizer"]): r for r in fits if r["status"] == "ok"}
+    by = {(r["problem"], r.get("grid", 0), r.get("steps", 0), r["arch"], r["method"], r["noise"], r["optimizer"]): r
+          for r in fits if r["status"] == "ok"}
     rows = []
-    for (problem, arch, method, noise, opt), adam in sorted(by.items()):
-        soap = by.get((problem, arch, method, noise, "soap"))
+    for (problem, grid, n_steps, arch, method, noise, opt), adam in sorted(by.items()):
+        soap = by.get((problem, grid, n_steps, arch, method, noise, "soap"))
         if opt != "adam" or soap is None:
             continue
         target, na, ta = common.get(id(adam), (None, None, None))
         _, ns, ts = common.get(id(soap), (None, None, None))
-        rows.append(f"| {problem} | {arch} | {method} | {noise:g} | {_fmt(target, '{:.3g}')} | {_fmt(na, '{:d}')} / "
+        rows.append(f"| {problem} | {_fmt_grid(adam)} | {arch} | {method} | {noise:g} | {_fmt(target, '{:.3g}')} | {_fmt(na, '{:d}')} / "
                     f"{_fmt(ns, '{:d}')} | {_fmt(ta, '{:.1f}')} / {_fmt(ts, '{:.1f}')} | "
                     f"{_fmt(adam.get('recovery_rel_error'))} / {_fmt(soap.get('recovery_rel_error'))} |")
     if not rows:
         return []
     return ["## SOAP vs Adam (Adam / SOAP)", "",
-            "| problem | arch | method | noise | common loss | steps to it | seconds to it | final rel. error |",
-            "|---|---|---|---:|---:|---:|---:|---:|", *rows, ""]
+            "| problem | grid | arch | method | noise | common loss | steps to it | seconds to it | final rel. error |",
+            "|---|---:|---|---|---:|---:|---:|---:|---:|", *rows, ""]
 
 
 def _chromatin_steps(steps) -> list[str]:

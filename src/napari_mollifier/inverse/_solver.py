@@ -314,6 +314,18 @@ def _make_field(problem: _Problem, settings: InferenceSettings, precond: torch.T
         return {"free_field": [z]}, (lambda: torch.fft.irfft2(torch.fft.rfft2(z) * precond, s=(h, w)))
     if arch == "convnet":
         return _convnet_field(problem, settings, start)
+    net, coords = _coordinate_net(problem, settings)
+
+    def field():
+        return start + net(coords).reshape(h, w)
+
+    return {"network": list(net.parameters())}, field
+
+
+def _coordinate_net(problem: _Problem, settings: InferenceSettings):
+    """The MLP or PirateNet of the correction, output starting at zero, and the crop's pixel
+    coordinates in [-1, 1] (rows (y, x)) it is evaluated at."""
+    h, w = problem.phi.shape
     dev, dt = problem.device, problem.dtype
     from ..nets import CoordinateMLP, PirateNet
 
@@ -327,7 +339,7 @@ def _make_field(problem: _Problem, settings: InferenceSettings, precond: torch.T
     # Frequencies ~ N(0, scale^2) in cycles per coordinate unit (half the crop): two standard
     # deviations reach MIN_PERIOD_PX pixels per cycle.
     scale = max(h, w) / 2 / MIN_PERIOD_PX / 2
-    if arch == "mlp":
+    if settings.arch == "mlp":
         net = CoordinateMLP(2, 1, width=MLP_WIDTH, depth=MLP_DEPTH, activation="tanh", fourier_features=MLP_WIDTH,
                             fourier_scale=scale, seed=settings.seed).to(dev, dt)
         _zero_output(net.net[-1])
@@ -340,11 +352,46 @@ def _make_field(problem: _Problem, settings: InferenceSettings, precond: torch.T
         net = PirateNet(2, 1, width=PIRATE_WIDTH, n_blocks=PIRATE_BLOCKS, fourier_scale=scale,
                         seed=settings.seed).to(dev, dt)
         net.last.set_weight(torch.zeros_like(net.last.weight), torch.zeros_like(net.last.bias))
+    return net, coords
 
-    def field():
-        return start + net(coords).reshape(h, w)
 
-    return {"network": list(net.parameters())}, field
+def _field_derivatives(problem: _Problem, settings: InferenceSettings, precond: torch.Tensor, start: torch.Tensor):
+    """(parameter groups, callable returning the residual's derivatives of the current field).
+
+    Mollifier (the method): derivatives of the field g as convolutions (``problem.derivatives``).
+    Autodiff (the baseline, coordinate networks only): the field is ``start_eta + net(x)`` with
+    ``start_eta`` the mollified start, whose derivatives are fixed and taken once by the same
+    layer (so both methods start from the same field), and the network's correction
+    differentiated by recursive autograd in its coordinates. ``lap(mu)`` then follows by the chain
+    rule, exact for a smooth field (the mollifier's default "nested" form is a grid
+    discretisation; ``residual_form="chain"`` puts the mollifier on the same formula).
+    """
+    if settings.derivatives != "autodiff":
+        groups, field_fn = _make_field(problem, settings, precond, start)
+        return groups, (lambda: problem.derivatives(field_fn()))
+    if settings.arch not in ("mlp", "piratenet"):
+        raise ValueError(f"derivatives='autodiff' needs a coordinate network (mlp or piratenet), not {settings.arch!r}")
+    from ..autodiff import coordinate_derivatives, grid_coordinates
+
+    net, _ = _coordinate_net(problem, settings)
+    h, w = problem.phi.shape
+    start_layer = MollifierLayer(problem.radius_px, DERIVATIVES_NEEDED, spacing=problem.h, boundary="reflect",
+                                 kernel="spectral").to(problem.device)
+    with torch.no_grad():
+        base = {k: v[0, 0] for k, v in start_layer(start[None, None]).items()}
+    # Physical coordinates (model length units) -> the network's [-1, 1], so that autograd gives
+    # derivatives in the model's units, as the mollifier's spacing does.
+    phys = grid_coordinates((h, w), problem.h, dtype=problem.dtype, device=problem.device)
+    to_unit = torch.tensor([2.0 / ((h - 1) * problem.h), 2.0 / ((w - 1) * problem.h)], dtype=problem.dtype,
+                           device=problem.device)
+
+    def derivatives():
+        dn = coordinate_derivatives(lambda c: net(c * to_unit - 1.0), phys, DERIVATIVES_NEEDED)
+        d = {k: base[k] + dn[k].reshape(h, w) for k in DERIVATIVES_NEEDED}
+        d["mu_laplacian"] = mu_laplacian(d, problem.model)
+        return d
+
+    return {"network": list(net.parameters())}, derivatives
 
 
 def _zero_output(layer: torch.nn.Module) -> None:
@@ -507,7 +554,8 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
     diverged_step, message, best_loss, coef_good = None, "", math.inf, coef
     alignment, train_time, steps_timed = [], 0.0, 0
     if steps:
-        groups, field_fn = _make_field(problem, settings, _preconditioner(problem, s_d, s_r, mean_rate), smooth)
+        groups, derivs_fn = _field_derivatives(problem, settings, _preconditioner(problem, s_d, s_r, mean_rate),
+                                               smooth)
         opt = _optimizer(settings, groups)
         params = [p for ps in groups.values() for p in ps]
         sched = _scheduler(opt, steps, WARMUP_STEPS.get(settings.arch, 0))
@@ -518,7 +566,7 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
                 break
             t_step = time.perf_counter()
             opt.zero_grad(set_to_none=True)
-            d = problem.derivatives(field_fn())
+            d = derivs_fn()
             coef = problem.solve(d)
             data_term = (problem.imaged(d["u"]) - problem.phi)[data_w].pow(2).mean() / s_d**2
             phys_term = problem.residual_energy(d, coef) / s_r**2
@@ -554,9 +602,10 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
                 yield ProgressEvent(step, steps, dict(losses), time.perf_counter() - t0,
                                     maps=problem.maps(coef, u_last), box=problem.box)
         if diverged_step is None:
-            with torch.no_grad():
-                d = problem.derivatives(field_fn())
-                coef_end = problem.solve(d)
+            # Autodiff derivatives need the autograd graph: no no_grad for them, detached instead.
+            with torch.set_grad_enabled(settings.derivatives == "autodiff"):
+                d = {k: v.detach() for k, v in derivs_fn().items()}
+            coef_end = problem.solve(d)
             if bool(torch.isfinite(coef_end).all()) and bool(torch.isfinite(d["u"]).all()):
                 coef, u_last = coef_end, d["u"]
             else:  # the last update broke the field
