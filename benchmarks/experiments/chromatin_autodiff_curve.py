@@ -12,6 +12,10 @@ by 20 px; the worse map's rel. error and r) and OUT.json is rewritten (atomicall
 stopped early keeps its curve. Why: at 4th order an autodiff step of the PirateNet takes ~17 s
 at 64^2 on one CPU core, so a whole fit (hours) may not fit a session; both methods follow the
 same learning-rate schedule of STEPS steps, so their errors at equal steps compare.
+
+    .venv/bin/python benchmarks/experiments/chromatin_autodiff_curve.py --table OUT.md RUN.json [RUN.json ...]
+
+renders saved runs as a table: the worse map's rel. error every 100 steps, and seconds per step.
 """
 
 import json
@@ -43,7 +47,31 @@ def score(maps: dict, box, sim, inner) -> dict:
     return out
 
 
+def table(out: Path, runs: list[Path]) -> None:
+    recs = [json.loads(p.read_text()) for p in runs]
+    marks = sorted({p["step"] for r in recs for p in r["curve"] if p["step"] % 100 == 0})
+    lines = ["# Chromatin fit: recovery error against the step, mollifier vs autodiff", "",
+             "Reproduce: `.venv/bin/python benchmarks/experiments/chromatin_autodiff_curve.py ARCH METHOD STEPS "
+             "OUT.json GRID NOISE [FORM]` per row, then `--table`. Gradient nucleus (data seed 7), Adam, solver "
+             "defaults; the worse map's rel. error on the nucleus eroded by 20 px; s / step: wall time over the "
+             "steps run (set-up and scoring included; one thread each, two runs side by side).", "",
+             "| grid | noise | arch | derivatives | residual form | " + " | ".join(f"step {m}" for m in marks)
+             + " | s / step |", "|---:|---:|---|---|---|" + "---:|" * (len(marks) + 1)]
+    for r in recs:
+        at = {p["step"]: p["rel_error"] for p in r["curve"]}
+        last = r["curve"][-1]
+        cells = " | ".join("—" if m not in at else f"{at[m]:.3f}" for m in marks)
+        lines.append(f"| {r['grid']}² | {r['noise']:g} | {r['arch']} | {r['method']} | "
+                     f"{'chain (autodiff always)' if r['method'] == 'autodiff' else r.get('residual_form', 'nested')} | "
+                     f"{cells} | "
+                     f"{last['wall_s'] / last['step']:.3g} |")
+    atomic_write_text(out, "\n".join(lines) + "\n")
+
+
 def main():
+    if sys.argv[1] == "--table":
+        table(Path(sys.argv[2]), [Path(p) for p in sys.argv[3:]])
+        return
     arch, method, steps, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
     grid = int(sys.argv[5]) if len(sys.argv) > 5 else 64
     noise = float(sys.argv[6]) if len(sys.argv) > 6 else 0.05

@@ -144,6 +144,10 @@ def paper_markdown(records: Sequence[dict], command: str, figure: str | None = N
                          f"{_fmt_time(r.get('time_per_step_s'))} | {_fmt_mem(r.get('peak_memory_bytes'))} | "
                          f"{r.get('steps')} | {_fmt(r.get('final_loss'), '{:.3g}')} | {_fmt(n, '{:d}')} | "
                          f"{_fmt(t, '{:.1f} s')} | {status} |")
+        if problem == "chromatin" and any(r.get("grid", 128) < 96 for r in recs):
+            # Measured (docs/NOTES.md "Session 13"): r of -0.8 to -0.97 for 64^2 fits with 3-20 % error.
+            lines += ["", "Below 96²: the scored region (the nucleus eroded by 20 px) is small and the true maps "
+                         "barely vary in it, so r says little there; compare the rel. errors."]
         lines.append("")
     lines += _mollifier_vs_autodiff(fits) + _soap_vs_adam(fits, common) + _chromatin_steps(steps)
     if figure:
