@@ -25,7 +25,7 @@ def test_configurations_cover_the_grid_and_skip_what_cannot_run():
     assert full[-1]["grid"] == 256 and full[-1]["kind"] == "step"  # the longest last
     only_steps = benchmark_configs(quick=False, problems=["chromatin"], kinds=("step",))
     assert only_steps == steps
-    # Chromatin fits with autodiff only when asked for (an autodiff step is ~190x a mollifier one
+    # Chromatin fits with autodiff only when asked for (an autodiff step is ~100x a mollifier one
     # at 64^2), coordinate networks only; --grids sets the chromatin nucleus size of the fits.
     asked = benchmark_configs(quick=False, problems=["chromatin"], kinds=("fit",), grids=[64, 96],
                               methods=("mollifier", "autodiff"), optimizers=("adam",), noises=(0.05,))

@@ -67,7 +67,7 @@ def benchmark_configs(*, quick: bool, problems, grids=None, orders=(1, 2, 4), ar
         q_archs = archs or (quick_archs[problem] if quick else None)
         q_grid = 64 if (quick and problem == "chromatin") else None
         # Chromatin fits with autodiff derivatives only when asked for (--methods): at 4th order a step
-        # takes ~4 s at 64^2 on one CPU core (~190x the mollifier's), so a 1200-step fit takes over an hour.
+        # takes 2-5 s at 64^2 on one CPU core (~100x the mollifier's), so a 1200-step fit takes 40 min to 2 h.
         fit_methods = methods or (("mollifier",) if problem == "chromatin" else ("mollifier", "autodiff"))
         # --grids sets the chromatin nucleus size of the fits as well as the step grids.
         fit_grids = grids if (grids and problem == "chromatin") else (q_grid,)
@@ -400,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "problem supports: mlp, piratenet, convnet for heat, grid for chromatin)")
     b.add_argument("--methods", nargs="+", choices=["mollifier", "autodiff"],
                    help="fit problems: derivative methods (default: both for langevin and heat, mollifier for "
-                   "chromatin, whose autodiff fits take ~4 s per step at 64^2 on one CPU core; ask for them here)")
+                   "chromatin, whose autodiff fits take 2-5 s per step at 64^2 on one CPU core; ask for them here)")
     b.add_argument("--optimizers", nargs="+", default=["adam", "soap"], choices=["adam", "soap"])
     b.add_argument("--noise", nargs="+", type=float, metavar="S", help="fit problems: noise levels as fractions "
                    "of the data's standard deviation (default 0 0.01 0.05; --quick: 0.05)")

@@ -9,6 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 __all__ = ["InferenceSettings"]
 
 
+#: The trainable fields that are coordinate networks: the only ones autodiff can differentiate.
+COORDINATE_ARCHS = ("mlp", "piratenet")
+
+
 class InferenceSettings(BaseModel):
     """Settings of one rate-map inference (``infer_rates``).
 
@@ -89,7 +93,7 @@ class InferenceSettings(BaseModel):
 
     @model_validator(mode="after")
     def _autodiff_needs_a_coordinate_network(self):
-        if self.derivatives == "autodiff" and self.arch not in ("mlp", "piratenet"):
+        if self.derivatives == "autodiff" and self.arch not in COORDINATE_ARCHS:
             raise ValueError(f"derivatives='autodiff' differentiates a coordinate network: use arch mlp or "
                              f"piratenet, not {self.arch!r}")
         return self

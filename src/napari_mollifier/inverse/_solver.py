@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..config import InferenceSettings
+from ..config import COORDINATE_ARCHS, InferenceSettings
 from ..mollifier import MollifierLayer
 from ..physics import DERIVATIVES_NEEDED, ChromatinModel, chemical_potential, mu_laplacian
 from ._basis import SmoothBasis
@@ -369,7 +369,7 @@ def _field_derivatives(problem: _Problem, settings: InferenceSettings, precond: 
     if settings.derivatives != "autodiff":
         groups, field_fn = _make_field(problem, settings, precond, start)
         return groups, (lambda: problem.derivatives(field_fn()))
-    if settings.arch not in ("mlp", "piratenet"):
+    if settings.arch not in COORDINATE_ARCHS:  # settings built with model_construct skip the validator
         raise ValueError(f"derivatives='autodiff' needs a coordinate network (mlp or piratenet), not {settings.arch!r}")
     from ..autodiff import coordinate_derivatives, grid_coordinates
 
