@@ -64,8 +64,15 @@ def run(images, out: Path, settings, workers: int | None) -> dict:
             first = time.perf_counter() - t0
     wall = time.perf_counter() - t0
     ok = [r for r in results if r.status == "ok"]
-    return {"workers": workers, "files": len(results), "ok": len(ok), "wall_s": wall, "first_s": first,
-            "files_per_min": 60.0 * len(ok) / wall, "mean_fit_s": float(np.mean([r.runtime_s for r in ok]))}
+    return {
+        "workers": workers,
+        "files": len(results),
+        "ok": len(ok),
+        "wall_s": wall,
+        "first_s": first,
+        "files_per_min": 60.0 * len(ok) / wall,
+        "mean_fit_s": float(np.mean([r.runtime_s for r in ok])),
+    }
 
 
 def machine() -> str:
@@ -81,9 +88,11 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}, torch {torch.__version__}, "
-            f"dask {dask.__version__}, distributed {distributed.__version__}, "
-            f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    return (
+        f"{cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}, torch {torch.__version__}, "
+        f"dask {dask.__version__}, distributed {distributed.__version__}, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
+    )
 
 
 def main(argv=None) -> int:
@@ -108,15 +117,19 @@ def main(argv=None) -> int:
     try:
         print(f"simulating and writing {args.files} nuclei of {args.size}^2 ...", file=sys.stderr, flush=True)
         images = write_folder(tmp / "in", args.files, args.size)
-        rows, loads = [], []
+        rows = []
         counts = ([0] if args.sequential else []) + list(args.workers)
         for w in counts:
             load0 = os.getloadavg()[0]
             row = run(images, tmp / f"out{w}", settings, None if w == 0 else w)
             row["load"] = (load0, os.getloadavg()[0])
             rows.append(row)
-            print(f"workers {w}: {row['ok']}/{row['files']} files in {row['wall_s']:.1f} s = "
-                  f"{row['files_per_min']:.1f} files/min", file=sys.stderr, flush=True)
+            print(
+                f"workers {w}: {row['ok']}/{row['files']} files in {row['wall_s']:.1f} s = "
+                f"{row['files_per_min']:.1f} files/min",
+                file=sys.stderr,
+                flush=True,
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -124,7 +137,7 @@ def main(argv=None) -> int:
     shown = [a for a in (argv or sys.argv[1:])]
     if "--note" in shown:  # the note is printed below the table, not in the command line
         k = shown.index("--note")
-        del shown[k:k + 2]
+        del shown[k : k + 2]
     cmd = "OMP_NUM_THREADS=1 python benchmarks/batch_throughput.py " + " ".join(shown)
     lines = [
         "# Batch throughput against local dask workers",
@@ -144,11 +157,16 @@ def main(argv=None) -> int:
     ]
     for r in rows:
         label = "0 (in process, no dask)" if r["workers"] is None else str(r["workers"])
-        lines.append(f"| {label} | {r['ok']}/{r['files']} | {r['wall_s']:.1f} | {r['first_s']:.1f} | "
-                     f"{r['files_per_min']:.1f} | {r['files_per_min'] / base['files_per_min']:.2f} | "
-                     f"{r['mean_fit_s']:.2f} | {r['load'][0]:.2f}, {r['load'][1]:.2f} |")
-    lines += ["", "Figures from one run; the load average shows how busy the machine was (it counts this "
-              "benchmark's own workers too)." + (f" {args.note}" if args.note else "")]
+        lines.append(
+            f"| {label} | {r['ok']}/{r['files']} | {r['wall_s']:.1f} | {r['first_s']:.1f} | "
+            f"{r['files_per_min']:.1f} | {r['files_per_min'] / base['files_per_min']:.2f} | "
+            f"{r['mean_fit_s']:.2f} | {r['load'][0]:.2f}, {r['load'][1]:.2f} |"
+        )
+    lines += [
+        "",
+        "Figures from one run; the load average shows how busy the machine was (it counts this "
+        "benchmark's own workers too)." + (f" {args.note}" if args.note else ""),
+    ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print(f"table: {args.out}", file=sys.stderr)

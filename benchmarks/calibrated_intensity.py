@@ -24,18 +24,27 @@ def main():
     torch.set_flush_denormal(True)
     sim = simulate_nucleus(256, rates="gradient", seed=21)
     for photons in (1000.0, 50.0):
-        img = render_intensity(sim.phi, sim.mask, sim.pixel_size_nm, photons=photons, euchromatin_level=0.3, seed=5)
+        img = render_intensity(
+            sim.phi, sim.mask, sim.pixel_size_nm, photons=photons, euchromatin_level=0.3, seed=5
+        )
         for levels in ((0.3 * photons, photons), None):
             kw = dict(euchromatin_level=levels[0], heterochromatin_level=levels[1]) if levels else {}
-            res = infer_rates(img, pixel_size_nm=sim.pixel_size_nm, mask=sim.mask, input="intensity",
-                              settings=InferenceSettings(device="cpu", **kw))
+            res = infer_rates(
+                img,
+                pixel_size_nm=sim.pixel_size_nm,
+                mask=sim.mask,
+                input="intensity",
+                settings=InferenceSettings(device="cpu", **kw),
+            )
             inner = binary_erosion(sim.mask, iterations=20) & res.fit.analysed
             out = []
             for est, true in ((res.fit.gamma_me, sim.gamma_me), (res.fit.gamma_ac, sim.gamma_ac)):
                 e, t = est[inner], true[inner]
                 out.append(f"r {np.corrcoef(e, t)[0, 1]:.3f} rel {np.mean(np.abs(e - t) / t):.1%}")
-            print(f"photons {photons:g} levels {levels}: me {out[0]}; ac {out[1]}; {res.fit.runtime_s:.0f} s",
-                  flush=True)
+            print(
+                f"photons {photons:g} levels {levels}: me {out[0]}; ac {out[1]}; {res.fit.runtime_s:.0f} s",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

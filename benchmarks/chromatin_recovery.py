@@ -42,13 +42,17 @@ def score(fit, sim, phi_true):
     row = {}
     for name, est, true in (("me", fit.gamma_me, sim.gamma_me), ("ac", fit.gamma_ac, sim.gamma_ac)):
         e, t = est[inner], true[inner]
-        row[f"r_{name}"] = float(np.corrcoef(e, t)[0, 1]) if np.std(t) > 1e-9 * np.mean(np.abs(t)) else float("nan")
+        row[f"r_{name}"] = (
+            float(np.corrcoef(e, t)[0, 1]) if np.std(t) > 1e-9 * np.mean(np.abs(t)) else float("nan")
+        )
         row[f"rel_{name}"] = float(np.mean(np.abs(e - t) / t))
         row[f"cv_{name}"] = float(np.std(e) / np.mean(e))
-    row["balance_fit"] = float(np.mean((fit.gamma_me * (1 - fit.phi_hat))[inner]) /
-                               np.mean((fit.gamma_ac * fit.phi_hat)[inner]))
-    row["balance_true"] = float(np.mean((sim.gamma_me * (1 - phi_true))[inner]) /
-                                np.mean((sim.gamma_ac * phi_true)[inner]))
+    row["balance_fit"] = float(
+        np.mean((fit.gamma_me * (1 - fit.phi_hat))[inner]) / np.mean((fit.gamma_ac * fit.phi_hat)[inner])
+    )
+    row["balance_true"] = float(
+        np.mean((sim.gamma_me * (1 - phi_true))[inner]) / np.mean((sim.gamma_ac * phi_true)[inner])
+    )
     return row
 
 
@@ -61,13 +65,26 @@ def main():
     ap.add_argument("--optimizer", choices=("adam", "soap"), default="adam")
     ap.add_argument("--steps", type=int, default=None, help="training steps (default: the settings' default)")
     ap.add_argument("--input", choices=("fraction", "intensity"), default="fraction")
-    ap.add_argument("--photons", type=float, nargs="+", default=[50.0],
-                    help="intensity input: mean counts of a heterochromatin pixel (one row per value)")
+    ap.add_argument(
+        "--photons",
+        type=float,
+        nargs="+",
+        default=[50.0],
+        help="intensity input: mean counts of a heterochromatin pixel (one row per value)",
+    )
     ap.add_argument("--presets", nargs="+", default=None, help="subset of gradient, patches, uniform")
-    ap.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.01, 0.03],
-                    help="fraction input: Gaussian noise levels on phi (default 0 0.01 0.03)")
-    ap.add_argument("--perturbation", action="store_true",
-                    help="only the perturbation check: uniform rates vs Gamma_ac x 1.5 (same seed), noise 0 and 0.01")
+    ap.add_argument(
+        "--noise",
+        type=float,
+        nargs="+",
+        default=[0.0, 0.01, 0.03],
+        help="fraction input: Gaussian noise levels on phi (default 0 0.01 0.03)",
+    )
+    ap.add_argument(
+        "--perturbation",
+        action="store_true",
+        help="only the perturbation check: uniform rates vs Gamma_ac x 1.5 (same seed), noise 0 and 0.01",
+    )
     args = ap.parse_args()
     torch.set_flush_denormal(True)
     if args.perturbation:
@@ -81,24 +98,36 @@ def main():
     settings = InferenceSettings(device=args.device, **over)
     cmd = " ".join(sys.argv[1:])
     if args.out == OUT:  # one results file per configuration; the default one keeps its name
-        tags = [t for t, default in ((args.arch, "grid"), (args.optimizer, "adam"), (args.input, "fraction"))
-                if t != default] + ([f"{args.steps}steps"] if args.steps is not None else [])
+        tags = [
+            t
+            for t, default in ((args.arch, "grid"), (args.optimizer, "adam"), (args.input, "fraction"))
+            if t != default
+        ] + ([f"{args.steps}steps"] if args.steps is not None else [])
         if tags:
             args.out = OUT.with_name(f"chromatin_recovery_{'_'.join(tags)}.md")
     level_name = "photons" if args.input == "intensity" else "noise"
-    lines = ["# Chromatin rate recovery on simulated nuclei (issue 3)", "",
-             f"Reproduce: `.venv/bin/python benchmarks/chromatin_recovery.py{(' ' + cmd) if cmd else ''}`", "",
-             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
-             f"({torch.get_num_threads()} intra-op threads); "
-             f"fit on device {args.device}" + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else "")
-             + f"; settings: arch {settings.arch}, optimizer {settings.optimizer}, {settings.steps} steps, "
-             f"{settings.precision}, residual {settings.residual_form}, otherwise defaults; input: "
-             + ("phi with additive Gaussian noise" if args.input == "fraction" else
-                "intensity render (Poisson, 15 nm blur, euchromatin level 0.3)")
-             + ", true mask; scored 20 px inside the nucleus edge. Fit time includes preprocessing.", "",
-             f"| preset | {level_name} | r Γ_me | r Γ_ac | rel. err Γ_me | rel. err Γ_ac | std/mean Γ_me | std/mean Γ_ac "
-             "| balance fit | balance truth | fit time |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "# Chromatin rate recovery on simulated nuclei (issue 3)",
+        "",
+        f"Reproduce: `.venv/bin/python benchmarks/chromatin_recovery.py{(' ' + cmd) if cmd else ''}`",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+        f"({torch.get_num_threads()} intra-op threads); "
+        f"fit on device {args.device}"
+        + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else "")
+        + f"; settings: arch {settings.arch}, optimizer {settings.optimizer}, {settings.steps} steps, "
+        f"{settings.precision}, residual {settings.residual_form}, otherwise defaults; input: "
+        + (
+            "phi with additive Gaussian noise"
+            if args.input == "fraction"
+            else "intensity render (Poisson, 15 nm blur, euchromatin level 0.3)"
+        )
+        + ", true mask; scored 20 px inside the nucleus edge. Fit time includes preprocessing.",
+        "",
+        f"| preset | {level_name} | r Γ_me | r Γ_ac | rel. err Γ_me | rel. err Γ_ac | std/mean Γ_me | std/mean Γ_ac "
+        "| balance fit | balance truth | fit time |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     levels = tuple(args.noise) if args.input == "fraction" else tuple(args.photons)
     for preset, seed in cases:
         sim = simulate_nucleus(256, rates=preset, seed=seed)
@@ -109,14 +138,17 @@ def main():
                 *_, fit = fit_rates(data, sim.mask, sim.pixel_size_nm, settings)
             else:
                 img = render_intensity(sim.phi, sim.mask, sim.pixel_size_nm, photons=level, seed=seed + 200)
-                maps = infer_rates(img, pixel_size_nm=sim.pixel_size_nm, mask=sim.mask, input="intensity",
-                                   settings=settings)
+                maps = infer_rates(
+                    img, pixel_size_nm=sim.pixel_size_nm, mask=sim.mask, input="intensity", settings=settings
+                )
                 fit = maps.fit
             dt = time.perf_counter() - t0
             r = score(fit, sim, sim.phi)
-            line = (f"| {preset} (residual {sim.residual_ratio:.1%}) | {level:g} | {r['r_me']:.3f} | {r['r_ac']:.3f} | "
-                    f"{r['rel_me']:.1%} | {r['rel_ac']:.1%} | {r['cv_me']:.1%} | {r['cv_ac']:.1%} | "
-                    f"{r['balance_fit']:.3f} | {r['balance_true']:.3f} | {dt:.0f} s |")
+            line = (
+                f"| {preset} (residual {sim.residual_ratio:.1%}) | {level:g} | {r['r_me']:.3f} | {r['r_ac']:.3f} | "
+                f"{r['rel_me']:.1%} | {r['rel_ac']:.1%} | {r['cv_me']:.1%} | {r['cv_ac']:.1%} | "
+                f"{r['balance_fit']:.3f} | {r['balance_true']:.3f} | {dt:.0f} s |"
+            )
             print(line, flush=True)
             lines.append(line)
             _write(args.out, lines + ["", "(run in progress: rows still to come)", ""])  # keep finished rows
@@ -138,12 +170,17 @@ def perturbation(args):
 
     me, ac = rate_preset("uniform", (256, 256))
     out = args.out.with_name("chromatin_perturbation.md") if args.out == OUT else args.out
-    lines = ["# Perturbation check: Gamma_ac x 1.5 (issue 3, work in progress)", "",
-             "Reproduce: `.venv/bin/python benchmarks/chromatin_recovery.py --perturbation`", "",
-             "Uniform rates (Gamma_me 0.002, Gamma_ac 0.004 /tau) vs Gamma_ac x 1.5, same seed (13) and mask; "
-             "fraction input with Gaussian noise; default settings; means over the interior 20 px inside the edge.", "",
-             "| noise | mean Γ_ac ratio (goal 1.5 ± 0.15) | mean λ base | mean λ perturbed | λ falls |",
-             "|---:|---:|---:|---:|---|"]
+    lines = [
+        "# Perturbation check: Gamma_ac x 1.5 (issue 3, work in progress)",
+        "",
+        "Reproduce: `.venv/bin/python benchmarks/chromatin_recovery.py --perturbation`",
+        "",
+        "Uniform rates (Gamma_me 0.002, Gamma_ac 0.004 /tau) vs Gamma_ac x 1.5, same seed (13) and mask; "
+        "fraction input with Gaussian noise; default settings; means over the interior 20 px inside the edge.",
+        "",
+        "| noise | mean Γ_ac ratio (goal 1.5 ± 0.15) | mean λ base | mean λ perturbed | λ falls |",
+        "|---:|---:|---:|---:|---|",
+    ]
     sims = [simulate_nucleus(256, rates=(me, f * ac), seed=13) for f in (1.0, 1.5)]
     for noise in (0.0, 0.01):
         means = []

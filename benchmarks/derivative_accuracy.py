@@ -44,15 +44,27 @@ OUT = Path(__file__).resolve().parent / "results" / "derivative_accuracy.md"
 
 TERMS = {
     2: {
-        "u": [(1.0, (0, 0))], "dx": [(1.0, (0, 1))], "dy": [(1.0, (1, 0))],
-        "dxx": [(1.0, (0, 2))], "dyy": [(1.0, (2, 0))], "dxy": [(1.0, (1, 1))],
-        "dxxx": [(1.0, (0, 3))], "dyyy": [(1.0, (3, 0))],
-        "dxxxx": [(1.0, (0, 4))], "dyyyy": [(1.0, (4, 0))], "dxxyy": [(1.0, (2, 2))],
+        "u": [(1.0, (0, 0))],
+        "dx": [(1.0, (0, 1))],
+        "dy": [(1.0, (1, 0))],
+        "dxx": [(1.0, (0, 2))],
+        "dyy": [(1.0, (2, 0))],
+        "dxy": [(1.0, (1, 1))],
+        "dxxx": [(1.0, (0, 3))],
+        "dyyy": [(1.0, (3, 0))],
+        "dxxxx": [(1.0, (0, 4))],
+        "dyyyy": [(1.0, (4, 0))],
+        "dxxyy": [(1.0, (2, 2))],
         "laplacian": [(1.0, (0, 2)), (1.0, (2, 0))],
         "biharmonic": [(1.0, (0, 4)), (2.0, (2, 2)), (1.0, (4, 0))],
     },
-    1: {"u": [(1.0, (0,))], "dx": [(1.0, (1,))], "dxx": [(1.0, (2,))], "dxxx": [(1.0, (3,))],
-        "dxxxx": [(1.0, (4,))]},
+    1: {
+        "u": [(1.0, (0,))],
+        "dx": [(1.0, (1,))],
+        "dxx": [(1.0, (2,))],
+        "dxxx": [(1.0, (3,))],
+        "dxxxx": [(1.0, (4,))],
+    },
 }
 BOUNDARIES = ("periodic", "reflect", "zeros", "replicate")
 RADIUS = 6.0
@@ -115,7 +127,11 @@ def field(boundary, ndim):
     if boundary == "reflect":
         a = [math.pi * m / ((n - 1) * h) for m in range(16)]
         if ndim == 2:
-            return np.cos(a[6] * x) * np.cos(a[4] * y) + 0.5 * np.cos(a[8] * x) + 0.3 * np.cos(a[2] * y), h, True
+            return (
+                np.cos(a[6] * x) * np.cos(a[4] * y) + 0.5 * np.cos(a[8] * x) + 0.3 * np.cos(a[2] * y),
+                h,
+                True,
+            )
         return np.cos(a[6] * x) + 0.5 * np.cos(a[14] * x), h, True
     c = (n // 2 + 0.3) * h
     s = 0.35
@@ -146,8 +162,15 @@ def accuracy_tables():
                 if kernel == "spectral" and boundary not in ("periodic", "reflect"):
                     cols[label] = {name: None for name in names}
                     continue
-                out = mollify(torch.tensor(g, dtype=dtype)[None, None], RADIUS, names, spacing=h,
-                              boundary=boundary, path=path, kernel=kernel)
+                out = mollify(
+                    torch.tensor(g, dtype=dtype)[None, None],
+                    RADIUS,
+                    names,
+                    spacing=h,
+                    boundary=boundary,
+                    path=path,
+                    kernel=kernel,
+                )
                 cols[label] = {name: rel_err(out[name], ref[name]) for name in names}
             start = len(lines)
             lines.append(f"### {ndim}-D, boundary = {boundary!r}\n")
@@ -165,14 +188,20 @@ def accuracy_tables():
 def radius_table():
     g, h, _ = field("periodic", 2)
     names = tuple(TERMS[2])
-    lines = ["### Composed error versus radius (2-D periodic field, FFT path, float64)\n",
-             "| radius (grid points) | eps | " + " | ".join(names) + " | worst |",
-             "|---:|---:|" + "---:|" * (len(names) + 1)]
+    lines = [
+        "### Composed error versus radius (2-D periodic field, FFT path, float64)\n",
+        "| radius (grid points) | eps | " + " | ".join(names) + " | worst |",
+        "|---:|---:|" + "---:|" * (len(names) + 1),
+    ]
     for radius in (3.0, 4.0, 6.0, 8.0, 12.0):
         ref = spectral_reference(g, (h, h), radius, names, 2)
         out = mollify(torch.tensor(g)[None, None], radius, names, spacing=h, path="fft")
         errs = [rel_err(out[n], ref[n]) for n in names]
-        lines.append(f"| {radius:g} | {radius * h:.3f} | " + " | ".join(fmt(e) for e in errs) + f" | {fmt(max(errs))} |")
+        lines.append(
+            f"| {radius:g} | {radius * h:.3f} | "
+            + " | ".join(fmt(e) for e in errs)
+            + f" | {fmt(max(errs))} |"
+        )
     print("\n".join(lines), flush=True)
     return lines
 
@@ -187,13 +216,19 @@ def anisotropic_table():
     ref = spectral_reference(g, (dy, h), RADIUS, names, 2)
     out = mollify(torch.tensor(g)[None, None], RADIUS, names, spacing=(dy, h), path="direct")
     errs = {n: rel_err(out[n], ref[n]) for n in names}
-    lines = ["### Anisotropic spacing (dy = 1.5 dx, periodic, composed, direct, float64)\n",
-             "| " + " | ".join(names) + " |", "|" + "---:|" * len(names),
-             "| " + " | ".join(fmt(errs[n]) for n in names) + " |", ""]
+    lines = [
+        "### Anisotropic spacing (dy = 1.5 dx, periodic, composed, direct, float64)\n",
+        "| " + " | ".join(names) + " |",
+        "|" + "---:|" * len(names),
+        "| " + " | ".join(fmt(errs[n]) for n in names) + " |",
+        "",
+    ]
     if max(errs["laplacian"], errs["biharmonic"]) > 1e-2 > max(errs[n] for n in names[:5]):
-        lines.append("The partials are right but the combinations are not: the laplacian / biharmonic bank is "
-                     "scaled by the spacing powers of its first term only (known bug, "
-                     "tests/test_mollifier.py::test_anisotropic_combinations).\n")
+        lines.append(
+            "The partials are right but the combinations are not: the laplacian / biharmonic bank is "
+            "scaled by the spacing powers of its first term only (known bug, "
+            "tests/test_mollifier.py::test_anisotropic_combinations).\n"
+        )
     print("\n".join(lines), flush=True)
     return lines
 

@@ -43,7 +43,9 @@ NAMES = ("u", "laplacian", "biharmonic")
 # (radius, accuracy, names): widths below 11 need lower-order stencils (same three outputs, same
 # cost per tap); W = 3 needs first-order names. From W = 11 on: the default accuracy 8.
 CONFIGS = ((1.0, 2, ("u", "dx", "dy")), (1.0, 2, NAMES), (1.0, 4, NAMES), (1.0, 6, NAMES)) + tuple(
-    (r, 8, NAMES) for r in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 12.0, 14.0, 16.0, 19.0, 22.0, 25.5))
+    (r, 8, NAMES)
+    for r in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 12.0, 14.0, 16.0, 19.0, 22.0, 25.5)
+)
 SIZES = (256, 512)
 
 
@@ -110,9 +112,13 @@ def main():
         rows, slower = [], 0
         for radius, acc, names in CONFIGS:
             width = 2 * mollifier_margin(radius, names, accuracy=acc) + 1
-            steps = {"fft": make_step(MollifierLayer(radius, names, path="fft", accuracy=acc), size, args.device)}
+            steps = {
+                "fft": make_step(MollifierLayer(radius, names, path="fft", accuracy=acc), size, args.device)
+            }
             if slower < 3:
-                steps["direct"] = make_step(MollifierLayer(radius, names, path="direct", accuracy=acc), size, args.device)
+                steps["direct"] = make_step(
+                    MollifierLayer(radius, names, path="direct", accuracy=acc), size, args.device
+                )
             timed = time_steps(steps, min_time, min_reps)
             fft_min, fft_med = timed["fft"]
             d_min, d_med = timed.get("direct", (None, None))
@@ -120,8 +126,11 @@ def main():
                 slower = slower + 1 if d_min > 4 * fft_min else 0
             rows.append((width, radius, acc, d_min, d_med, fft_min, fft_med))
             ratio = f"{d_min / fft_min:6.2f}" if d_min else "   n/a"
-            print(f"{size}^2 W={width:3d} r={radius:5.1f} acc={acc}  direct {d_min or float('nan'):8.4f} s  "
-                  f"fft {fft_min:8.4f} s  direct/fft {ratio}", flush=True)
+            print(
+                f"{size}^2 W={width:3d} r={radius:5.1f} acc={acc}  direct {d_min or float('nan'):8.4f} s  "
+                f"fft {fft_min:8.4f} s  direct/fft {ratio}",
+                flush=True,
+            )
         results[size] = rows
     load_after = os.getloadavg()
     cross = {size: crossover([(w, d, f) for w, _, _, d, _, f, _ in rows]) for size, rows in results.items()}
@@ -134,32 +143,44 @@ def main():
         f"({'--quick, ' if args.quick else ''}{time.perf_counter() - t0:.0f} s).",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        + (f"GPU {torch.cuda.get_device_name()} (device {args.device}), " if args.device.startswith("cuda") else "")
-        + 
-        f"torch {torch.__version__} with {torch.get_num_threads()} threads, float32; "
+        + (
+            f"GPU {torch.cuda.get_device_name()} (device {args.device}), "
+            if args.device.startswith("cuda")
+            else ""
+        )
+        + f"torch {torch.__version__} with {torch.get_num_threads()} threads, float32; "
         f"load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} "
         "(shared machine: times are minima over repeats).",
         "",
-        "One forward + backward of `MollifierLayer(radius, (\"u\", \"laplacian\", \"biharmonic\"), path=...)` "
+        'One forward + backward of `MollifierLayer(radius, ("u", "laplacian", "biharmonic"), path=...)` '
         "on a 1x1xSxS field; W = kernel bank width = 2 * (half_width(radius) + 5) + 1. "
         "Seconds per step (minimum; median in parentheses).",
         "",
     ]
     for size, rows in results.items():
-        lines += [f"## {size} x {size}", "",
-                  "| W | radius | accuracy | direct (s) | fft (s) | direct / fft |", "|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"## {size} x {size}",
+            "",
+            "| W | radius | accuracy | direct (s) | fft (s) | direct / fft |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
         for width, radius, acc, d_min, d_med, f_min, f_med in rows:
             d = f"{d_min:.4f} ({d_med:.4f})" if d_min is not None else "not run (slower)"
             r = f"{d_min / f_min:.2f}" if d_min is not None else "> 4"
             lines.append(f"| {width} | {radius:g} | {acc} | {d} | {f_min:.4f} ({f_med:.4f}) | {r} |")
-        lines += ["", f"Crossover width for {size}^2: **{cross[size]}** (FFT faster at every W >= {cross[size]}).", ""]
+        lines += [
+            "",
+            f"Crossover width for {size}^2: **{cross[size]}** (FFT faster at every W >= {cross[size]}).",
+            "",
+        ]
     lines += [
         "## Result",
         "",
-        f"Crossover widths: " + ", ".join(f"{s}^2: {c}" for s, c in cross.items())
+        "Crossover widths: "
+        + ", ".join(f"{s}^2: {c}" for s, c in cross.items())
         + f". `FFT_MIN_KERNEL_WIDTH` = **{chosen}** (the larger), "
         f"currently set to {FFT_MIN_KERNEL_WIDTH} in `src/napari_mollifier/mollifier/_functional.py`.",
-        "At the default radius 6 the 4th-order bank is W = 21 wide; with only \"u\" it is 11.",
+        'At the default radius 6 the 4th-order bank is W = 21 wide; with only "u" it is 11.',
         "",
         "The FFT time is not monotone in W: it follows the prime factors of the padded length S + W - 1",
         "(e.g. 256 + 32 = 288 = 2^5 3^2 is fast, 256 + 36 = 292 = 4 x 73 is slow). Padding the FFT to a",

@@ -45,15 +45,22 @@ def main():
         print(f"{phi.name}: {wall:.1f} s", flush=True)
     cpu = platform.processor() or platform.machine()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
-    lines = ["# Fit runtime of the sample nuclei (default settings, CPU)", "",
-             f"Reproduce: `.venv/bin/python benchmarks/fit_runtime.py{' --threads %d' % args.threads if args.threads else ''}`",
-             "", f"Machine: {cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} "
-             f"({torch.get_num_threads()} intra-op threads); {time.strftime('%Y-%m-%d')}.", "",
-             "| image | wall time (load, read, fit, maps) | time per training step | load average before / after |",
-             "|---|---:|---:|---:|"]
+    lines = [
+        "# Fit runtime of the sample nuclei (default settings, CPU)",
+        "",
+        f"Reproduce: `.venv/bin/python benchmarks/fit_runtime.py{f' --threads {args.threads}' if args.threads else ''}`",
+        "",
+        f"Machine: {cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} intra-op threads); {time.strftime('%Y-%m-%d')}.",
+        "",
+        "| image | wall time (load, read, fit, maps) | time per training step | load average before / after |",
+        "|---|---:|---:|---:|",
+    ]
     for name, wall, per_step, l0, l1 in rows:
         step = f"{per_step * 1e3:.1f} ms"
         lines.append(f"| {name} | {wall:.1f} s | {step} | {l0:.2f} / {l1:.2f} |")

@@ -73,15 +73,20 @@ def two_phase_levels(img, mask, psf_px, interface_px=1.0, iterations=4):
 def scan(sim, inner):
     settings = InferenceSettings(device="cpu", method="direct", precision="float64")
     alphas, betas = (0.95, 0.98, 1.0, 1.02, 1.05), (-0.02, 0.0, 0.02)
-    lines = ["## Part 1: direct read-out of alpha x phi_true + beta (mean rate / true mean, Γ_me / Γ_ac)", "",
-             "| alpha \\ beta | " + " | ".join(f"{b:+.2f}" for b in betas) + " |",
-             "|---|" + "---:|" * len(betas)]
+    lines = [
+        "## Part 1: direct read-out of alpha x phi_true + beta (mean rate / true mean, Γ_me / Γ_ac)",
+        "",
+        "| alpha \\ beta | " + " | ".join(f"{b:+.2f}" for b in betas) + " |",
+        "|---|" + "---:|" * len(betas),
+    ]
     for a in alphas:
         cells = []
         for b in betas:
             *_, fit = fit_rates(a * sim.phi + b, sim.mask, sim.pixel_size_nm, settings)
-            cells.append(f"{np.mean(fit.gamma_me[inner]) / np.mean(sim.gamma_me[inner]):.2f} / "
-                         f"{np.mean(fit.gamma_ac[inner]) / np.mean(sim.gamma_ac[inner]):.2f}")
+            cells.append(
+                f"{np.mean(fit.gamma_me[inner]) / np.mean(sim.gamma_me[inner]):.2f} / "
+                f"{np.mean(fit.gamma_ac[inner]) / np.mean(sim.gamma_ac[inner]):.2f}"
+            )
         lines.append(f"| {a:.2f} | " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
     return lines
@@ -93,11 +98,13 @@ def residual_ratio(phi, sim):
     from napari_mollifier.physics import ChromatinModel
 
     settings = InferenceSettings(device="cpu", method="direct", precision="float64")
-    p = _Problem(phi, sim.mask, sim.pixel_size_nm, settings, ChromatinModel(), torch.device("cpu"), noise_level=0.01)
+    p = _Problem(
+        phi, sim.mask, sim.pixel_size_nm, settings, ChromatinModel(), torch.device("cpu"), noise_level=0.01
+    )
     with torch.no_grad():
         d = p.derivatives(p.phi)
         coef = p.solve(d)
-        react = (p.basis.matrix @ coef[:p.n_coef]) * (1 - d["u"][p.interior].double())
+        react = (p.basis.matrix @ coef[: p.n_coef]) * (1 - d["u"][p.interior].double())
         return float(torch.sqrt(p.residual_energy(d, coef) / react.pow(2).mean()))
 
 
@@ -107,18 +114,30 @@ def residual_scan(sim):
     blurred = ndi.gaussian_filter(np.where(sim.mask, sim.phi, 0.0), PSF_NM / sim.pixel_size_nm)
     lines = []
     for title, src in (("phi_true", sim.phi), (f"phi_true blurred by the {PSF_NM:g} nm PSF", blurred)):
-        lines += ["", f"## Part 1b: rms residual / reaction after the direct read-out of alpha x {title} + beta", "",
-                  "| alpha \\ beta | " + " | ".join(f"{b:+.2f}" for b in betas) + " |", "|---|" + "---:|" * len(betas)]
+        lines += [
+            "",
+            f"## Part 1b: rms residual / reaction after the direct read-out of alpha x {title} + beta",
+            "",
+            "| alpha \\ beta | " + " | ".join(f"{b:+.2f}" for b in betas) + " |",
+            "|---|" + "---:|" * len(betas),
+        ]
         for a in alphas:
-            lines.append(f"| {a:.2f} | " + " | ".join(f"{residual_ratio(a * src + b, sim):.3g}" for b in betas) + " |")
+            lines.append(
+                f"| {a:.2f} | " + " | ".join(f"{residual_ratio(a * src + b, sim):.3g}" for b in betas) + " |"
+            )
             print(lines[-1], flush=True)
     return lines
 
 
 def fits(sim, inner, photons, normalisations=("exact", "otsu", "two-phase model")):
-    lines = ["", "## Part 2: intensity render, three normalisations, default PINN fit (15 nm blur in the data term)",
-             "", "| photons | normalisation | map vs truth | r Γ_me | r Γ_ac | mean ratio Γ_me | mean ratio Γ_ac "
-             "| fit time |", "|---:|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "",
+        "## Part 2: intensity render, three normalisations, default PINN fit (15 nm blur in the data term)",
+        "",
+        "| photons | normalisation | map vs truth | r Γ_me | r Γ_ac | mean ratio Γ_me | mean ratio Γ_ac "
+        "| fit time |",
+        "|---:|---|---|---:|---:|---:|---:|---:|",
+    ]
     m = sim.mask
     blur_true = ndi.gaussian_filter(np.where(m, sim.phi, 0.0), PSF_NM / sim.pixel_size_nm)
     settings = InferenceSettings(device="cpu", psf_sigma_nm=PSF_NM)
@@ -133,18 +152,23 @@ def fits(sim, inner, photons, normalisations=("exact", "otsu", "two-phase model"
             else:
                 phi = (img - eu) / contrast
             phi = np.where(m, phi, np.clip(phi, 0, 1))
-            a, b = np.linalg.lstsq(np.vstack([blur_true[inner], np.ones(int(inner.sum()))]).T, phi[inner],
-                                   rcond=None)[0]
+            a, b = np.linalg.lstsq(
+                np.vstack([blur_true[inner], np.ones(int(inner.sum()))]).T, phi[inner], rcond=None
+            )[0]
             t0 = time.perf_counter()
             *_, fit = fit_rates(phi, m, sim.pixel_size_nm, settings)
             dt = time.perf_counter() - t0
             cells = []
             for est, true in ((fit.gamma_me, sim.gamma_me), (fit.gamma_ac, sim.gamma_ac)):
                 cells.append(float(np.corrcoef(est[inner], true[inner])[0, 1]))
-            ratios = [np.mean(fit.gamma_me[inner]) / np.mean(sim.gamma_me[inner]),
-                      np.mean(fit.gamma_ac[inner]) / np.mean(sim.gamma_ac[inner])]
-            lines.append(f"| {p:g} | {name} | {a:.3f} blur(φ) {b:+.3f} | {cells[0]:.3f} | {cells[1]:.3f} | "
-                         f"{ratios[0]:.2f} | {ratios[1]:.2f} | {dt:.0f} s |")
+            ratios = [
+                np.mean(fit.gamma_me[inner]) / np.mean(sim.gamma_me[inner]),
+                np.mean(fit.gamma_ac[inner]) / np.mean(sim.gamma_ac[inner]),
+            ]
+            lines.append(
+                f"| {p:g} | {name} | {a:.3f} blur(φ) {b:+.3f} | {cells[0]:.3f} | {cells[1]:.3f} | "
+                f"{ratios[0]:.2f} | {ratios[1]:.2f} | {dt:.0f} s |"
+            )
             print(lines[-1], flush=True)
     return lines
 
@@ -152,21 +176,36 @@ def fits(sim, inner, photons, normalisations=("exact", "otsu", "two-phase model"
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fits", action="store_true", help="also part 2 (full fits of intensity renders)")
-    ap.add_argument("--photons", type=float, nargs="+", default=[1e6, 50.0],
-                    help="part 2: mean counts of a heterochromatin pixel (default 1e6 and 50)")
-    ap.add_argument("--normalisations", nargs="+", default=["exact", "otsu", "two-phase model"],
-                    choices=["exact", "otsu", "two-phase model"], help="part 2: which intensity -> phi maps")
+    ap.add_argument(
+        "--photons",
+        type=float,
+        nargs="+",
+        default=[1e6, 50.0],
+        help="part 2: mean counts of a heterochromatin pixel (default 1e6 and 50)",
+    )
+    ap.add_argument(
+        "--normalisations",
+        nargs="+",
+        default=["exact", "otsu", "two-phase model"],
+        choices=["exact", "otsu", "two-phase model"],
+        help="part 2: which intensity -> phi maps",
+    )
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     torch.set_flush_denormal(True)
     sim = simulate_nucleus(256, rates="gradient", seed=11)
     inner = ndi.binary_erosion(sim.mask, iterations=20)
     cmd = " ".join(sys.argv[1:])
-    lines = ["# Intensity -> phi calibration and the rates (issue 3)", "",
-             f"Reproduce: `.venv/bin/python benchmarks/intensity_calibration.py{(' ' + cmd) if cmd else ''}`", "",
-             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
-             f"({torch.get_num_threads()} intra-op threads). Nucleus: 256^2 'gradient' preset, seed 11 "
-             f"(steady-state residual {sim.residual_ratio:.1%} of the reaction).", ""]
+    lines = [
+        "# Intensity -> phi calibration and the rates (issue 3)",
+        "",
+        f"Reproduce: `.venv/bin/python benchmarks/intensity_calibration.py{(' ' + cmd) if cmd else ''}`",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+        f"({torch.get_num_threads()} intra-op threads). Nucleus: 256^2 'gradient' preset, seed 11 "
+        f"(steady-state residual {sim.residual_ratio:.1%} of the reaction).",
+        "",
+    ]
     lines += scan(sim, inner)
     lines += residual_scan(sim)
     if args.fits:

@@ -16,16 +16,26 @@ import sys
 import numpy as np
 import torch
 
-from napari_mollifier.problems import fit_first_order, fit_second_order, simulate_first_order, simulate_second_order
+from napari_mollifier.problems import (
+    fit_first_order,
+    fit_second_order,
+    simulate_first_order,
+    simulate_second_order,
+)
 
 
 def main():
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     problem, archs, steps = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3])
-    kw = {k: (v if k in ("data_on", "boundary") else float(v)) for k, v in (e.split("=") for e in sys.argv[4:])}
-    sim, fit, n = ((simulate_first_order, fit_first_order, 128) if problem == "langevin"
-                   else (simulate_second_order, fit_second_order, 32))
+    kw = {
+        k: (v if k in ("data_on", "boundary") else float(v)) for k, v in (e.split("=") for e in sys.argv[4:])
+    }
+    sim, fit, n = (
+        (simulate_first_order, fit_first_order, 128)
+        if problem == "langevin"
+        else (simulate_second_order, fit_second_order, 32)
+    )
     for arch in archs:
         res = {m: [] for m in ("mollifier", "autodiff")}
         for s in range(1, 6):
@@ -34,8 +44,14 @@ def main():
                 r = fit(data, method=m, arch=arch, optimizer="adam", steps=steps, seed=0, **kw)
                 res[m].append(r.recovery["rel_error"])
             print(problem, arch, "seed", s, {m: round(v[-1], 3) for m, v in res.items()}, flush=True)
-        print("MEAN", problem, arch, kw,
-              {m: (round(float(np.mean(v)), 3), round(float(np.std(v)), 3)) for m, v in res.items()}, flush=True)
+        print(
+            "MEAN",
+            problem,
+            arch,
+            kw,
+            {m: (round(float(np.mean(v)), 3), round(float(np.std(v)), 3)) for m, v in res.items()},
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

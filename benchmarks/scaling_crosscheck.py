@@ -58,32 +58,43 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_flush_denormal(True)
     cmd = " ".join(sys.argv[1:])
-    lines = ["# Scaling-law estimate (model.md section 5) vs the true rate maps, per domain", "",
-             f"Reproduce: `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/scaling_crosscheck.py{(' ' + cmd) if cmd else ''}`",
-             "",
-             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}. "
-             "Nuclei: simulate_nucleus(256, rates=preset, seed) with default settings (10 nm pixels, model "
-             "defaults: true Γ_me 0.002, Γ_ac 0.004 /τ, λ 0.5 for uniform; gradient: Γ_me 0.8-1.2x, Γ_ac "
-             "1.1-0.9x across x). Estimate on the true phi and mask: domains = nucleus pixels above the "
-             "percentile of phi, 8-connected, >= 10 px; R = sqrt(area/π); d = mean centroid distance to the "
-             "5 nearest domains; Γ_ac = D/d², Γ_me = Γ_ac/((d/R)² - 1), D = M A = 1 ℓ0²/τ, ℓ0 = 10 nm. "
-             "Reference: the true maps averaged over each domain's pixels. Ratios are of the means over "
-             "domains (scaling / true); r is Pearson's across domains (nan: uniform truth, r undefined).", "",
-             "| nucleus | pct | domains | median R (nm) | median d (nm) | median R²/d² | true λ/(1+λ) "
-             "| Γ_ac ratio | Γ_me ratio | λ ratio | r Γ_ac | r Γ_me | r λ | d/2: Γ_ac ratio | d/2: Γ_me ratio |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    fit_lines = ["", "## With fit_rates maps (default settings, CPU), per domain at the 70th percentile", "",
-                 "| nucleus | fit time | Γ_ac scaling/fit | Γ_me scaling/fit | r Γ_ac scaling-fit | r Γ_me scaling-fit "
-                 "| Γ_ac fit/true | Γ_me fit/true | r Γ_ac fit-true | r Γ_me fit-true | fit spread Γ_ac | fit spread Γ_me |",
-                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "# Scaling-law estimate (model.md section 5) vs the true rate maps, per domain",
+        "",
+        f"Reproduce: `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/scaling_crosscheck.py{(' ' + cmd) if cmd else ''}`",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}. "
+        "Nuclei: simulate_nucleus(256, rates=preset, seed) with default settings (10 nm pixels, model "
+        "defaults: true Γ_me 0.002, Γ_ac 0.004 /τ, λ 0.5 for uniform; gradient: Γ_me 0.8-1.2x, Γ_ac "
+        "1.1-0.9x across x). Estimate on the true phi and mask: domains = nucleus pixels above the "
+        "percentile of phi, 8-connected, >= 10 px; R = sqrt(area/π); d = mean centroid distance to the "
+        "5 nearest domains; Γ_ac = D/d², Γ_me = Γ_ac/((d/R)² - 1), D = M A = 1 ℓ0²/τ, ℓ0 = 10 nm. "
+        "Reference: the true maps averaged over each domain's pixels. Ratios are of the means over "
+        "domains (scaling / true); r is Pearson's across domains (nan: uniform truth, r undefined).",
+        "",
+        "| nucleus | pct | domains | median R (nm) | median d (nm) | median R²/d² | true λ/(1+λ) "
+        "| Γ_ac ratio | Γ_me ratio | λ ratio | r Γ_ac | r Γ_me | r λ | d/2: Γ_ac ratio | d/2: Γ_me ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    fit_lines = [
+        "",
+        "## With fit_rates maps (default settings, CPU), per domain at the 70th percentile",
+        "",
+        "| nucleus | fit time | Γ_ac scaling/fit | Γ_me scaling/fit | r Γ_ac scaling-fit | r Γ_me scaling-fit "
+        "| Γ_ac fit/true | Γ_me fit/true | r Γ_ac fit-true | r Γ_me fit-true | fit spread Γ_ac | fit spread Γ_me |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for preset, seed in CASES:
         t0 = time.perf_counter()
         sim = simulate_nucleus(256, rates=preset, seed=seed)
         name = f"{preset} {seed} (residual {sim.residual_ratio:.1%})"
         print(f"{name}: simulated in {time.perf_counter() - t0:.0f} s", flush=True)
         for p in args.percentiles:
-            t = compare_with_maps(domain_scaling_estimate(sim.phi, sim.mask, sim.pixel_size_nm, percentile=p),
-                                  sim.gamma_me, sim.gamma_ac)
+            t = compare_with_maps(
+                domain_scaling_estimate(sim.phi, sim.mask, sim.pixel_size_nm, percentile=p),
+                sim.gamma_me,
+                sim.gamma_ac,
+            )
             s = t.summary()
             r2d2 = float(np.median((t.radius_nm / t.spacing_nm) ** 2))
             true_frac = float(np.mean(t.map_lam / (1 + t.map_lam)))
@@ -91,11 +102,16 @@ def main() -> None:
             ok = half > R
             h_ac = 1.0 / half[ok] ** 2
             h_me = h_ac / ((half[ok] / R[ok]) ** 2 - 1)
-            h_ratio = (np.mean(h_ac) / np.mean(t.map_gamma_ac[ok]), np.mean(h_me) / np.mean(t.map_gamma_me[ok]))
-            line = (f"| {name} | {p:g} | {s['domains']} | {s['median_radius_nm']:.0f} | {s['median_spacing_nm']:.0f} "
-                    f"| {r2d2:.3f} | {true_frac:.3f} | {_f(s['ratio_gamma_ac'])} | {_f(s['ratio_gamma_me'])} "
-                    f"| {_f(s['ratio_lam'])} | {_f(s['r_gamma_ac'], '.2f')} | {_f(s['r_gamma_me'], '.2f')} "
-                    f"| {_f(s['r_lam'], '.2f')} | {h_ratio[0]:.3f} | {h_ratio[1]:.3f} |")
+            h_ratio = (
+                np.mean(h_ac) / np.mean(t.map_gamma_ac[ok]),
+                np.mean(h_me) / np.mean(t.map_gamma_me[ok]),
+            )
+            line = (
+                f"| {name} | {p:g} | {s['domains']} | {s['median_radius_nm']:.0f} | {s['median_spacing_nm']:.0f} "
+                f"| {r2d2:.3f} | {true_frac:.3f} | {_f(s['ratio_gamma_ac'])} | {_f(s['ratio_gamma_me'])} "
+                f"| {_f(s['ratio_lam'])} | {_f(s['r_gamma_ac'], '.2f')} | {_f(s['r_gamma_me'], '.2f')} "
+                f"| {_f(s['r_lam'], '.2f')} | {h_ratio[0]:.3f} | {h_ratio[1]:.3f} |"
+            )
             print(line, flush=True)
             lines.append(line)
             _write(args.out, lines + ["", "(run in progress)"])
@@ -111,21 +127,32 @@ def main() -> None:
             vs_true = compare_with_maps(t, sim.gamma_me, sim.gamma_ac)
             s = vs_fit.summary()
             ok = np.isfinite(vs_fit.map_gamma_ac)
-            fr = {k: float(np.mean(getattr(vs_fit, f"map_{k}")[ok]) / np.mean(getattr(vs_true, f"map_{k}")[ok]))
-                  for k in ("gamma_ac", "gamma_me")}
-            rr = {k: pearson_r(getattr(vs_fit, f"map_{k}")[ok], getattr(vs_true, f"map_{k}")[ok])
-                  for k in ("gamma_ac", "gamma_me")}
-            sp = {k: float(np.std(getattr(vs_fit, f"map_{k}")[ok]) / np.mean(getattr(vs_fit, f"map_{k}")[ok]))
-                  for k in ("gamma_ac", "gamma_me")}
-            line = (f"| {name} | {dt:.0f} s | {_f(s['ratio_gamma_ac'])} | {_f(s['ratio_gamma_me'])} "
-                    f"| {_f(s['r_gamma_ac'], '.2f')} | {_f(s['r_gamma_me'], '.2f')} | {fr['gamma_ac']:.3f} "
-                    f"| {fr['gamma_me']:.3f} | {_f(rr['gamma_ac'], '.2f')} | {_f(rr['gamma_me'], '.2f')} "
-                    f"| {sp['gamma_ac']:.2%} | {sp['gamma_me']:.2%} |")
+            fr = {
+                k: float(np.mean(getattr(vs_fit, f"map_{k}")[ok]) / np.mean(getattr(vs_true, f"map_{k}")[ok]))
+                for k in ("gamma_ac", "gamma_me")
+            }
+            rr = {
+                k: pearson_r(getattr(vs_fit, f"map_{k}")[ok], getattr(vs_true, f"map_{k}")[ok])
+                for k in ("gamma_ac", "gamma_me")
+            }
+            sp = {
+                k: float(np.std(getattr(vs_fit, f"map_{k}")[ok]) / np.mean(getattr(vs_fit, f"map_{k}")[ok]))
+                for k in ("gamma_ac", "gamma_me")
+            }
+            line = (
+                f"| {name} | {dt:.0f} s | {_f(s['ratio_gamma_ac'])} | {_f(s['ratio_gamma_me'])} "
+                f"| {_f(s['r_gamma_ac'], '.2f')} | {_f(s['r_gamma_me'], '.2f')} | {fr['gamma_ac']:.3f} "
+                f"| {fr['gamma_me']:.3f} | {_f(rr['gamma_ac'], '.2f')} | {_f(rr['gamma_me'], '.2f')} "
+                f"| {sp['gamma_ac']:.2%} | {sp['gamma_me']:.2%} |"
+            )
             print(line, flush=True)
             fit_lines.append(line)
             _write(args.out, lines + fit_lines + ["", "(run in progress)"])
-    notes = ["", "fit spread: std/mean across domains of the fit's per-domain means (for uniform truth this "
-             "variation is the fit's error, so r scaling-fit there measures an error pattern the two share)."]
+    notes = [
+        "",
+        "fit spread: std/mean across domains of the fit's per-domain means (for uniform truth this "
+        "variation is the fit's error, so r scaling-fit there measures an error pattern the two share).",
+    ]
     _write(args.out, lines + (fit_lines + notes if args.fit else []))
     print(f"wrote {args.out}")
 

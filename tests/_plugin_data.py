@@ -25,5 +25,7 @@ def write_nucleus(folder: Path, stem: str = "cell", size: int = 80, seed: int = 
 
     phi, mask, _ = tiny_nucleus(size, seed)
     folder.mkdir(parents=True, exist_ok=True)
-    return (write_tiff(folder / f"{stem}_phi.tif", phi, PIXEL_NM, metadata={"simulated": True}),
-            write_tiff(folder / f"{stem}_mask.tif", mask, PIXEL_NM))
+    return (
+        write_tiff(folder / f"{stem}_phi.tif", phi, PIXEL_NM, metadata={"simulated": True}),
+        write_tiff(folder / f"{stem}_mask.tif", mask, PIXEL_NM),
+    )

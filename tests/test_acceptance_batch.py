@@ -34,8 +34,24 @@ def test_batch_of_20_with_3_corrupt_files_on_2_workers(tmp_path, capsys):
     folder, out = tmp_path / "in", tmp_path / "out"
     good = write_nuclei(folder, N_GOOD, size=SIZE)
     bad = write_corrupt(folder, size=SIZE)
-    argv = ["batch", str(folder), "--out", str(out), "--pattern", "*_phi.tif", "--input", "fraction", "--mask",
-            "sibling", "--steps", str(STEPS), "--device", "cpu", "--workers", "2"]
+    argv = [
+        "batch",
+        str(folder),
+        "--out",
+        str(out),
+        "--pattern",
+        "*_phi.tif",
+        "--input",
+        "fraction",
+        "--mask",
+        "sibling",
+        "--steps",
+        str(STEPS),
+        "--device",
+        "cpu",
+        "--workers",
+        "2",
+    ]
 
     t0 = time.perf_counter()
     rc = main(argv)
@@ -65,6 +81,8 @@ def test_batch_of_20_with_3_corrupt_files_on_2_workers(tmp_path, capsys):
     assert all(rows2[p.name]["status"] == "failed" for p in bad.values())
     assert [rows2[p.name]["gamma_me_mean"] for p in good] == [rows[p.name]["gamma_me_mean"] for p in good]
     fit_s = sum(float(rows[p.name]["runtime_s"]) for p in good)
-    print(f"\nacceptance: {N_GOOD} good + 3 corrupt files ({SIZE}x{SIZE}, {STEPS} steps) on 2 local workers: "
-          f"first run {first_s:.1f} s (exit {rc}; {N_GOOD} ok, 3 failed; sum of fit times {fit_s:.1f} s), "
-          f"re-run {second_s:.1f} s (exit {rc2}; {N_GOOD} skipped, 3 failed)")
+    print(
+        f"\nacceptance: {N_GOOD} good + 3 corrupt files ({SIZE}x{SIZE}, {STEPS} steps) on 2 local workers: "
+        f"first run {first_s:.1f} s (exit {rc}; {N_GOOD} ok, 3 failed; sum of fit times {fit_s:.1f} s), "
+        f"re-run {second_s:.1f} s (exit {rc2}; {N_GOOD} skipped, 3 failed)"
+    )

@@ -63,15 +63,33 @@ def test_nested_laplacian_of_mu_is_the_accurate_discretisation(nuclei):
     sim = _sim(nuclei, "gradient")
     model = ChromatinModel()
     u = torch.as_tensor(sim.phi)[None, None]
-    d = {k: v[0, 0] for k, v in mollify(u, 1.01, ("u", "dx", "dy", "laplacian", "biharmonic"), spacing=1.0,
-                                        boundary="reflect", kernel="spectral").items()}
-    nested = mollify(chemical_potential(d, model)[None, None], 1.01, ("laplacian",), spacing=1.0,
-                     boundary="reflect", kernel="spectral")["laplacian"][0, 0]
+    d = {
+        k: v[0, 0]
+        for k, v in mollify(
+            u,
+            1.01,
+            ("u", "dx", "dy", "laplacian", "biharmonic"),
+            spacing=1.0,
+            boundary="reflect",
+            kernel="spectral",
+        ).items()
+    }
+    nested = mollify(
+        chemical_potential(d, model)[None, None],
+        1.01,
+        ("laplacian",),
+        spacing=1.0,
+        boundary="reflect",
+        kernel="spectral",
+    )["laplacian"][0, 0]
     me, ac = np.nan_to_num(sim.gamma_me), np.nan_to_num(sim.gamma_ac)
     react = me * (1 - sim.phi)
     inner = binary_erosion(sim.mask, iterations=20)
-    ratio = lambda lap_mu: float(np.sqrt(np.mean((lap_mu.numpy() + react - ac * sim.phi)[inner] ** 2)) /  # noqa: E731
-                                 np.sqrt(np.mean(react[inner] ** 2)))
+
+    def ratio(lap_mu):
+        misfit = (lap_mu.numpy() + react - ac * sim.phi)[inner]
+        return float(np.sqrt(np.mean(misfit**2)) / np.sqrt(np.mean(react[inner] ** 2)))
+
     assert ratio(nested) < 0.05
     assert ratio(mu_laplacian(d, model)) > 0.2
 
@@ -86,8 +104,9 @@ def test_gradient_nucleus_recovered(nuclei, noise, r_min, rel_max):
     # Global balance: the fit's equals the truth's on the same region within 3 % (it is not 1
     # for the truth when rates vary: net diffusive flux crosses the region's edge).
     bal = lambda me, ac, phi: np.mean((me * (1 - phi))[inner]) / np.mean((ac * phi)[inner])  # noqa: E731
-    assert bal(fit.gamma_me, fit.gamma_ac, fit.phi_hat) == pytest.approx(bal(sim.gamma_me, sim.gamma_ac, sim.phi),
-                                                                         rel=0.03)
+    assert bal(fit.gamma_me, fit.gamma_ac, fit.phi_hat) == pytest.approx(
+        bal(sim.gamma_me, sim.gamma_ac, sim.phi), rel=0.03
+    )
 
 
 def test_patches_nucleus_noise_free(nuclei):
@@ -130,9 +149,13 @@ def test_calibrated_intensity_input_recovers_the_maps(nuclei):
 
     sim = _sim(nuclei, "gradient")
     photons, eu = 1000.0, 0.3
-    img = render_intensity(sim.phi, sim.mask, sim.pixel_size_nm, photons=photons, euchromatin_level=eu, seed=5)
+    img = render_intensity(
+        sim.phi, sim.mask, sim.pixel_size_nm, photons=photons, euchromatin_level=eu, seed=5
+    )
     settings = InferenceSettings(device="cpu", euchromatin_level=eu * photons, heterochromatin_level=photons)
-    res = infer_rates(img, pixel_size_nm=sim.pixel_size_nm, mask=sim.mask, input="intensity", settings=settings)
+    res = infer_rates(
+        img, pixel_size_nm=sim.pixel_size_nm, mask=sim.mask, input="intensity", settings=settings
+    )
     assert "caution" not in res.preprocessing
     inner = binary_erosion(sim.mask, iterations=20) & res.fit.analysed
     for name, (r, rel) in _scores(res.fit, sim, inner).items():

@@ -32,7 +32,9 @@ R_BOUND = {"piratenet": 0.85, "convnet": 0.8}
 def test_network_arch_with_soap_recovers_gradient_rates(arch, one_thread):
     sim = simulate_nucleus(128, rates="gradient", seed=31)
     data = sim.phi + 0.01 * np.random.default_rng(131).standard_normal(sim.phi.shape)
-    *_, fit = fit_rates(data, sim.mask, sim.pixel_size_nm, InferenceSettings(device="cpu", arch=arch, optimizer="soap"))
+    *_, fit = fit_rates(
+        data, sim.mask, sim.pixel_size_nm, InferenceSettings(device="cpu", arch=arch, optimizer="soap")
+    )
     assert not fit.diverged, fit.message
     inner = binary_erosion(sim.mask, iterations=10) & fit.analysed
     for est, true in ((fit.gamma_me, sim.gamma_me), (fit.gamma_ac, sim.gamma_ac)):

@@ -62,8 +62,9 @@ def test_network_field_starts_at_the_smoothed_data_and_trains(arch):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_a_short_fit_runs_with_every_arch(arch, one_thread):
     phi, mask = _data()
-    *_, fit = fit_rates(phi, mask, 10.0, InferenceSettings(device="cpu", arch=arch, optimizer="soap", steps=3,
-                                                           report_every=1))
+    *_, fit = fit_rates(
+        phi, mask, 10.0, InferenceSettings(device="cpu", arch=arch, optimizer="soap", steps=3, report_every=1)
+    )
     assert fit.steps_done == 3 and not fit.diverged
     assert np.isfinite(fit.gamma_me[fit.analysed]).all() and np.isfinite(fit.phi_hat[mask]).all()
 
@@ -78,4 +79,3 @@ def test_unknown_arch_gives_a_clear_error():
         _make_field(problem, bad, torch.ones_like(problem.phi), start)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["infer", "x.tif", "--out", "o", "--arch", "unet"])
-

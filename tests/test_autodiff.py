@@ -25,12 +25,26 @@ def exact(name, y, x):
         return (z * complex(math.cos(A * x), math.sin(A * x))).imag * math.exp(0.3 * x)
 
     def fy(n):
-        return [math.cos(B * y), -B * math.sin(B * y), -B**2 * math.cos(B * y), B**3 * math.sin(B * y),
-                B**4 * math.cos(B * y)][n]
+        return [
+            math.cos(B * y),
+            -B * math.sin(B * y),
+            -(B**2) * math.cos(B * y),
+            B**3 * math.sin(B * y),
+            B**4 * math.cos(B * y),
+        ][n]
 
-    parts = {"u": [(1, 0, 0)], "dx": [(1, 1, 0)], "dy": [(1, 0, 1)], "dxx": [(1, 2, 0)], "dyy": [(1, 0, 2)],
-             "dxy": [(1, 1, 1)], "dxxxx": [(1, 4, 0)], "dxxyy": [(1, 2, 2)],
-             "laplacian": [(1, 2, 0), (1, 0, 2)], "biharmonic": [(1, 4, 0), (2, 2, 2), (1, 0, 4)]}[name]
+    parts = {
+        "u": [(1, 0, 0)],
+        "dx": [(1, 1, 0)],
+        "dy": [(1, 0, 1)],
+        "dxx": [(1, 2, 0)],
+        "dyy": [(1, 0, 2)],
+        "dxy": [(1, 1, 1)],
+        "dxxxx": [(1, 4, 0)],
+        "dxxyy": [(1, 2, 2)],
+        "laplacian": [(1, 2, 0), (1, 0, 2)],
+        "biharmonic": [(1, 4, 0), (2, 2, 2), (1, 0, 4)],
+    }[name]
     return sum(c * fx(i) * fy(j) for c, i, j in parts)
 
 
@@ -51,8 +65,9 @@ def test_biharmonic_routes_agree_on_a_network():
     net = CoordinateMLP(2, 1, width=16, depth=3, fourier_features=8, fourier_scale=0.5, seed=1).double()
     coords = grid_coordinates((5, 7), 0.1, dtype=torch.float64)
     out = coordinate_derivatives(net, coords, ["biharmonic", "dxxxx", "dxxyy", "dyyyy"], create_graph=False)
-    torch.testing.assert_close(out["biharmonic"], out["dxxxx"] + 2 * out["dxxyy"] + out["dyyyy"],
-                               rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(
+        out["biharmonic"], out["dxxxx"] + 2 * out["dxxyy"] + out["dyyyy"], rtol=1e-9, atol=1e-9
+    )
 
 
 def test_partial_derivative_of_closed_form():

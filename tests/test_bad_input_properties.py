@@ -26,15 +26,26 @@ from _batch_data import variant  # noqa: E402
 from napari_mollifier import infer_rates  # noqa: E402
 from napari_mollifier.batch import infer_file  # noqa: E402
 from napari_mollifier.config import InferenceSettings  # noqa: E402
-from napari_mollifier.io import (MAX_PIXELS, InputError, check_mask, read_image, read_localisations,  # noqa: E402
-                                 render_localisations, write_tiff)
+from napari_mollifier.io import (
+    MAX_PIXELS,
+    InputError,
+    check_mask,
+    read_image,
+    read_localisations,  # noqa: E402
+    render_localisations,
+    write_tiff,
+)
 
 # conftest.py flushes denormals to zero (torch.set_flush_denormal), so hypothesis must not draw them.
 CASES: Counter = Counter()
 _ids = itertools.count()
 QUICK = InferenceSettings(steps=3, device="cpu")
-PROPS = settings(max_examples=60, deadline=None, derandomize=True,
-                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+PROPS = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -72,8 +83,18 @@ int_dtypes = st.sampled_from([np.uint8, np.uint16, np.int16, np.int32])
 float_dtypes = st.sampled_from([np.float32, np.float64])
 
 
-IMAGE_KINDS = ["rgb", "stack", "channels", "nonfinite", "constant", "tiny", "truncated", "garbage", "line",
-               "complex"]
+IMAGE_KINDS = [
+    "rgb",
+    "stack",
+    "channels",
+    "nonfinite",
+    "constant",
+    "tiny",
+    "truncated",
+    "garbage",
+    "line",
+    "complex",
+]
 
 
 @st.composite
@@ -118,9 +139,13 @@ def bad_tiffs(draw, kind: str):
         frac = draw(st.floats(0.0, 0.97, allow_subnormal=False))
 
         def write(p):
-            kw = {"imagej": dict(imagej=True, resolution=(100.0, 100.0), metadata={"unit": "um"}),
-                  "ome": dict(ome=True), "zlib": dict(compression="zlib"),
-                  "tiled": dict(tile=(16, 16)), "plain": {}}[layout]
+            kw = {
+                "imagej": dict(imagej=True, resolution=(100.0, 100.0), metadata={"unit": "um"}),
+                "ome": dict(ome=True),
+                "zlib": dict(compression="zlib"),
+                "tiled": dict(tile=(16, 16)),
+                "plain": {},
+            }[layout]
             tifffile.imwrite(p, a, **kw)
             raw = p.read_bytes()
             p.write_bytes(raw[: int(frac * len(raw))])
@@ -154,12 +179,18 @@ def _check_bad_tiff(tmp_path, case):
     write(path)
     CASES[f"image:{kind.split('-')[0]}"] += 1
     _assert_input_error(lambda: read_image(path), path)
-    msg = _assert_input_error(lambda: infer_rates(path, pixel_size_nm=10.0, input="fraction", settings=QUICK), path)
+    msg = _assert_input_error(
+        lambda: infer_rates(path, pixel_size_nm=10.0, input="fraction", settings=QUICK), path
+    )
     _assert_failed_result(path, msg, pixel_size_nm=10.0, input="fraction")
 
 
-@settings(max_examples=6, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=6,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(extra=st.integers(1, 3 * MAX_PIXELS), wide=st.booleans())
 def test_huge_images_are_rejected_before_their_pixels_are_read(tmp_path, extra, wide):
     n = MAX_PIXELS + extra
@@ -176,21 +207,31 @@ def test_huge_images_are_rejected_before_their_pixels_are_read(tmp_path, extra, 
 
 # ------------------------------------------------------------------------------------ pixel sizes
 @PROPS
-@given(px=st.one_of(st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=False).filter(lambda v: not 1.0 <= v <= 1000.0),
-                    st.sampled_from([0.0, -10.0, 0.01, 0.1, 0.999, 1000.5, 1e4, 2.54e7])))
+@given(
+    px=st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=False).filter(
+            lambda v: not 1.0 <= v <= 1000.0
+        ),
+        st.sampled_from([0.0, -10.0, 0.01, 0.1, 0.999, 1000.5, 1e4, 2.54e7]),
+    )
+)
 def test_implausible_pixel_sizes_are_rejected(tmp_path, px):
     phi, _ = variant(0)
     path = _name(tmp_path, "px")
     write_tiff(path, phi, 10.0)
     CASES["pixel size: argument"] += 1
-    msg = _assert_input_error(lambda: infer_rates(path, pixel_size_nm=px, input="fraction", settings=QUICK), path)
+    msg = _assert_input_error(
+        lambda: infer_rates(path, pixel_size_nm=px, input="fraction", settings=QUICK), path
+    )
     assert "--pixel-size" in msg
     _assert_failed_result(path, msg, pixel_size_nm=px, input="fraction")
 
 
 @PROPS
-@given(unit=st.sampled_from(["pixel", "pixels", "furlong", "frame", "s", "inch", "cm", "mm", "m", "um", "nm"]),
-       per_unit=st.floats(1e-3, 1e9, allow_subnormal=False))
+@given(
+    unit=st.sampled_from(["pixel", "pixels", "furlong", "frame", "s", "inch", "cm", "mm", "m", "um", "nm"]),
+    per_unit=st.floats(1e-3, 1e9, allow_subnormal=False),
+)
 def test_file_calibrations_in_wrong_units_are_rejected(tmp_path, unit, per_unit):
     """ImageJ calibration ``per_unit`` pixels per ``unit``: either not a length or outside 1-1000 nm."""
     from napari_mollifier.io._readers import _unit_nm
@@ -224,7 +265,7 @@ def bad_masks(draw, kind: str):
         if (h, w) == shape:
             w += 1
         m = np.zeros((h, w), np.uint8)
-        m[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = 1
+        m[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 1
         return kind, m
     if kind == "small":
         r = draw(st.integers(1, 22))
@@ -285,7 +326,8 @@ def test_fraction_input_out_of_range_or_flat_is_rejected(tmp_path, scale, offset
 
 # ----------------------------------------------------------------------------------------- tables
 _COLUMN = st.text(alphabet="abcdefghijklmnopqrstuvwz_ []()", min_size=1, max_size=10).filter(
-    lambda s: s.strip().strip('"') and "x" not in s.lower() and "y" not in s.lower())
+    lambda s: s.strip().strip('"') and "x" not in s.lower() and "y" not in s.lower()
+)
 
 
 TABLE_KINDS = ["no-xy", "units", "nonnumeric", "few", "binary", "nonfinite", "empty"]
@@ -312,7 +354,9 @@ def bad_tables(draw, kind: str):
         return kind, sep.join(["x [nm]", "y [nm]"]) + "\n" + "\n".join(lines) + "\n"
     if kind == "few":
         k = draw(st.integers(0, 99))
-        return kind, sep.join(["x [nm]", "y [nm]"]) + "\n" + "\n".join(f"{a}{sep}{b}" for a, b in xy[:k]) + "\n"
+        return kind, sep.join(["x [nm]", "y [nm]"]) + "\n" + "\n".join(
+            f"{a}{sep}{b}" for a, b in xy[:k]
+        ) + "\n"
     if kind == "binary":
         return kind, draw(st.binary(min_size=1, max_size=300)).replace(b"\n", b"\xff") + b"\xfe\xff"
     if kind == "nonfinite":
@@ -343,8 +387,14 @@ def _check_bad_table(tmp_path, case):
 
 
 @PROPS
-@given(px=st.one_of(st.floats(max_value=0.0, allow_subnormal=False), st.just(float("nan")), st.just(float("inf")),
-                    st.floats(1e-4, 0.05, allow_subnormal=False)))
+@given(
+    px=st.one_of(
+        st.floats(max_value=0.0, allow_subnormal=False),
+        st.just(float("nan")),
+        st.just(float("inf")),
+        st.floats(1e-4, 0.05, allow_subnormal=False),
+    )
+)
 def test_render_rejects_bad_pixel_sizes_naming_the_table(tmp_path, px):
     path = tmp_path / "table.csv"
     rng = np.random.default_rng(0)
@@ -357,8 +407,11 @@ def test_cases_were_counted():
     """Runs last in this module (pytest keeps file order): when the whole module ran, every kind
     above produced cases (a kind whose examples were all skipped would test nothing)."""
     kinds = set(CASES)
-    expected = ({f"image:{k}" for k in IMAGE_KINDS + ["huge"]} | {f"mask:{k}" for k in MASK_KINDS}
-                | {f"table:{k}" for k in TABLE_KINDS})
+    expected = (
+        {f"image:{k}" for k in IMAGE_KINDS + ["huge"]}
+        | {f"mask:{k}" for k in MASK_KINDS}
+        | {f"table:{k}" for k in TABLE_KINDS}
+    )
     if len(CASES) >= 10:  # not when run alone with -k
         assert expected <= kinds, sorted(expected - kinds)
 
@@ -368,8 +421,13 @@ def test_every_truncation_of_a_small_tiff_is_rejected(tmp_path, layout):
     """Exhaustive rather than sampled: every length from 0 to the full size minus one byte (a tag
     value or the OME-XML cut off at the end used to pass, the pixels being complete)."""
     a = np.random.default_rng(0).integers(0, 4000, (32, 32)).astype(np.uint16)  # the smallest accepted
-    kw = {"imagej": {"imagej": True, "resolution": (100.0, 100.0), "metadata": {"unit": "um"}},
-          "ome": {"ome": True}, "zlib": {"compression": "zlib"}, "tiled": {"tile": (16, 16)}, "plain": {}}[layout]
+    kw = {
+        "imagej": {"imagej": True, "resolution": (100.0, 100.0), "metadata": {"unit": "um"}},
+        "ome": {"ome": True},
+        "zlib": {"compression": "zlib"},
+        "tiled": {"tile": (16, 16)},
+        "plain": {},
+    }[layout]
     full = tmp_path / "full.tif"
     tifffile.imwrite(full, a, **kw)
     raw = full.read_bytes()

@@ -18,8 +18,14 @@ import tifffile
 sys.path.insert(0, str(Path(__file__).parent))
 from _batch_data import FAST, write_corrupt, write_nuclei  # noqa: E402
 
-from napari_mollifier.batch import (batch_key, completed_result, find_images, infer_file, run_batch,  # noqa: E402
-                                    sibling_mask)
+from napari_mollifier.batch import (
+    batch_key,
+    completed_result,
+    find_images,
+    infer_file,
+    run_batch,  # noqa: E402
+    sibling_mask,
+)
 from napari_mollifier.cli import main  # noqa: E402
 
 MAPS = ("gamma_me", "gamma_ac", "lambda", "phi", "mask")
@@ -51,7 +57,9 @@ def test_dask_workers_give_the_sequential_maps_exactly(tmp_path):
     images = write_nuclei(tmp_path / "in", 2)
     seq, dist = tmp_path / "seq", tmp_path / "dask"
     _, r_seq = _drain(run_batch(images, seq, mask=sibling_mask, input="fraction", settings=FAST))
-    items, r_dist = _drain(run_batch(images, dist, mask=sibling_mask, input="fraction", settings=FAST, workers=2))
+    items, r_dist = _drain(
+        run_batch(images, dist, mask=sibling_mask, input="fraction", settings=FAST, workers=2)
+    )
     assert [r.status for r in r_seq] == ["ok"] * 2 and [r.status for r in r_dist] == ["ok"] * 2
     assert sorted(i for i, _, _ in items) == [0, 1]  # one result per file, none twice
     for p in images:
@@ -83,8 +91,9 @@ def test_resume_skips_only_files_done_with_the_same_settings(tmp_path):
 
     # a changed input file, a lost output and a changed mask are redone; the rest skipped
     phi = tifffile.imread(images[0])
-    tifffile.imwrite(images[0], phi + np.float32(0.01), imagej=True, resolution=(100.0, 100.0),
-                     metadata={"unit": "um"})
+    tifffile.imwrite(
+        images[0], phi + np.float32(0.01), imagej=True, resolution=(100.0, 100.0), metadata={"unit": "um"}
+    )
     (out / f"{images[1].stem}_lambda.tif").unlink()
     _, third = _drain(run_batch(images, out, **kw))
     assert [r.status for r in third] == ["ok", "ok", "skipped"]
@@ -99,10 +108,18 @@ def test_resume_skips_only_files_done_with_the_same_settings(tmp_path):
 def test_resume_key_ignores_device_but_not_seed(tmp_path):
     (p,) = write_nuclei(tmp_path, 1)
     k = batch_key(p, mask=sibling_mask, input="fraction", settings=FAST)["hash"]
-    assert batch_key(p, mask=sibling_mask, input="fraction", settings=FAST.model_copy(update={"device": "auto"}))[
-        "hash"] == k
-    assert batch_key(p, mask=sibling_mask, input="fraction", settings=FAST.model_copy(update={"seed": 1}))[
-        "hash"] != k
+    assert (
+        batch_key(
+            p, mask=sibling_mask, input="fraction", settings=FAST.model_copy(update={"device": "auto"})
+        )["hash"]
+        == k
+    )
+    assert (
+        batch_key(p, mask=sibling_mask, input="fraction", settings=FAST.model_copy(update={"seed": 1}))[
+            "hash"
+        ]
+        != k
+    )
     assert batch_key(p, mask=None, input="fraction", settings=FAST)["hash"] != k
     assert batch_key(p, mask=sibling_mask, input="fraction", settings=FAST, pixel_size_nm=12.0)["hash"] != k
 
@@ -128,8 +145,24 @@ def test_cli_batch_reports_bad_files_and_exits_nonzero(tmp_path, capsys):
     write_nuclei(folder, 2)
     bad = write_corrupt(folder)
     out = tmp_path / "out"
-    argv = ["batch", str(folder), "--out", str(out), "--pattern", "*_phi.tif", "--input", "fraction",
-            "--mask", "sibling", "--steps", "30", "--device", "cpu", "--workers", "0"]
+    argv = [
+        "batch",
+        str(folder),
+        "--out",
+        str(out),
+        "--pattern",
+        "*_phi.tif",
+        "--input",
+        "fraction",
+        "--mask",
+        "sibling",
+        "--steps",
+        "30",
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+    ]
     assert main(argv) == 1
     err = capsys.readouterr().err
     rows = _summary(out)
@@ -166,8 +199,9 @@ def test_stop_before_start_lists_every_file_as_not_run(tmp_path):
     images = write_nuclei(tmp_path / "in", 2)
     cancel = threading.Event()
     cancel.set()
-    _, res = _drain(run_batch(images, tmp_path / "out", mask=sibling_mask, input="fraction", settings=FAST,
-                              cancel=cancel))
+    _, res = _drain(
+        run_batch(images, tmp_path / "out", mask=sibling_mask, input="fraction", settings=FAST, cancel=cancel)
+    )
     assert [r.status for r in res] == ["not run", "not run"]
     assert _summary(tmp_path / "out")[images[0].name]["status"] == "not run"
 
@@ -178,8 +212,17 @@ def test_dask_stop_reports_not_run_and_writes_nothing_new(tmp_path):
     images = write_nuclei(tmp_path / "in", 3)
     cancel = threading.Event()
     cancel.set()  # stopped at once: each task sees the stop before it starts its fit
-    _, res = _drain(run_batch(images, tmp_path / "out", mask=sibling_mask, input="fraction",
-                              settings=FAST.model_copy(update={"steps": 400}), cancel=cancel, workers=1))
+    _, res = _drain(
+        run_batch(
+            images,
+            tmp_path / "out",
+            mask=sibling_mask,
+            input="fraction",
+            settings=FAST.model_copy(update={"steps": 400}),
+            cancel=cancel,
+            workers=1,
+        )
+    )
     assert [r.status for r in res] == ["not run"] * 3
     assert not list((tmp_path / "out").glob("*_gamma_me.tif"))
 

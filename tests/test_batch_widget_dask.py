@@ -17,15 +17,17 @@ pytest.importorskip("pytestqt")
 sys.path.insert(0, str(Path(__file__).parent))
 from _batch_data import write_corrupt, write_nuclei  # noqa: E402
 
-pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("one_thread")]  # one intra-op thread: tests/conftest.py
+pytestmark = [
+    pytest.mark.gui,
+    pytest.mark.usefixtures("one_thread"),
+]  # one intra-op thread: tests/conftest.py
 
 # No canvas here, the widget alone: without a display Qt can run offscreen. Set before pytest-qt
 # creates the QApplication (a session fixture, created before any fixture of this module).
-if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-                                             or os.environ.get("QT_QPA_PLATFORM")):
+if sys.platform.startswith("linux") and not (
+    os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
+):
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
-
-
 
 
 def test_batch_widget_runs_on_two_dask_workers_and_resumes(qtbot, tmp_path):
@@ -59,6 +61,10 @@ def test_batch_widget_runs_on_two_dask_workers_and_resumes(qtbot, tmp_path):
     rows = list(csv.DictReader(open(out / "summary.csv")))
     assert [Path(r["file"]).name for r in rows] == sorted(table)  # summary in input order
     table = run()
-    assert table == {"n00_phi.tif": "skipped", "n01_phi.tif": "skipped", "n02_phi.tif": "skipped",
-                     bad.name: "failed"}
+    assert table == {
+        "n00_phi.tif": "skipped",
+        "n01_phi.tif": "skipped",
+        "n02_phi.tif": "skipped",
+        bad.name: "failed",
+    }
     assert "(3 skipped: done before)" in w.status_label.text() and w.workers.isEnabled()

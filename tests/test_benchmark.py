@@ -7,8 +7,16 @@ import pytest
 from napari_mollifier.benchmark import derivative_configs, derivatives_markdown, run_configs
 from napari_mollifier.cli import main
 
-KEYS = {"problem": str, "order": int, "arch": str, "method": str, "grid": int, "memory_source": str,
-        "device": str, "status": str}
+KEYS = {
+    "problem": str,
+    "order": int,
+    "arch": str,
+    "method": str,
+    "grid": int,
+    "memory_source": str,
+    "device": str,
+    "status": str,
+}
 
 
 def _check_contract(rec):
@@ -50,11 +58,21 @@ def test_quick_set_and_bad_order():
 
 def test_markdown_ratios():
     base = dict(problem="derivatives", arch="mlp", status="ok", memory_source="m", device="cpu")
-    recs = [dict(base, grid=64, order=0, method="data", time_per_step_s=0.1, peak_memory_bytes=2**20),
-            dict(base, grid=64, order=4, method="mollifier", time_per_step_s=0.12, peak_memory_bytes=2**21),
-            dict(base, grid=64, order=4, method="autodiff", time_per_step_s=6.0, peak_memory_bytes=2**27),
-            dict(base, grid=256, order=4, method="autodiff", status="out_of_memory", time_per_step_s=None,
-                 peak_memory_bytes=None, error="RuntimeError: can't allocate memory")]
+    recs = [
+        dict(base, grid=64, order=0, method="data", time_per_step_s=0.1, peak_memory_bytes=2**20),
+        dict(base, grid=64, order=4, method="mollifier", time_per_step_s=0.12, peak_memory_bytes=2**21),
+        dict(base, grid=64, order=4, method="autodiff", time_per_step_s=6.0, peak_memory_bytes=2**27),
+        dict(
+            base,
+            grid=256,
+            order=4,
+            method="autodiff",
+            status="out_of_memory",
+            time_per_step_s=None,
+            peak_memory_bytes=None,
+            error="RuntimeError: can't allocate memory",
+        ),
+    ]
     md = derivatives_markdown(recs, "mollifier benchmark")
     assert "| 64² | 4 | 50.0× | 64.0× |" in md
     assert "| 64² | 1.2 |" in md
@@ -64,8 +82,23 @@ def test_markdown_ratios():
 def test_cli_writes_json(tmp_path):
     out = tmp_path / "b.json"
     md = tmp_path / "b.md"
-    rc = main(["benchmark", "--grids", "16", "--orders", "2", "--device", "cpu", "--json", str(out),
-               "--markdown", str(md), "--min-time-s", "0.2"])
+    rc = main(
+        [
+            "benchmark",
+            "--grids",
+            "16",
+            "--orders",
+            "2",
+            "--device",
+            "cpu",
+            "--json",
+            str(out),
+            "--markdown",
+            str(md),
+            "--min-time-s",
+            "0.2",
+        ]
+    )
     assert rc == 0
     recs = json.loads(out.read_text())
     assert {(r["method"], r["order"]) for r in recs} == {("data", 0), ("mollifier", 2), ("autodiff", 2)}

@@ -19,8 +19,25 @@ def pixel_size(path):
 @pytest.fixture(scope="module")
 def sim_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("sim")
-    assert main(["simulate", "--out", str(out), "--name", "n1", "--size", "128", "--mask", "circle",
-                 "--seed", "1", "--localisations"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--out",
+                str(out),
+                "--name",
+                "n1",
+                "--size",
+                "128",
+                "--mask",
+                "circle",
+                "--seed",
+                "1",
+                "--localisations",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -36,8 +53,22 @@ def test_simulate_writes_files_with_pixel_size(sim_dir):
 
 def test_infer_outputs_follow_the_contract(sim_dir, tmp_path):
     out = tmp_path / "out"
-    rc = main(["infer", str(sim_dir / "n1_phi.tif"), "--out", str(out), "--input", "fraction",
-               "--mask", str(sim_dir / "n1_mask.tif"), "--method", "direct", "--device", "cpu"])
+    rc = main(
+        [
+            "infer",
+            str(sim_dir / "n1_phi.tif"),
+            "--out",
+            str(out),
+            "--input",
+            "fraction",
+            "--mask",
+            str(sim_dir / "n1_mask.tif"),
+            "--method",
+            "direct",
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0
     phi_in = tifffile.imread(sim_dir / "n1_phi.tif")
     for key in ("gamma_me", "gamma_ac", "lambda", "phi"):
@@ -57,15 +88,32 @@ def test_infer_outputs_follow_the_contract(sim_dir, tmp_path):
     assert {"versions", "device", "runtime_s", "losses", "summary"} <= set(rec)
     # noise-free direct read-out of a steady state: the true mean rate comes back
     true_me = tifffile.imread(sim_dir / "n1_gamma_me_true.tif")
-    assert rec["summary"]["gamma_me"]["mean"] == pytest.approx(float(np.nanmean(true_me[mask == 1])), rel=0.05)
+    assert rec["summary"]["gamma_me"]["mean"] == pytest.approx(
+        float(np.nanmean(true_me[mask == 1])), rel=0.05
+    )
 
 
 def test_failing_input_is_reported_and_others_still_run(sim_dir, tmp_path, capsys):
     bad = tmp_path / "no_pixel_size.tif"
     tifffile.imwrite(bad, tifffile.imread(sim_dir / "n1_phi.tif"))
     out = tmp_path / "out"
-    rc = main(["infer", str(bad), str(sim_dir / "n1_phi.tif"), "--out", str(out), "--input", "fraction",
-               "--mask", str(sim_dir / "n1_mask.tif"), "--method", "direct", "--device", "cpu"])
+    rc = main(
+        [
+            "infer",
+            str(bad),
+            str(sim_dir / "n1_phi.tif"),
+            "--out",
+            str(out),
+            "--input",
+            "fraction",
+            "--mask",
+            str(sim_dir / "n1_mask.tif"),
+            "--method",
+            "direct",
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 1
     err = capsys.readouterr().err
     assert "no_pixel_size.tif: no pixel size" in err and "--pixel-size" in err
@@ -77,8 +125,18 @@ def test_calibrated_intensity_levels_reach_the_fit_and_the_record(sim_dir, tmp_p
     # blurred and with counting noise, so its mean over the nucleus matches the true phi's.
     eu, het = json.loads((sim_dir / "n1.json").read_text())["intensity_levels"]
     out = tmp_path / "out"
-    args = ["infer", str(sim_dir / "n1_intensity.tif"), "--out", str(out), "--mask", str(sim_dir / "n1_mask.tif"),
-            "--method", "direct", "--device", "cpu"]
+    args = [
+        "infer",
+        str(sim_dir / "n1_intensity.tif"),
+        "--out",
+        str(out),
+        "--mask",
+        str(sim_dir / "n1_mask.tif"),
+        "--method",
+        "direct",
+        "--device",
+        "cpu",
+    ]
     assert main(args + ["--intensity-levels", str(eu), str(het)]) == 0
     rec = json.loads((out / "n1_intensity.json").read_text())
     assert rec["settings"]["euchromatin_level"] == pytest.approx(eu)
@@ -91,15 +149,28 @@ def test_calibrated_intensity_levels_reach_the_fit_and_the_record(sim_dir, tmp_p
     assert np.mean((img[mask] - eu) / (het - eu)) == pytest.approx(np.mean(phi_true[mask]), abs=0.03)
     # uncalibrated: the caution is recorded
     assert main(args[:3] + [str(tmp_path / "plain")] + args[4:]) == 0
-    assert "relative patterns" in json.loads((tmp_path / "plain" / "n1_intensity.json").read_text())[
-        "preprocessing"]["caution"]
+    assert (
+        "relative patterns"
+        in json.loads((tmp_path / "plain" / "n1_intensity.json").read_text())["preprocessing"]["caution"]
+    )
 
 
-@pytest.mark.parametrize("extra, words", [
-    (["--intensity-levels", "50", "15"], "heterochromatin_level (15.0) must be above euchromatin_level (50.0)"),
-    (["--intensity-levels", "15", "50", "--input", "fraction"], "--intensity-levels calibrates intensity input"),
-])
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (
+            ["--intensity-levels", "50", "15"],
+            "heterochromatin_level (15.0) must be above euchromatin_level (50.0)",
+        ),
+        (
+            ["--intensity-levels", "15", "50", "--input", "fraction"],
+            "--intensity-levels calibrates intensity input",
+        ),
+    ],
+)
 def test_bad_intensity_levels_end_with_one_line(sim_dir, tmp_path, extra, words):
     with pytest.raises(SystemExit) as info:
-        main(["infer", str(sim_dir / "n1_intensity.tif"), "--out", str(tmp_path), "--method", "direct"] + extra)
+        main(
+            ["infer", str(sim_dir / "n1_intensity.tif"), "--out", str(tmp_path), "--method", "direct"] + extra
+        )
     assert words in str(info.value) and "\n" not in str(info.value)

@@ -42,7 +42,7 @@ def test_fits_target_image_from_coordinate_input():
     torch.manual_seed(0)
     x = grid_input((32, 32))
     yy, xx = x[0, 0], x[0, 1]
-    target = (torch.sin(math.pi * xx) * torch.cos(0.5 * math.pi * yy) + 0.3 * yy ** 2)[None, None]
+    target = (torch.sin(math.pi * xx) * torch.cos(0.5 * math.pi * yy) + 0.3 * yy**2)[None, None]
     net = ConvNet(2, 1, width=16, depth=4)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     for _ in range(300):

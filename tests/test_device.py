@@ -7,9 +7,14 @@ import torch
 from napari_mollifier import MollifierLayer, coordinate_derivatives, grid_coordinates, mollify
 from napari_mollifier.nets import CoordinateMLP
 
-DEVICES = [d for d, ok in (("cuda", torch.cuda.is_available()),
-                           ("mps", getattr(torch.backends, "mps", None) is not None
-                            and torch.backends.mps.is_available())) if ok]
+DEVICES = [
+    d
+    for d, ok in (
+        ("cuda", torch.cuda.is_available()),
+        ("mps", getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()),
+    )
+    if ok
+]
 pytestmark = pytest.mark.skipif(not DEVICES, reason="no CUDA or MPS device")
 NAMES = ("u", "dx", "dy", "dxx", "dyy", "dxy", "laplacian", "biharmonic")
 
@@ -42,6 +47,8 @@ def test_autodiff_matches_cpu(device):
     net = CoordinateMLP(2, 1, width=32, depth=3)
     coords = grid_coordinates((12, 12), 0.1)
     ref = coordinate_derivatives(net, coords, ["laplacian", "biharmonic"], create_graph=False)
-    out = coordinate_derivatives(net.to(device), coords.to(device), ["laplacian", "biharmonic"], create_graph=False)
+    out = coordinate_derivatives(
+        net.to(device), coords.to(device), ["laplacian", "biharmonic"], create_graph=False
+    )
     for name in ref:
         torch.testing.assert_close(out[name].cpu(), ref[name], rtol=1e-3, atol=1e-3)

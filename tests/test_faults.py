@@ -18,7 +18,6 @@ from napari_mollifier import infer_rates  # noqa: E402
 from napari_mollifier.batch import infer_file, sibling_mask  # noqa: E402
 from napari_mollifier.inverse import ProgressEvent, RateFit, _infer, _solver, fit_rates  # noqa: E402
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -121,8 +120,13 @@ def test_out_of_memory_through_infer_file_is_ok_with_the_notice_in_summary_and_j
     out = tmp_path / "out"
     _oom_once(monkeypatch, 1)
     with pytest.warns(RuntimeWarning):
-        r = infer_file(image, out, mask=sibling_mask, input="fraction",
-                       settings=FAST.model_copy(update={"device": "auto"}))
+        r = infer_file(
+            image,
+            out,
+            mask=sibling_mask,
+            input="fraction",
+            settings=FAST.model_copy(update={"device": "auto"}),
+        )
     assert r.status == "ok" and "fitted on the CPU instead" in r.reason and "\n" not in r.reason
     rec = json.loads((out / f"{image.stem}.json").read_text())
     assert rec["notices"] == [r.reason] and rec["device"] == "cpu"

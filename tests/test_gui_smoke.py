@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("napari", reason="napari is not installed (it comes with the dev extra: pip install -e '.[dev]')")
+pytest.importorskip(
+    "napari", reason="napari is not installed (it comes with the dev extra: pip install -e '.[dev]')"
+)
 yaml = pytest.importorskip("yaml")
 
 pytestmark = pytest.mark.gui

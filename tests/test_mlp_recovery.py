@@ -26,8 +26,9 @@ def test_mlp_with_soap_recovers_gradient_rates():
     torch.set_flush_denormal(True)
     sim = simulate_nucleus(128, rates="gradient", seed=31)
     data = sim.phi + 0.01 * np.random.default_rng(131).standard_normal(sim.phi.shape)
-    *_, fit = fit_rates(data, sim.mask, sim.pixel_size_nm,
-                        InferenceSettings(device="cpu", arch="mlp", optimizer="soap"))
+    *_, fit = fit_rates(
+        data, sim.mask, sim.pixel_size_nm, InferenceSettings(device="cpu", arch="mlp", optimizer="soap")
+    )
     inner = binary_erosion(sim.mask, iterations=10) & fit.analysed
     for est, true in ((fit.gamma_me, sim.gamma_me), (fit.gamma_ac, sim.gamma_ac)):
         r = np.corrcoef(est[inner], true[inner])[0, 1]

@@ -29,20 +29,33 @@ pytestmark = pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarn
 
 # Independent tables of the names: name -> [(coefficient, orders per axis)], axes (y, x) / (x,).
 TERMS_2D = {
-    "u": [(1.0, (0, 0))], "dx": [(1.0, (0, 1))], "dy": [(1.0, (1, 0))],
-    "dxx": [(1.0, (0, 2))], "dyy": [(1.0, (2, 0))], "dxy": [(1.0, (1, 1))],
-    "dxxx": [(1.0, (0, 3))], "dyyy": [(1.0, (3, 0))],
-    "dxxxx": [(1.0, (0, 4))], "dyyyy": [(1.0, (4, 0))], "dxxyy": [(1.0, (2, 2))],
+    "u": [(1.0, (0, 0))],
+    "dx": [(1.0, (0, 1))],
+    "dy": [(1.0, (1, 0))],
+    "dxx": [(1.0, (0, 2))],
+    "dyy": [(1.0, (2, 0))],
+    "dxy": [(1.0, (1, 1))],
+    "dxxx": [(1.0, (0, 3))],
+    "dyyy": [(1.0, (3, 0))],
+    "dxxxx": [(1.0, (0, 4))],
+    "dyyyy": [(1.0, (4, 0))],
+    "dxxyy": [(1.0, (2, 2))],
     "laplacian": [(1.0, (0, 2)), (1.0, (2, 0))],
     "biharmonic": [(1.0, (0, 4)), (2.0, (2, 2)), (1.0, (4, 0))],
 }
-TERMS_1D = {"u": [(1.0, (0,))], "dx": [(1.0, (1,))], "dxx": [(1.0, (2,))],
-            "dxxx": [(1.0, (3,))], "dxxxx": [(1.0, (4,))]}
+TERMS_1D = {
+    "u": [(1.0, (0,))],
+    "dx": [(1.0, (1,))],
+    "dxx": [(1.0, (2,))],
+    "dxxx": [(1.0, (3,))],
+    "dxxxx": [(1.0, (4,))],
+}
 NAMES_2D = tuple(TERMS_2D)
 NAMES_1D = tuple(TERMS_1D)
 BOUNDARIES = ("periodic", "reflect", "zeros", "replicate")
 PATHS = ("direct", "fft")
 TOL64 = 1e-3
+
 
 def terms(ndim):
     return TERMS_2D if ndim == 2 else TERMS_1D
@@ -129,10 +142,16 @@ DY_ANISO = 1.5 * H128  # dy != dx; y period = 96 * dy
 KY_ANISO = TWO_PI / (96 * DY_ANISO)
 PERIODIC_2D = {
     "sin3x_sin2y": ((128, 128), (H128, H128), sin_product(1.0, 2, 3)),
-    "several_waves": ((128, 128), (H128, H128),
-                      sin_product(1.0, 5, 1) + sin_product(0.3, 1, 6) + [(0.7, (3, 4), 0.4), (0.2, (-2, 5), 1.0)]),
-    "anisotropic": ((96, 128), (DY_ANISO, H128),
-                    sin_product(1.0, 2 * KY_ANISO, 3) + [(0.5, (-3 * KY_ANISO, 1), 0.3)]),
+    "several_waves": (
+        (128, 128),
+        (H128, H128),
+        sin_product(1.0, 5, 1) + sin_product(0.3, 1, 6) + [(0.7, (3, 4), 0.4), (0.2, (-2, 5), 1.0)],
+    ),
+    "anisotropic": (
+        (96, 128),
+        (DY_ANISO, H128),
+        sin_product(1.0, 2 * KY_ANISO, 3) + [(0.5, (-3 * KY_ANISO, 1), 0.3)],
+    ),
 }
 
 
@@ -182,9 +201,14 @@ def test_reflect_symmetric_field_2d(path):
     ky = [math.pi * m / ((shape[0] - 1) * spacing[0]) for m in range(6)]
     kx = [math.pi * m / ((shape[1] - 1) * spacing[1]) for m in range(6)]
     # cos(a y) cos(b x) = (cos(a y + b x) + cos(a y - b x)) / 2
-    waves = [(0.5, (ky[3], kx[2]), 0.0), (0.5, (ky[3], -kx[2]), 0.0),
-             (0.5, (0.0, kx[5]), 0.0), (0.3, (ky[4], 0.0), 0.0), (0.2, (ky[1], kx[1]), 0.0),
-             (0.2, (ky[1], -kx[1]), 0.0)]
+    waves = [
+        (0.5, (ky[3], kx[2]), 0.0),
+        (0.5, (ky[3], -kx[2]), 0.0),
+        (0.5, (0.0, kx[5]), 0.0),
+        (0.3, (ky[4], 0.0), 0.0),
+        (0.2, (ky[1], kx[1]), 0.0),
+        (0.2, (ky[1], -kx[1]), 0.0),
+    ]
     g, refs = plane_waves(shape, spacing, waves, 6.0)
     out = mollify(as_input(g), 6.0, NAMES_2D, spacing=spacing, boundary="reflect", path=path)
     check_all(out, refs, lambda n: TOL64, f"reflect {path}", tuple(NAMES_2D))
@@ -214,7 +238,9 @@ def gaussian_case(shape, spacing, width, k0, radius, offset):
     ndim = len(shape)
     centre = [(n / 2 + 0.3) * h for n, h in zip(shape, spacing)]
     coords = np.meshgrid(*[np.arange(n) * h - c for n, h, c in zip(shape, spacing, centre)], indexing="ij")
-    g = offset + np.exp(-sum(x * x for x in coords) / (2 * width**2)) * np.cos(sum(k * x for k, x in zip(k0, coords)))
+    g = offset + np.exp(-sum(x * x for x in coords) / (2 * width**2)) * np.cos(
+        sum(k * x for k, x in zip(k0, coords))
+    )
     ks = np.meshgrid(*[TWO_PI * np.fft.fftfreq(n, d=h) for n, h in zip(shape, spacing)], indexing="ij")
     norm = (TWO_PI * width**2) ** (ndim / 2)
 
@@ -315,9 +341,11 @@ def test_auto_path_switches_at_threshold(monkeypatch, names):
     for radius in np.arange(0.75, 16.0, 0.25):
         calls.clear()
         mollify(g, float(radius), names, path="auto")
-        (width, fft), = calls
+        ((width, fft),) = calls
         assert width == 2 * mollifier_margin(float(radius), names) + 1
-        assert fft == (width >= threshold), f"radius {radius}: width {width}, threshold {threshold}, fft={fft}"
+        assert fft == (width >= threshold), (
+            f"radius {radius}: width {width}, threshold {threshold}, fft={fft}"
+        )
     # Explicit paths are obeyed whatever the width.
     for path, expected in (("direct", False), ("fft", True)):
         calls.clear()
@@ -493,9 +521,11 @@ def test_batched_equals_one_by_one():
         batched = mollify(g, 6.0, names, boundary="reflect", path=path)
         for n in range(2):
             for c in range(3):
-                single = mollify(g[n:n + 1, c:c + 1], 6.0, names, boundary="reflect", path=path)
+                single = mollify(g[n : n + 1, c : c + 1], 6.0, names, boundary="reflect", path=path)
                 for name in names:
-                    torch.testing.assert_close(batched[name][n, c], single[name][0, 0], rtol=1e-12, atol=1e-12)
+                    torch.testing.assert_close(
+                        batched[name][n, c], single[name][0, 0], rtol=1e-12, atol=1e-12
+                    )
 
 
 @pytest.mark.parametrize("boundary", BOUNDARIES)
@@ -604,7 +634,9 @@ def test_error_field_smaller_than_padding(boundary):
     names = ("u", "biharmonic")
     p = mollifier_margin(6.0, names)
     for shape in ((1, 1, p, 40), (1, 1, 40, p - 3), (1, 1, p)):
-        with pytest.raises(ValueError, match=rf"field axis \d has {min(shape[2:])} points.*{boundary!r} boundary"):
+        with pytest.raises(
+            ValueError, match=rf"field axis \d has {min(shape[2:])} points.*{boundary!r} boundary"
+        ):
             mollify(torch.zeros(shape), 6.0, names if len(shape) == 4 else ("u", "dxxxx"), boundary=boundary)
     # One more point than the padding is enough, and 'zeros' accepts any size.
     for path in PATHS:
@@ -678,11 +710,15 @@ def test_spectral_beats_differences_at_high_wavenumber():
 def test_spectral_gradients_dtype_and_boundaries():
     g = torch.randn(1, 1, 12, 14, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
-        lambda t: mollify(t, 2.0, ("biharmonic", "dx"), kernel="spectral", boundary="reflect")["biharmonic"], (g,))
+        lambda t: mollify(t, 2.0, ("biharmonic", "dx"), kernel="spectral", boundary="reflect")["biharmonic"],
+        (g,),
+    )
     out = mollify(g.detach().float(), 2.0, ("u", "dy"), kernel="spectral")
     assert out["dy"].dtype == torch.float32 and out["u"].shape == (1, 1, 12, 14)
     layer = MollifierLayer(2.0, ("u", "laplacian"), kernel="spectral", boundary="reflect")
-    torch.testing.assert_close(layer(g.detach())["laplacian"],
-                               mollify(g.detach(), 2.0, ("laplacian",), kernel="spectral", boundary="reflect")["laplacian"])
+    torch.testing.assert_close(
+        layer(g.detach())["laplacian"],
+        mollify(g.detach(), 2.0, ("laplacian",), kernel="spectral", boundary="reflect")["laplacian"],
+    )
     with pytest.raises(ValueError, match="spectral.*periodic.*reflect"):
         mollify(g.detach(), 2.0, ("u",), kernel="spectral", boundary="zeros")

@@ -10,17 +10,26 @@ from napari_mollifier.optim import GradNormWeights, alignment_score, loss_term_g
 E1, E2, E3 = torch.eye(3)
 
 
-@pytest.mark.parametrize("grads, expected", [
-    ([E1, 5 * E1], 1.0),                       # parallel (scale does not matter)
-    ([E1, -0.1 * E1], -1.0),                   # opposite
-    ([E1, 2 * E2], 0.0),                       # orthogonal
-    ([E1 + E2, E1], math.cos(math.pi / 4)),    # n = 2 is the cosine similarity
-    ([E1, 3 * E1, 0.5 * E1], 1.0),             # n = 3, all parallel
-    ([E1, E2, E3], -1.0 / 3.0),                # n = 3 orthonormal: 2 * (1/3) - 1
-    ([E1, E1, E2], 1.0 / 9.0),                 # mean (2/3, 1/3): 2 * 5/9 - 1
-    ([torch.tensor([1.0, 0.0]), torch.tensor([-0.5, math.sqrt(3) / 2]),
-      torch.tensor([-0.5, -math.sqrt(3) / 2])], -1.0),  # three at 120 degrees cancel
-])
+@pytest.mark.parametrize(
+    "grads, expected",
+    [
+        ([E1, 5 * E1], 1.0),  # parallel (scale does not matter)
+        ([E1, -0.1 * E1], -1.0),  # opposite
+        ([E1, 2 * E2], 0.0),  # orthogonal
+        ([E1 + E2, E1], math.cos(math.pi / 4)),  # n = 2 is the cosine similarity
+        ([E1, 3 * E1, 0.5 * E1], 1.0),  # n = 3, all parallel
+        ([E1, E2, E3], -1.0 / 3.0),  # n = 3 orthonormal: 2 * (1/3) - 1
+        ([E1, E1, E2], 1.0 / 9.0),  # mean (2/3, 1/3): 2 * 5/9 - 1
+        (
+            [
+                torch.tensor([1.0, 0.0]),
+                torch.tensor([-0.5, math.sqrt(3) / 2]),
+                torch.tensor([-0.5, -math.sqrt(3) / 2]),
+            ],
+            -1.0,
+        ),  # three at 120 degrees cancel
+    ],
+)
 def test_alignment_score_hand_computed(grads, expected):
     assert alignment_score(grads) == pytest.approx(expected, abs=1e-12)
 
@@ -38,8 +47,8 @@ def test_loss_term_gradients_analytic():
     a = torch.tensor([1.0, -2.0], requires_grad=True)
     b = torch.tensor([[0.5, 1.0], [2.0, 3.0]], requires_grad=True)
     w = torch.tensor([3.0, 4.0])
-    l1 = (a ** 2).sum()               # d/da = 2a, d/db = 0
-    l2 = (w @ a) + (b ** 2).sum() / 2  # d/da = w, d/db = b
+    l1 = (a**2).sum()  # d/da = 2a, d/db = 0
+    l2 = (w @ a) + (b**2).sum() / 2  # d/da = w, d/db = b
     g1, g2 = loss_term_gradients([l1, l2], [a, b])
     torch.testing.assert_close(g1, torch.tensor([2.0, -4.0, 0, 0, 0, 0]))
     torch.testing.assert_close(g2, torch.tensor([3.0, 4.0, 0.5, 1.0, 2.0, 3.0]))
@@ -52,9 +61,12 @@ def test_gradnorm_weights_known_norms():
     w = GradNormWeights(2, update_every=3, momentum=0.9)
     assert w.weights.tolist() == [1.0, 1.0]
     p = torch.zeros(4, requires_grad=True)
-    u1 = torch.tensor([1.0, 0.0, 0.0, 0.0])   # |grad| = 1
-    u2 = torch.tensor([0.0, 0.0, 3.0, 0.0])   # |grad| = 3
-    losses = lambda: [u1 @ p, u2 @ p]
+    u1 = torch.tensor([1.0, 0.0, 0.0, 0.0])  # |grad| = 1
+    u2 = torch.tensor([0.0, 0.0, 3.0, 0.0])  # |grad| = 3
+
+    def losses():
+        return [u1 @ p, u2 @ p]
+
     # w_hat = (1 + 3) / (1, 3) = (4, 4/3); one update from 1 with momentum 0.9.
     first = w.step(0, losses(), [p])
     torch.testing.assert_close(first, torch.tensor([0.9 + 0.4, 0.9 + 0.4 / 3], dtype=torch.float64))

@@ -67,9 +67,22 @@ def test_npe2_validate():
 
 
 def test_wheel_ships_the_manifest(tmp_path):
-    pytest.importorskip("hatchling", reason="building the wheel without isolation needs hatchling (dev extra)")
+    pytest.importorskip(
+        "hatchling", reason="building the wheel without isolation needs hatchling (dev extra)"
+    )
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -85,7 +98,9 @@ def test_wheel_ships_the_manifest(tmp_path):
         for n in (1, 2, 3):
             for suffix in ("phi", "mask", "intensity", "gamma_me_true", "gamma_ac_true"):
                 name = f"napari_mollifier/sample_images/nucleus{n}_{suffix}.tif"
-                assert zf.read(name) == (REPO / "sample_images" / f"nucleus{n}_{suffix}.tif").read_bytes(), name
+                assert zf.read(name) == (REPO / "sample_images" / f"nucleus{n}_{suffix}.tif").read_bytes(), (
+                    name
+                )
         entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         text = zf.read(entry_points).decode()
     assert "[napari.manifest]" in text

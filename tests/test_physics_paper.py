@@ -42,16 +42,20 @@ def _d(y, x):
 def _analytic(y, x):
     """Hand-written derivatives of the manufactured fields."""
     s = torch.sin(K * x) * torch.cos(K * y)
-    d_w = {"u": 0.5 + 0.15 * s,
-           "dx": 0.15 * K * torch.cos(K * x) * torch.cos(K * y),
-           "dy": -0.15 * K * torch.sin(K * x) * torch.sin(K * y),
-           "laplacian": -2 * K**2 * 0.15 * s}
+    d_w = {
+        "u": 0.5 + 0.15 * s,
+        "dx": 0.15 * K * torch.cos(K * x) * torch.cos(K * y),
+        "dy": -0.15 * K * torch.sin(K * x) * torch.sin(K * y),
+        "laplacian": -2 * K**2 * 0.15 * s,
+    }
     a, b = 0.15 * torch.cos(K * x), 0.05 * torch.sin(2 * K * y)
-    d_d = {"u": a + b,
-           "dx": -0.15 * K * torch.sin(K * x),
-           "dy": 0.1 * K * torch.cos(2 * K * y),
-           "laplacian": -K**2 * a - 4 * K**2 * b,
-           "biharmonic": K**4 * a + 16 * K**4 * b}
+    d_d = {
+        "u": a + b,
+        "dx": -0.15 * K * torch.sin(K * x),
+        "dy": 0.1 * K * torch.cos(2 * K * y),
+        "laplacian": -(K**2) * a - 4 * K**2 * b,
+        "biharmonic": K**4 * a + 16 * K**4 * b,
+    }
     return d_w, d_d
 
 
@@ -88,7 +92,7 @@ def test_chain_rule_matches_autodiff_of_closed_form():
     def mu(c):
         yy, xx = c[:, 0], c[:, 1]
         # lap(phi_d) in closed form (a nested coordinate_derivatives call would cut the graph to c).
-        lap_d = -K**2 * 0.15 * torch.cos(K * xx) - 4 * K**2 * 0.05 * torch.sin(2 * K * yy)
+        lap_d = -(K**2) * 0.15 * torch.cos(K * xx) - 4 * K**2 * 0.05 * torch.sin(2 * K * yy)
         return paper_chemical_potential({"u": _w(yy, xx)}, {"u": _d(yy, xx), "laplacian": lap_d}, model)
 
     ref = coordinate_derivatives(mu, torch.stack([y, x], 1), ("laplacian",))["laplacian"].detach()
@@ -108,11 +112,15 @@ def test_lambda_from_manufactured_fields_zeroes_residual():
     d_d0 = {k: torch.zeros(1, dtype=torch.float64) for k in PAPER_DERIVATIVES_D}
     d_d0["u"] = torch.ones(1, dtype=torch.float64)  # phi_e = (1 - 0 - 1) / 2 = 0
     assert torch.isnan(lambda_from_fields(d_w0, d_d0)).all()
-    assert np.isnan(lambda_from_fields({k: v.numpy() for k, v in d_w0.items()},
-                                       {k: v.numpy() for k, v in d_d0.items()})).all()
+    assert np.isnan(
+        lambda_from_fields({k: v.numpy() for k, v in d_w0.items()}, {k: v.numpy() for k, v in d_d0.items()})
+    ).all()
 
 
-@pytest.mark.parametrize("kernel, radius, tol", [("spectral", 1.0, 1e-10), ("spectral", 2.0, 1e-2), ("composed", 2.0, 1e-2), ("composed", 3.0, 3e-2)])
+@pytest.mark.parametrize(
+    "kernel, radius, tol",
+    [("spectral", 1.0, 1e-10), ("spectral", 2.0, 1e-2), ("composed", 2.0, 1e-2), ("composed", 3.0, 3e-2)],
+)
 def test_mollifier_lambda_matches_analytic(kernel, radius, tol):
     """64^2 periodic grid; error relative to max |lambda|. Measured: spectral radius 1 px 2.8e-14
     (the sampled bump of radius 1 is a delta: exact spectral derivatives), spectral and composed

@@ -22,8 +22,12 @@ def test_chain_rule_laplacian_of_mu_matches_spectral_on_a_smooth_field():
     L = n * h
     y, xx = np.meshgrid(x, x, indexing="ij")
     u = 0.5 + 0.2 * np.sin(2 * math.pi * xx / L) * np.cos(4 * math.pi * y / L)
-    d = {k: v[0, 0] for k, v in mollify(torch.tensor(u)[None, None], 0.6, DERIVATIVES_NEEDED, spacing=h,
-                                        kernel="spectral").items()}
+    d = {
+        k: v[0, 0]
+        for k, v in mollify(
+            torch.tensor(u)[None, None], 0.6, DERIVATIVES_NEEDED, spacing=h, kernel="spectral"
+        ).items()
+    }
     model = ChromatinModel()
     k = 2 * math.pi * np.fft.fftfreq(n, d=h)
     k2 = k[:, None] ** 2 + k[None, :] ** 2
@@ -89,7 +93,9 @@ def test_noise_estimate_and_basis():
     yy, xx = np.mgrid[0:128, 0:128]
     clean = 0.5 + 0.4 * np.sin(xx / 9.0) * np.cos(yy / 7.0)
     region = np.ones_like(clean, bool)
-    assert estimate_noise(clean + 0.03 * rng.standard_normal(clean.shape), region) == pytest.approx(0.03, rel=0.15)
+    assert estimate_noise(clean + 0.03 * rng.standard_normal(clean.shape), region) == pytest.approx(
+        0.03, rel=0.15
+    )
     basis = SmoothBasis((40, 50), 10.0)
     c = torch.ones(basis.size, dtype=torch.float32)
     torch.testing.assert_close(basis.expand(c), torch.ones(40, 50))  # partition of unity
@@ -102,8 +108,12 @@ def _scores(fit, sim, erode=14):
     inner = binary_erosion(sim.mask, iterations=erode) & fit.analysed
     out = []
     for est, true in ((fit.gamma_me, sim.gamma_me), (fit.gamma_ac, sim.gamma_ac)):
-        out.append((np.corrcoef(est[inner], true[inner])[0, 1],
-                    np.mean(np.abs(est[inner] - true[inner]) / true[inner])))
+        out.append(
+            (
+                np.corrcoef(est[inner], true[inner])[0, 1],
+                np.mean(np.abs(est[inner] - true[inner]) / true[inner]),
+            )
+        )
     return out
 
 
@@ -116,7 +126,9 @@ def test_pinn_denoises_where_the_direct_readout_fails(small_nucleus):
     common = dict(device="cpu", rate_scale_nm=300.0, edge_margin_nm=80.0)
     *_, direct = fit_rates(noisy, s.mask, s.pixel_size_nm, InferenceSettings(method="direct", **common))
     events = []
-    for item in fit_rates(noisy, s.mask, s.pixel_size_nm, InferenceSettings(steps=300, report_every=100, **common)):
+    for item in fit_rates(
+        noisy, s.mask, s.pixel_size_nm, InferenceSettings(steps=300, report_every=100, **common)
+    ):
         events.append(item)
     fit = events[-1]
     assert [e.step for e in events[:-1]] == [100, 200, 300, 300] and events[-2].done
@@ -136,8 +148,9 @@ def test_cancel_keeps_the_latest_maps(small_nucleus):
 
     s = small_nucleus
     cancel = threading.Event()
-    settings = InferenceSettings(device="cpu", steps=500, report_every=10, rate_scale_nm=300.0,
-                                 edge_margin_nm=80.0)
+    settings = InferenceSettings(
+        device="cpu", steps=500, report_every=10, rate_scale_nm=300.0, edge_margin_nm=80.0
+    )
     last = None
     for item in fit_rates(s.phi, s.mask, s.pixel_size_nm, settings, cancel=cancel):
         last = item

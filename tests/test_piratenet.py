@@ -54,8 +54,10 @@ def test_shapes_and_dtype_follow_input(dtype):
     net = PirateNet(3, 2, width=8, n_blocks=1, seed=0).to(dtype)
     y = net(torch.zeros(7, 3, dtype=dtype))
     assert y.shape == (7, 2) and y.dtype == dtype
-    assert torch.equal(PirateNet(3, 2, width=8, n_blocks=1, seed=0)(torch.ones(2, 3)),
-                       PirateNet(3, 2, width=8, n_blocks=1, seed=0)(torch.ones(2, 3)))
+    assert torch.equal(
+        PirateNet(3, 2, width=8, n_blocks=1, seed=0)(torch.ones(2, 3)),
+        PirateNet(3, 2, width=8, n_blocks=1, seed=0)(torch.ones(2, 3)),
+    )
 
 
 @pytest.mark.parametrize("kw, match", [(dict(width=7), "width"), (dict(n_blocks=0), "n_blocks")])
@@ -95,10 +97,10 @@ def test_lstsq_init_through_a_linear_feature_map():
     the least-squares optimum, and better than a fit of the raw output."""
     torch.manual_seed(0)
     x = torch.linspace(-1.2, 1.2, 70)[:, None]
-    target = torch.sin(3 * x[2:-2, 0]) + 0.5 * x[2:-2, 0] ** 2            # on the 66 interior points
+    target = torch.sin(3 * x[2:-2, 0]) + 0.5 * x[2:-2, 0] ** 2  # on the 66 interior points
 
-    def average(f):                                                          # (70, K) -> (66, K)
-        return sum(f[i:i + 66] for i in range(5)) / 5
+    def average(f):  # (70, K) -> (66, K)
+        return sum(f[i : i + 66] for i in range(5)) / 5
 
     errs = {}
     for mapped in (True, False):
@@ -114,4 +116,4 @@ def test_lstsq_init_through_a_linear_feature_map():
             assert errs[True] == pytest.approx(rms, rel=1e-3, abs=1e-6)
     assert errs[True] < 1e-3 and errs[True] < 0.2 * errs[False], errs
     with pytest.raises(ValueError, match="targets"):
-        init_last_layer_lstsq(net, x, target)                                # 70 rows vs 66 targets
+        init_last_layer_lstsq(net, x, target)  # 70 rows vs 66 targets

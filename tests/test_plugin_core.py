@@ -10,8 +10,8 @@ import threading
 import numpy as np
 import pytest
 import tifffile
-
 from _plugin_data import PIXEL_NM, tiny_nucleus, write_nucleus
+
 from napari_mollifier.batch import find_images, run_batch, sibling_mask
 from napari_mollifier.config import InferenceSettings
 from napari_mollifier.inverse import RateFit, fit_rates
@@ -66,18 +66,26 @@ def test_prepare_fit_uses_mask_and_crop():
     assert "relative patterns" in inten.preprocessing["caution"]
     assert "caution" not in cropped.preprocessing
     # calibrated levels (settings): phi = (I - eu) / (het - eu), and no caution
-    cal = prepare_fit(img, pixel_size_nm=PIXEL_NM, input_kind="intensity", mask=mask,
-                      settings=InferenceSettings(euchromatin_level=100.0, heterochromatin_level=1100.0))
+    cal = prepare_fit(
+        img,
+        pixel_size_nm=PIXEL_NM,
+        input_kind="intensity",
+        mask=mask,
+        settings=InferenceSettings(euchromatin_level=100.0, heterochromatin_level=1100.0),
+    )
     np.testing.assert_allclose(cal.phi[cal.mask], phi[cal.mask], atol=1e-5)
     assert "caution" not in cal.preprocessing
 
 
-@pytest.mark.parametrize("data, px, words", [
-    (np.zeros((80, 80, 3)), 10.0, ["RGB", "single-channel"]),
-    (np.zeros((4, 80, 80)), 10.0, ["2-D", "pick one plane"]),
-    (np.full((80, 80), np.nan), 10.0, ["NaN", "pick the image"]),
-    (None, 0.0, ["pixel size", "type it in"]),
-])
+@pytest.mark.parametrize(
+    "data, px, words",
+    [
+        (np.zeros((80, 80, 3)), 10.0, ["RGB", "single-channel"]),
+        (np.zeros((4, 80, 80)), 10.0, ["2-D", "pick one plane"]),
+        (np.full((80, 80), np.nan), 10.0, ["NaN", "pick the image"]),
+        (None, 0.0, ["pixel size", "type it in"]),
+    ],
+)
 def test_prepare_fit_errors_are_one_line_with_the_fix(data, px, words):
     from napari_mollifier._napari._fit import prepare_fit
 
@@ -92,8 +100,13 @@ def test_fit_updates_yield_full_maps_and_stop_consistently():
     from napari_mollifier._napari._fit import fit_updates, prepare_fit
 
     phi, mask, _ = tiny_nucleus()
-    inp = prepare_fit(phi, pixel_size_nm=PIXEL_NM, input_kind="fraction", mask=mask,
-                      settings=SETTINGS.model_copy(update={"steps": 2000}))
+    inp = prepare_fit(
+        phi,
+        pixel_size_nm=PIXEL_NM,
+        input_kind="fraction",
+        mask=mask,
+        settings=SETTINGS.model_copy(update={"steps": 2000}),
+    )
     cancel = threading.Event()
     gen = fit_updates(inp, cancel=cancel, min_interval_s=0.0)
     updates = [next(gen), next(gen)]
@@ -108,8 +121,9 @@ def test_fit_updates_yield_full_maps_and_stop_consistently():
     assert all(m.shape == phi.shape and m.dtype == np.float32 for m in u.maps.values())
     inside = np.isfinite(u.maps["gamma_me"])
     assert inside.sum() > 500 and not inside[0, 0]
-    np.testing.assert_allclose(u.maps["lambda"][inside], (u.maps["gamma_me"] / u.maps["gamma_ac"])[inside],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        u.maps["lambda"][inside], (u.maps["gamma_me"] / u.maps["gamma_ac"])[inside], rtol=1e-5
+    )
     assert [h["step"] for h in u.history] == list(range(5, u.step + 1, 5))
     lo, hi = u.limits["gamma_me"]
     assert lo < hi and lo >= np.nanmin(u.maps["gamma_me"])
@@ -124,7 +138,9 @@ def test_fit_updates_yield_full_maps_and_stop_consistently():
 def test_describe_point_has_units():
     from napari_mollifier._napari._fit import describe_point
 
-    text = describe_point(3, 4, {"gamma_me": 0.0021, "gamma_ac": 0.004, "lambda": 0.525, "phi_hat": 0.3}, 10.0)
+    text = describe_point(
+        3, 4, {"gamma_me": 0.0021, "gamma_ac": 0.004, "lambda": 0.525, "phi_hat": 0.3}, 10.0
+    )
     assert "Γ_me = 0.0021 /τ" in text and "Γ_ac = 0.004 /τ" in text and "λ = 0.525" in text
     assert "(y 30, x 40) nm" in text and "ℓ0 = 10 nm" in text
     assert "outside the analysed region" in describe_point(0, 0, {"gamma_me": np.nan, "gamma_ac": np.nan})
@@ -142,7 +158,9 @@ def test_tiff_reader_gives_scale_units_and_metadata(tmp_path):
     assert kind == "image" and data.dtype == np.float32 and data.shape == phi.shape
     np.testing.assert_array_equal(data, phi)
     assert kw["scale"] == (12.5, 12.5) and kw["units"] == ("nm", "nm")
-    assert kw["metadata"]["settings"] == {"steps": 7} and kw["metadata"]["pixel_size_nm"] == pytest.approx(12.5)
+    assert kw["metadata"]["settings"] == {"steps": 7} and kw["metadata"]["pixel_size_nm"] == pytest.approx(
+        12.5
+    )
     mpath = write_tiff(tmp_path / "n_mask.tif", mask, 12.5)
     ((mdata, mkw, mkind),) = reader([str(mpath)])
     assert mkind == "labels" and mdata.dtype == np.uint8 and mdata.sum() == mask.sum()
@@ -153,19 +171,32 @@ def test_ome_tiff_pixel_size(tmp_path):
 
     phi, _, _ = tiny_nucleus()
     path = tmp_path / "cell.ome.tif"
-    tifffile.imwrite(path, phi, ome=True, metadata={"axes": "YX", "PhysicalSizeX": 0.016, "PhysicalSizeXUnit": "µm",
-                                                    "PhysicalSizeY": 0.016, "PhysicalSizeYUnit": "µm"})
+    tifffile.imwrite(
+        path,
+        phi,
+        ome=True,
+        metadata={
+            "axes": "YX",
+            "PhysicalSizeX": 0.016,
+            "PhysicalSizeXUnit": "µm",
+            "PhysicalSizeY": 0.016,
+            "PhysicalSizeYUnit": "µm",
+        },
+    )
     ((data, kw, kind),) = read_tiff(str(path))
     assert kind == "image" and kw["scale"] == pytest.approx((16.0, 16.0))
     assert kw["metadata"]["pixel_size_source"] == "OME PhysicalSizeX"
 
 
-@pytest.mark.parametrize("case, words", [
-    ("rgb", ["RGB", "single grayscale channel"]),
-    ("stack", ["expected one 2-D image", "save the one plane"]),
-    ("nopixel", ["no pixel size", "Image > Properties"]),
-    ("corrupt", ["not a readable TIFF", "re-export"]),
-])
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("rgb", ["RGB", "single grayscale channel"]),
+        ("stack", ["expected one 2-D image", "save the one plane"]),
+        ("nopixel", ["no pixel size", "Image > Properties"]),
+        ("corrupt", ["not a readable TIFF", "re-export"]),
+    ],
+)
 def test_tiff_reader_errors_are_one_line_with_the_fix(tmp_path, case, words):
     from napari_mollifier._napari._reader import get_tiff_reader
 
@@ -194,8 +225,12 @@ def test_writer_round_trip(tmp_path):
     data = rng.random((48, 40)).astype(np.float64)
     data[:5] = np.nan
     settings = InferenceSettings(steps=11).model_dump()
-    meta = {"scale": (20.0, 20.0), "units": ("nanometer", "nanometer"), "name": "c gamma_me",
-            "metadata": {"settings": settings, "map": "gamma_me", "step": 11}}
+    meta = {
+        "scale": (20.0, 20.0),
+        "units": ("nanometer", "nanometer"),
+        "name": "c gamma_me",
+        "metadata": {"settings": settings, "map": "gamma_me", "step": 11},
+    }
     (out,) = write_rate_map(str(tmp_path / "c_gamma_me"), data, meta)
     assert out.endswith("c_gamma_me.tif")
     assert tifffile.imread(out).dtype == np.float32
@@ -204,7 +239,9 @@ def test_writer_round_trip(tmp_path):
     assert kw["scale"] == (20.0, 20.0) and kw["colormap"] == "magma"
     assert kw["metadata"]["settings"] == settings and kw["metadata"]["step"] == 11
     assert pixel_size_from_meta({"scale": (1.0, 0.02), "units": ("µm", "µm")}) == pytest.approx(20.0)
-    assert pixel_size_from_meta({"scale": (1.0, 1.0), "units": ("pixel", "pixel")}) is None  # napari's default
+    assert (
+        pixel_size_from_meta({"scale": (1.0, 1.0), "units": ("pixel", "pixel")}) is None
+    )  # napari's default
     assert pixel_size_from_meta({"scale": (8.0, 8.0), "units": ("pixel", "pixel")}) == 8.0
     with pytest.raises(ValueError, match="2-D"):
         write_rate_map(str(tmp_path / "x.tif"), np.zeros((2, 4, 4)), meta)
@@ -236,8 +273,13 @@ def test_sample_data_layers():
 
     layers = nucleus2()
     names = [kw["name"] for _, kw, _ in layers]
-    assert names == ["nucleus2", "nucleus2 intensity", "nucleus2 gamma_me true", "nucleus2 gamma_ac true",
-                     "nucleus2 nucleus mask"]
+    assert names == [
+        "nucleus2",
+        "nucleus2 intensity",
+        "nucleus2 gamma_me true",
+        "nucleus2 gamma_ac true",
+        "nucleus2 nucleus mask",
+    ]
     kinds = [k for _, _, k in layers]
     assert kinds == ["image"] * 4 + ["labels"]
     assert all(kw["scale"] == (10.0, 10.0) for _, kw, _ in layers)
@@ -284,8 +326,14 @@ def test_batch_cancel_lists_files_not_run(tmp_path):
     write_nucleus(src, "b")
     cancel = threading.Event()
     cancel.set()
-    gen = run_batch(find_images(src, "*_phi.tif"), out, mask=sibling_mask, input="fraction", settings=SETTINGS,
-                    cancel=cancel)
+    gen = run_batch(
+        find_images(src, "*_phi.tif"),
+        out,
+        mask=sibling_mask,
+        input="fraction",
+        settings=SETTINGS,
+        cancel=cancel,
+    )
     with pytest.raises(StopIteration) as stop:
         next(gen)
     assert [r.status for r in stop.value.value] == ["not run", "not run"]
@@ -298,15 +346,25 @@ def test_plugin_compute_modules_import_no_gui():
     import subprocess
     import sys
 
-    code = ("import json, sys\n"
-            "import napari_mollifier._napari._reader, napari_mollifier._napari._writer\n"
-            "import napari_mollifier._napari._sample_data, napari_mollifier._napari._fit\n"
-            "import napari_mollifier._napari._render, napari_mollifier.batch\n"
-            "print(json.dumps(sorted(sys.modules)))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"})
+    code = (
+        "import json, sys\n"
+        "import napari_mollifier._napari._reader, napari_mollifier._napari._writer\n"
+        "import napari_mollifier._napari._sample_data, napari_mollifier._napari._fit\n"
+        "import napari_mollifier._napari._render, napari_mollifier.batch\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"},
+    )
     assert proc.returncode == 0, proc.stderr
     loaded = json.loads(proc.stdout.strip().splitlines()[-1])
-    gui = [m for m in loaded if m.split(".")[0] in ("napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6",
-                                                      "magicgui")]
+    gui = [
+        m
+        for m in loaded
+        if m.split(".")[0] in ("napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui")
+    ]
     assert not gui, gui

@@ -19,6 +19,7 @@ import torch
 pytest.importorskip("napari", reason="napari is not installed (dev extra)")
 
 from _plugin_data import PIXEL_NM, tiny_nucleus, write_nucleus  # noqa: E402
+
 from napari_mollifier.config import InferenceSettings  # noqa: E402
 from napari_mollifier.io import write_tiff  # noqa: E402
 
@@ -41,10 +42,17 @@ def _display_and_threads():
 
 def _add_nucleus(viewer, size=80, seed=1, scale=PIXEL_NM):
     phi, mask, _ = tiny_nucleus(size, seed)
-    image = viewer.add_image(phi, name="cell", scale=(scale, scale), translate=(3 * scale, 0.0),
-                             units=("nm", "nm"), metadata={"input": "fraction"})
-    labels = viewer.add_labels(mask, name="cell nucleus mask", scale=(scale, scale), translate=(3 * scale, 0.0),
-                               units=("nm", "nm"))
+    image = viewer.add_image(
+        phi,
+        name="cell",
+        scale=(scale, scale),
+        translate=(3 * scale, 0.0),
+        units=("nm", "nm"),
+        metadata={"input": "fraction"},
+    )
+    labels = viewer.add_labels(
+        mask, name="cell nucleus mask", scale=(scale, scale), translate=(3 * scale, 0.0), units=("nm", "nm")
+    )
     return image, labels
 
 
@@ -60,7 +68,9 @@ def _widget(viewer, qtbot, **settings):
 def _wait_done(qtbot, w, timeout=60_000):
     """Wait until the widget's fit has ended (a fast fit may end while start() is still adding
     layers, before a waitSignal could be entered)."""
-    qtbot.waitUntil(lambda: w.worker is None and w.state.status not in ("running", "stopping"), timeout=timeout)
+    qtbot.waitUntil(
+        lambda: w.worker is None and w.state.status not in ("running", "stopping"), timeout=timeout
+    )
 
 
 def _maps(viewer, source="cell"):
@@ -90,9 +100,14 @@ def test_reader_and_writer_round_trip_in_napari(make_napari_viewer_proxy, tmp_pa
     assert back.metadata["settings"] == settings and back.metadata["note"] == "x"
 
 
-@pytest.mark.parametrize("case, words", [("rgb", ["RGB", "single grayscale channel"]),
-                                         ("stack", ["expected one 2-D image", "save the one plane"]),
-                                         ("nopixel", ["no pixel size", "Image > Properties"])])
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("rgb", ["RGB", "single grayscale channel"]),
+        ("stack", ["expected one 2-D image", "save the one plane"]),
+        ("nopixel", ["no pixel size", "Image > Properties"]),
+    ],
+)
 def test_reader_errors_reach_the_user_in_one_line(make_napari_viewer_proxy, tmp_path, case, words):
     import tifffile
 
@@ -121,8 +136,13 @@ def test_sample_data_opens_with_truth_layers(make_napari_viewer_proxy):
     viewer = make_napari_viewer_proxy()
     viewer.open_sample(PLUGIN, "nucleus1")
     names = [ly.name for ly in viewer.layers]
-    assert names == ["nucleus1", "nucleus1 intensity", "nucleus1 gamma_me true", "nucleus1 gamma_ac true",
-                     "nucleus1 nucleus mask"]
+    assert names == [
+        "nucleus1",
+        "nucleus1 intensity",
+        "nucleus1 gamma_me true",
+        "nucleus1 gamma_ac true",
+        "nucleus1 nucleus mask",
+    ]
     for ly in viewer.layers:
         assert tuple(ly.scale) == (10.0, 10.0), ly.name
     assert isinstance(viewer.layers["nucleus1 nucleus mask"], napari.layers.Labels)
@@ -167,7 +187,9 @@ def test_widget_defaults_tooltips_and_device(make_napari_viewer_proxy, qtbot):
 def test_preview_makes_an_editable_mask_and_the_fit_uses_it(make_napari_viewer_proxy, qtbot):
     viewer = make_napari_viewer_proxy()
     phi, mask, _ = tiny_nucleus()
-    image = viewer.add_image(np.where(mask > 0, 500 + 500 * phi, 20.0), name="raw", scale=(PIXEL_NM, PIXEL_NM))
+    image = viewer.add_image(
+        np.where(mask > 0, 500 + 500 * phi, 20.0), name="raw", scale=(PIXEL_NM, PIXEL_NM)
+    )
     w = _widget(viewer, qtbot, method="direct")
     assert w.mask_combo.currentText() == "(segment automatically)"
     w.input_kind.setCurrentIndex(w.input_kind.findData("intensity"))
@@ -183,8 +205,9 @@ def test_preview_makes_an_editable_mask_and_the_fit_uses_it(make_napari_viewer_p
     scale = norm["heterochromatin_level"] - norm["euchromatin_level"]
     assert shown.size == labels.data.sum()
     inside = np.isfinite(phi_layer.data)
-    np.testing.assert_allclose(phi_layer.data[inside], (500 + 500 * phi[inside] - norm["euchromatin_level"]) / scale,
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        phi_layer.data[inside], (500 + 500 * phi[inside] - norm["euchromatin_level"]) / scale, atol=1e-4
+    )
     assert "euchromatin_level" in phi_layer.metadata["preprocessing"]["normalisation"]
     # the user erases the right half of the mask: the fit must use the edited layer
     edited = labels.data.copy()
@@ -201,8 +224,12 @@ def test_crop_rectangle_restricts_the_analysed_region(make_napari_viewer_proxy, 
     viewer = make_napari_viewer_proxy()
     image, _ = _add_nucleus(viewer)
     # rectangle in world coordinates (nm): rows 10..69 of the image (translate 30 nm), cols 0..40
-    viewer.add_shapes([np.array([[130.0, 0.0], [130.0, 400.0], [720.0, 400.0], [720.0, 0.0]])],
-                      shape_type="rectangle", name="box", units=("nm", "nm"))
+    viewer.add_shapes(
+        [np.array([[130.0, 0.0], [130.0, 400.0], [720.0, 400.0], [720.0, 0.0]])],
+        shape_type="rectangle",
+        name="box",
+        units=("nm", "nm"),
+    )
     w = _widget(viewer, qtbot, method="direct")
     w.crop_combo.setCurrentText("box")
     w.start()
@@ -242,8 +269,11 @@ def test_fit_flow_live_updates_stop_and_finish(make_napari_viewer_proxy, qtbot):
     np.testing.assert_array_equal(layers["lambda"].data, fit.lam)
     np.testing.assert_array_equal(layers["phi_hat"].data, fit.phi_hat)
     inside = fit.analysed
-    np.testing.assert_allclose(layers["lambda"].data[inside],
-                               layers["gamma_me"].data[inside] / layers["gamma_ac"].data[inside], rtol=1e-5)
+    np.testing.assert_allclose(
+        layers["lambda"].data[inside],
+        layers["gamma_me"].data[inside] / layers["gamma_ac"].data[inside],
+        rtol=1e-5,
+    )
     assert all(ly.metadata["step"] == fit.steps_done and ly.metadata["cancelled"] for ly in layers.values())
     assert w.start_btn.text() == "Start" and w.form.isEnabled()
     # a full (short) run into the same layers
@@ -254,8 +284,12 @@ def test_fit_flow_live_updates_stop_and_finish(make_napari_viewer_proxy, qtbot):
     assert not fit.cancelled and fit.steps_done == 40 and w.state.status == "finished"
     layers = _maps(viewer)
     assert all(layers[k] == first[k] for k in MAPS) and len(viewer.layers) == 6
-    for key, arr in (("gamma_me", fit.gamma_me), ("gamma_ac", fit.gamma_ac), ("lambda", fit.lam),
-                     ("phi_hat", fit.phi_hat)):
+    for key, arr in (
+        ("gamma_me", fit.gamma_me),
+        ("gamma_ac", fit.gamma_ac),
+        ("lambda", fit.lam),
+        ("phi_hat", fit.phi_hat),
+    ):
         ly = layers[key]
         np.testing.assert_array_equal(ly.data, arr)
         assert tuple(ly.scale) == tuple(image.scale) and tuple(ly.translate) == tuple(image.translate)
@@ -350,9 +384,11 @@ def test_gui_stays_responsive_while_fitting(make_napari_viewer_proxy, qtbot):
     qtbot.wait(50)
     timer.stop()
     gaps = np.diff(beats)
-    print(f"\nStart click {start_s * 1e3:.0f} ms (creates 4 layers); during the fit: {len(beats)} beats, "
-          f"max main-thread stall {gaps.max() * 1e3:.0f} ms, median {np.median(gaps) * 1e3:.1f} ms, "
-          f"{len(updates)} layer updates")
+    print(
+        f"\nStart click {start_s * 1e3:.0f} ms (creates 4 layers); during the fit: {len(beats)} beats, "
+        f"max main-thread stall {gaps.max() * 1e3:.0f} ms, median {np.median(gaps) * 1e3:.1f} ms, "
+        f"{len(updates)} layer updates"
+    )
     assert w.state.status == "finished" and len(updates) >= 3
     assert gaps.max() < 0.2, f"the GUI froze for {gaps.max() * 1e3:.0f} ms"
 
@@ -384,14 +420,18 @@ def test_batch_widget_over_a_folder_with_a_corrupt_file(make_napari_viewer_proxy
     assert "not a readable TIFF" in table[2][2]
     assert w.progress.value() == 3 and "2 of 3 files done, 1 failed" in w.status_label.text()
     for stem in ("a_phi", "b_phi"):
-        assert all((out / f"{stem}_{s}.tif").exists() for s in ("gamma_me", "gamma_ac", "lambda", "phi", "mask"))
+        assert all(
+            (out / f"{stem}_{s}.tif").exists() for s in ("gamma_me", "gamma_ac", "lambda", "phi", "mask")
+        )
     rows = list(csv.DictReader(open(out / "summary.csv")))
-    assert [(r["file"].endswith(n), r["status"]) for r, n in zip(rows, ("a_phi.tif", "b_phi.tif", "bad_phi.tif"))] \
-        == [(True, "ok"), (True, "ok"), (True, "failed")]
+    assert [
+        (r["file"].endswith(n), r["status"]) for r, n in zip(rows, ("a_phi.tif", "b_phi.tif", "bad_phi.tif"))
+    ] == [(True, "ok"), (True, "ok"), (True, "failed")]
     assert w.open_btn.isEnabled()
     added = w.open_results()
-    assert [ly.name for ly in added] == [f"{s}_phi {k}" for s in "ab" for k in ("phi_hat", "gamma_me", "gamma_ac",
-                                                                              "lambda")]
+    assert [ly.name for ly in added] == [
+        f"{s}_phi {k}" for s in "ab" for k in ("phi_hat", "gamma_me", "gamma_ac", "lambda")
+    ]
     assert all(tuple(ly.scale) == (PIXEL_NM, PIXEL_NM) for ly in added)
     assert viewer.layers["a_phi gamma_me"].metadata["settings"]["steps"] == 20
     assert w.start_btn.text() == "Start"

@@ -56,8 +56,15 @@ def test_first_order_noise_free_recovery_with_mollifier():
     # Exact data: no ridge in the least-squares initialisation (the default is for noisy data).
     # Measured 1.2e-2 (network evaluated beyond the edges, the default; 2.2e-3 with the mirrored
     # edge, which loses the edge band's data under noise: test_network_boundary_keeps_the_edge_data).
-    fit = fit_first_order(p, method="mollifier", arch="piratenet", steps=300, log_alignment_every=100,
-                          lstsq_ridge=0.0, fourier_scale=2.0)
+    fit = fit_first_order(
+        p,
+        method="mollifier",
+        arch="piratenet",
+        steps=300,
+        log_alignment_every=100,
+        lstsq_ridge=0.0,
+        fourier_scale=2.0,
+    )
     assert fit.recovery["rel_error"] < 2e-2, fit.recovery
     assert fit.lambda_hat.shape == (128,) and fit.time_per_step_s > 0
     assert len(fit.history["loss_data"]) == 300
@@ -81,14 +88,18 @@ def test_network_boundary_keeps_the_edge_data():
     rms 0.30 vs 0.90."""
     torch.set_flush_denormal(True)
     p = simulate_first_order(128, noise=0.05, seed=3)
-    fits = {b: fit_first_order(p, method="mollifier", arch="piratenet", steps=300, boundary=b)
-            for b in ("network", "reflect")}
+    fits = {
+        b: fit_first_order(p, method="mollifier", arch="piratenet", steps=300, boundary=b)
+        for b in ("network", "reflect")
+    }
     assert fits["network"].settings["boundary"] == "network"
     assert fits["network"].recovery["rel_error"] < 0.3, fits["network"].recovery
     assert fits["network"].recovery["rel_error"] < 0.5 * fits["reflect"].recovery["rel_error"]
     band = fits["network"].region.copy()
-    band[20:-20] = False                                   # the scored points within 20 of an edge
-    edge_rms = {b: float(np.sqrt(np.mean((f.lambda_hat - p.truth["lambda"])[band] ** 2))) for b, f in fits.items()}
+    band[20:-20] = False  # the scored points within 20 of an edge
+    edge_rms = {
+        b: float(np.sqrt(np.mean((f.lambda_hat - p.truth["lambda"])[band] ** 2))) for b, f in fits.items()
+    }
     assert edge_rms["network"] < 0.45 < 0.6 < edge_rms["reflect"], edge_rms
     with pytest.raises(ValueError, match="boundary"):
         fit_first_order(p, steps=1, boundary="zeros")
@@ -117,8 +128,18 @@ def test_second_order_autodiff_and_options_run():
     """Autodiff, MLP, SOAP and gradient-norm weights on a tiny grid: they run and log."""
     torch.set_flush_denormal(True)
     p = simulate_second_order(20)
-    fit = fit_second_order(p, method="autodiff", arch="mlp", optimizer="soap", steps=20, radius=2.0, width=16,
-                           weighting="gradnorm", gradnorm_every=10, log_alignment_every=10)
+    fit = fit_second_order(
+        p,
+        method="autodiff",
+        arch="mlp",
+        optimizer="soap",
+        steps=20,
+        radius=2.0,
+        width=16,
+        weighting="gradnorm",
+        gradnorm_every=10,
+        log_alignment_every=10,
+    )
     assert np.isfinite(fit.lambda_hat).all()
     assert len(fit.history["weights"]) == 20 and fit.history["weights"][0] != [1.0, 1.0]
     assert fit.history["alignment_step"] == [0, 10]

@@ -9,10 +9,19 @@ import pytest
 import tifffile
 
 from napari_mollifier.cli import main
-from napari_mollifier.inverse import (DomainTable, compare_with_maps, domain_scaling_estimate, scaling_crosscheck,
-                                      segment_domains)
-from napari_mollifier.inverse._scaling import (DEFAULT_MIN_AREA_PX, DEFAULT_NEIGHBOURS, DEFAULT_PERCENTILE,
-                                               pearson_r)
+from napari_mollifier.inverse import (
+    DomainTable,
+    compare_with_maps,
+    domain_scaling_estimate,
+    scaling_crosscheck,
+    segment_domains,
+)
+from napari_mollifier.inverse._scaling import (
+    DEFAULT_MIN_AREA_PX,
+    DEFAULT_NEIGHBOURS,
+    DEFAULT_PERCENTILE,
+    pearson_r,
+)
 from napari_mollifier.io import InputError, write_tiff
 from napari_mollifier.physics import ChromatinModel
 
@@ -42,11 +51,16 @@ def lattice(shape=(200, 200), a=30, r=6.0, n=6, first=15, kind="square"):
 
 def interior(table, lo, hi):
     """Domains whose centroids lie within [lo, hi] in both axes (all lattice neighbours present)."""
-    return ((table.centroid_row >= lo) & (table.centroid_row <= hi) & (table.centroid_col >= lo)
-            & (table.centroid_col <= hi))
+    return (
+        (table.centroid_row >= lo)
+        & (table.centroid_row <= hi)
+        & (table.centroid_col >= lo)
+        & (table.centroid_col <= hi)
+    )
 
 
 # --- (a) analytic lattices -----------------------------------------------------------------------
+
 
 def test_square_lattice_radius_spacing_and_rates():
     a, r = 30, 6.0
@@ -98,6 +112,7 @@ def test_hexagonal_lattice_spacing_and_centroids():
 
 # --- (b) the inverse identity --------------------------------------------------------------------
 
+
 def test_rows_satisfy_r2_over_d2_equals_lambda_over_one_plus_lambda():
     rng = np.random.default_rng(4)
     phi = np.zeros((240, 240))
@@ -115,6 +130,7 @@ def test_rows_satisfy_r2_over_d2_equals_lambda_over_one_plus_lambda():
 
 # --- (c) units -----------------------------------------------------------------------------------
 
+
 def test_doubling_the_pixel_size_quarters_the_rates():
     phi, _ = lattice()
     t1 = domain_scaling_estimate(phi, None, 10.0)
@@ -130,8 +146,11 @@ def test_model_sets_length_unit_and_diffusivity():
     phi, _ = lattice()
     base = domain_scaling_estimate(phi, None, 10.0)
     # ell0 = 20 nm: lengths in model units halve, rates in 1/tau grow 4x
-    np.testing.assert_allclose(domain_scaling_estimate(phi, None, 10.0, model=ChromatinModel(ell0_nm=20.0)).gamma_ac,
-                               4 * base.gamma_ac, rtol=1e-12)
+    np.testing.assert_allclose(
+        domain_scaling_estimate(phi, None, 10.0, model=ChromatinModel(ell0_nm=20.0)).gamma_ac,
+        4 * base.gamma_ac,
+        rtol=1e-12,
+    )
     # D = M A
     t = domain_scaling_estimate(phi, None, 10.0, model=ChromatinModel(mobility=2.0, bulk=1.5))
     np.testing.assert_allclose(t.gamma_ac, 3 * base.gamma_ac, rtol=1e-12)
@@ -142,6 +161,7 @@ def test_model_sets_length_unit_and_diffusivity():
 
 
 # --- segmentation details and (d) errors -----------------------------------------------------------
+
 
 def test_small_components_dropped_and_mask_respected():
     phi, _ = lattice()
@@ -191,13 +211,16 @@ def test_domain_with_d_not_above_r_gets_nan_rates_and_a_reason():
     assert s["domains"] == 7 and s["domains_with_rates"] == 6
 
 
-@pytest.mark.parametrize("case, match", [
-    ("empty_mask", "mask is empty"),
-    ("constant", "no chromatin domain"),
-    ("too_few", "needs at least 6"),
-    ("mask_shape", "mask shape"),
-    ("nan", "NaN"),
-])
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("empty_mask", "mask is empty"),
+        ("constant", "no chromatin domain"),
+        ("too_few", "needs at least 6"),
+        ("mask_shape", "mask shape"),
+        ("nan", "NaN"),
+    ],
+)
 def test_bad_input_raises_one_line_input_error(case, match):
     phi, _ = lattice()
     mask = None
@@ -218,7 +241,9 @@ def test_bad_input_raises_one_line_input_error(case, match):
     assert "\n" not in str(info.value) and str(info.value).startswith("cell.tif: ")
 
 
-@pytest.mark.parametrize("kw", [{"percentile": 0}, {"percentile": 100}, {"neighbours": 0}, {"min_area_px": 0}])
+@pytest.mark.parametrize(
+    "kw", [{"percentile": 0}, {"percentile": 100}, {"neighbours": 0}, {"min_area_px": 0}]
+)
 def test_invalid_options_raise_value_error(kw):
     phi, _ = lattice()
     with pytest.raises(ValueError, match=next(iter(kw))):
@@ -231,6 +256,7 @@ def test_invalid_pixel_size():
 
 
 # --- comparison with maps ------------------------------------------------------------------------
+
 
 def test_compare_with_constant_and_linear_maps():
     phi, _ = lattice()
@@ -294,6 +320,7 @@ def test_table_rows_and_csv(tmp_path):
 
 # --- (e) the command line, end to end ------------------------------------------------------------
 
+
 @pytest.fixture
 def files(tmp_path):
     phi, _ = lattice()
@@ -312,14 +339,31 @@ def test_cli_defaults_match_the_api():
     from napari_mollifier.cli import build_parser
 
     a = build_parser().parse_args(["scaling", "x.tif"])
-    assert (a.percentile, a.neighbours, a.min_area) == (DEFAULT_PERCENTILE, DEFAULT_NEIGHBOURS, DEFAULT_MIN_AREA_PX)
+    assert (a.percentile, a.neighbours, a.min_area) == (
+        DEFAULT_PERCENTILE,
+        DEFAULT_NEIGHBOURS,
+        DEFAULT_MIN_AREA_PX,
+    )
 
 
 def test_cli_scaling_writes_rows_and_a_summary_line(files, capsys):
     d, phi, mask = files
     out = d / "out"
-    assert main(["scaling", str(d / "cell.tif"), "--mask", str(d / "cell_mask.tif"), "--input", "fraction",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "scaling",
+                str(d / "cell.tif"),
+                "--mask",
+                str(d / "cell_mask.tif"),
+                "--input",
+                "fraction",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     line = capsys.readouterr().out.strip()
     assert "\n" not in line and "36 domains" in line and str(out / "cell_domains.csv") in line
     rows = read_csv(out / "cell_domains.csv")
@@ -329,7 +373,9 @@ def test_cli_scaling_writes_rows_and_a_summary_line(files, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["cell_domains.csv"]  # no temporary file left
     # intensity input (affine in phi, 20 nm smoothing) finds the same domains
     write_tiff(d / "cell_int.tif", (100 + 1000 * phi).astype(np.uint16), 10.0)
-    assert main(["scaling", str(d / "cell_int.tif"), "--mask", str(d / "cell_mask.tif"), "--out", str(out)]) == 0
+    assert (
+        main(["scaling", str(d / "cell_int.tif"), "--mask", str(d / "cell_mask.tif"), "--out", str(out)]) == 0
+    )
     assert len(read_csv(out / "cell_int_domains.csv")) == 36
 
 
@@ -340,8 +386,23 @@ def test_cli_scaling_with_maps(files, capsys):
     ac = np.where(mask, 0.004, np.nan).astype(np.float32)
     write_tiff(maps / "cell_gamma_me.tif", me, 10.0)
     write_tiff(maps / "cell_gamma_ac.tif", ac, 10.0)
-    assert main(["scaling", str(d / "cell.tif"), "--mask", str(d / "cell_mask.tif"), "--input", "fraction",
-                 "--maps", str(maps), "--out", str(d)]) == 0
+    assert (
+        main(
+            [
+                "scaling",
+                str(d / "cell.tif"),
+                "--mask",
+                str(d / "cell_mask.tif"),
+                "--input",
+                "fraction",
+                "--maps",
+                str(maps),
+                "--out",
+                str(d),
+            ]
+        )
+        == 0
+    )
     line = capsys.readouterr().out
     assert "scaling/maps" in line
     rows = read_csv(d / "cell_domains.csv")
@@ -354,8 +415,16 @@ def test_cli_scaling_with_maps(files, capsys):
 
 def test_cli_scaling_errors_are_one_line(files, capsys):
     d, phi, mask = files
-    base = ["scaling", str(d / "cell.tif"), "--mask", str(d / "cell_mask.tif"), "--input", "fraction",
-            "--out", str(d / "out")]
+    base = [
+        "scaling",
+        str(d / "cell.tif"),
+        "--mask",
+        str(d / "cell_mask.tif"),
+        "--input",
+        "fraction",
+        "--out",
+        str(d / "out"),
+    ]
     # maps missing
     assert main(base + ["--maps", str(d / "nowhere")]) == 1
     err = capsys.readouterr().err.strip()
@@ -367,18 +436,38 @@ def test_cli_scaling_errors_are_one_line(files, capsys):
     assert "20 nm per pixel" in capsys.readouterr().err
     # no pixel size in the file
     tifffile.imwrite(d / "bare.tif", phi.astype(np.float32))
-    assert main(["scaling", str(d / "bare.tif"), "--mask", str(d / "cell_mask.tif"), "--input", "fraction"]) == 1
+    assert (
+        main(["scaling", str(d / "bare.tif"), "--mask", str(d / "cell_mask.tif"), "--input", "fraction"]) == 1
+    )
     err = capsys.readouterr().err.strip()
     assert "bare.tif: no pixel size" in err and "--pixel-size" in err
     # no domains: a constant nucleus
     write_tiff(d / "flat.tif", np.where(mask, 0.5, 0.0).astype(np.float32), 10.0)
-    assert main(["scaling", str(d / "flat.tif"), "--mask", str(d / "cell_mask.tif"), "--input", "fraction",
-                 "--percentile", "99.9", "--out", str(d / "out")]) == 1
+    assert (
+        main(
+            [
+                "scaling",
+                str(d / "flat.tif"),
+                "--mask",
+                str(d / "cell_mask.tif"),
+                "--input",
+                "fraction",
+                "--percentile",
+                "99.9",
+                "--out",
+                str(d / "out"),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "flat.tif" in err
     # empty mask
     write_tiff(d / "empty_mask.tif", np.zeros(phi.shape, np.uint8), 10.0)
-    assert main(["scaling", str(d / "cell.tif"), "--mask", str(d / "empty_mask.tif"), "--input", "fraction"]) == 1
+    assert (
+        main(["scaling", str(d / "cell.tif"), "--mask", str(d / "empty_mask.tif"), "--input", "fraction"])
+        == 1
+    )
     assert "mask is empty" in capsys.readouterr().err
     # an invalid option value
     assert main(base + ["--percentile", "100"]) == 1

@@ -27,28 +27,33 @@ def _data(n=40):
 
 
 class _CosineCorrection(torch.nn.Module):
-    """``a cos(pi m (y' + 1) / 2) cos(pi l (x' + 1) / 2)`` of the network's [-1, 1] coordinates:
+    """``a cos(pi m (y' + 1) / 2) cos(pi n (x' + 1) / 2)`` of the network's [-1, 1] coordinates:
     zero normal derivative at the crop's edges and band-limited, so the mollifier's spectral
     derivatives (whole-sample even extension) are exact for it too."""
 
-    def __init__(self, m=3, l=2, a=0.05):
+    def __init__(self, m=3, n=2, a=0.05):
         super().__init__()
-        self.m, self.l = m, l
+        self.m, self.n = m, n
         self.a = torch.nn.Parameter(torch.tensor(a, dtype=torch.float64))
 
     def forward(self, c):
         y, x = c[:, 0], c[:, 1]
-        return (self.a * torch.cos(math.pi * self.m * (y + 1) / 2) * torch.cos(math.pi * self.l * (x + 1) / 2))[:, None]
+        return (
+            self.a * torch.cos(math.pi * self.m * (y + 1) / 2) * torch.cos(math.pi * self.n * (x + 1) / 2)
+        )[:, None]
 
 
 def _derivatives(method, monkeypatch):
     phi, mask = _data()
-    settings = InferenceSettings(device="cpu", arch="mlp", derivatives=method, residual_form="chain",
-                                 precision="float64")
+    settings = InferenceSettings(
+        device="cpu", arch="mlp", derivatives=method, residual_form="chain", precision="float64"
+    )
     problem = _solver._Problem(phi, mask, 10.0, settings, ChromatinModel(), torch.device("cpu"))
     real = _solver._coordinate_net
     monkeypatch.setattr(_solver, "_coordinate_net", lambda p, s: (_CosineCorrection(), real(p, s)[1]))
-    groups, fn = _solver._field_derivatives(problem, settings, torch.ones_like(problem.phi), problem.phi.clone())
+    groups, fn = _solver._field_derivatives(
+        problem, settings, torch.ones_like(problem.phi), problem.phi.clone()
+    )
     return problem, groups, fn()
 
 
@@ -62,22 +67,38 @@ def test_autodiff_settings_need_a_coordinate_network():
 def test_autodiff_derivatives_of_an_analytic_correction(monkeypatch):
     problem, groups, d = _derivatives("autodiff", monkeypatch)
     h, w = problem.phi.shape
-    base = {k: v[0, 0] for k, v in _solver.MollifierLayer(problem.radius_px, _solver.DERIVATIVES_NEEDED,
-                                                          spacing=problem.h, boundary="reflect",
-                                                          kernel="spectral")(problem.phi[None, None]).items()}
+    base = {
+        k: v[0, 0]
+        for k, v in _solver.MollifierLayer(
+            problem.radius_px,
+            _solver.DERIVATIVES_NEEDED,
+            spacing=problem.h,
+            boundary="reflect",
+            kernel="spectral",
+        )(problem.phi[None, None]).items()
+    }
     # Physical coordinates: y = row * spacing; the correction's wavenumbers pi m / ((h - 1) spacing).
     y = torch.arange(h, dtype=torch.float64)[:, None] * problem.h
     x = torch.arange(w, dtype=torch.float64)[None, :] * problem.h
     ky, kx = math.pi * 3 / ((h - 1) * problem.h), math.pi * 2 / ((w - 1) * problem.h)
     u = 0.05 * torch.cos(ky * y) * torch.cos(kx * x)
     k2 = ky**2 + kx**2
-    expected = {"u": u, "dy": -0.05 * ky * torch.sin(ky * y) * torch.cos(kx * x),
-                "dx": -0.05 * kx * torch.cos(ky * y) * torch.sin(kx * x), "laplacian": -k2 * u, "biharmonic": k2**2 * u}
+    expected = {
+        "u": u,
+        "dy": -0.05 * ky * torch.sin(ky * y) * torch.cos(kx * x),
+        "dx": -0.05 * kx * torch.cos(ky * y) * torch.sin(kx * x),
+        "laplacian": -k2 * u,
+        "biharmonic": k2**2 * u,
+    }
     for name in ("u", "dx", "laplacian", "biharmonic"):
         got = d[name].detach() - base[name]
-        assert torch.allclose(got, expected[name], rtol=1e-9, atol=1e-12 * float(expected[name].abs().max())), name
+        assert torch.allclose(
+            got, expected[name], rtol=1e-9, atol=1e-12 * float(expected[name].abs().max())
+        ), name
     full = {k: base[k] + expected[k] for k in ("u", "dx", "dy", "laplacian", "biharmonic")}
-    assert torch.allclose(d["mu_laplacian"].detach(), mu_laplacian(full, problem.model), rtol=1e-9, atol=1e-12)
+    assert torch.allclose(
+        d["mu_laplacian"].detach(), mu_laplacian(full, problem.model), rtol=1e-9, atol=1e-12
+    )
     # The derivatives stay trainable: the correction's amplitude gets a gradient.
     d["mu_laplacian"].pow(2).sum().backward()
     assert float(groups["network"][0].grad.abs()) > 0
@@ -102,8 +123,9 @@ def test_an_autodiff_fit_starts_where_the_mollifier_fit_starts():
     phi = phi + 0.01 * np.random.default_rng(0).standard_normal(phi.shape)
     fits = {}
     for method in ("mollifier", "autodiff"):
-        s = InferenceSettings(device="cpu", arch="mlp", derivatives=method, residual_form="chain", steps=3,
-                              report_every=1)
+        s = InferenceSettings(
+            device="cpu", arch="mlp", derivatives=method, residual_form="chain", steps=3, report_every=1
+        )
         *_, fits[method] = fit_rates(phi, mask, 10.0, s)
     first = {m: f.history[0] for m, f in fits.items()}
     for term in ("data", "residual"):

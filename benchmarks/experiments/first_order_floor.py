@@ -19,7 +19,7 @@ from napari_mollifier.problems import simulate_first_order
 
 def solution_space(t: np.ndarray, degree: int):
     """Columns of u and u_t spanning the paths for λ in the degree-``degree`` Chebyshev span."""
-    s = 2 * t / t[-1] - 1                      # [0, t_end] -> [-1, 1]
+    s = 2 * t / t[-1] - 1  # [0, t_end] -> [-1, 1]
     ds_dt = 2 / t[-1]
     cols, dcols = [np.exp(t)], [np.exp(t)]
     for k in range(degree):

@@ -40,7 +40,9 @@ def main():
     img = render_intensity(sim.phi, mask, sim.pixel_size_nm, photons=photons, seed=211)
     phi, _ = intensity_to_fraction(img, mask)
     blurred = ndi.gaussian_filter(np.where(mask, sim.phi, 0.0), 15.0 / sim.pixel_size_nm)
-    a_t, b_t = np.linalg.lstsq(np.vstack([blurred[inner], np.ones(int(inner.sum()))]).T, phi[inner], rcond=None)[0]
+    a_t, b_t = np.linalg.lstsq(
+        np.vstack([blurred[inner], np.ones(int(inner.sum()))]).T, phi[inner], rcond=None
+    )[0]
     print(f"normalised image ~ {a_t:.3f} blur(phi) {b_t:+.3f}", flush=True)
 
     cal = {"a": torch.ones((), requires_grad=True), "b": torch.zeros((), requires_grad=True)}
@@ -56,16 +58,26 @@ def main():
 
     solver._Problem.imaged, solver._optimizer = calibrated_imaged, optimizer_with_calibration
     t0 = time.perf_counter()
-    for item in solver.fit_rates(phi, mask, sim.pixel_size_nm,
-                                 InferenceSettings(device="cpu", psf_sigma_nm=15.0, steps=steps)):
+    for item in solver.fit_rates(
+        phi, mask, sim.pixel_size_nm, InferenceSettings(device="cpu", psf_sigma_nm=15.0, steps=steps)
+    ):
         if isinstance(item, solver.ProgressEvent) and item.step % 200 == 0:
-            print(item.step, f"a {float(cal['a']):.4f} b {float(cal['b']):+.4f}",
-                  {k: f"{v:.3g}" for k, v in item.losses.items()}, flush=True)
+            print(
+                item.step,
+                f"a {float(cal['a']):.4f} b {float(cal['b']):+.4f}",
+                {k: f"{v:.3g}" for k, v in item.losses.items()},
+                flush=True,
+            )
         fit = item
     print(f"fit {time.perf_counter() - t0:.0f} s; learned a {float(cal['a']):.4f} b {float(cal['b']):+.4f}")
-    for name, est, true in (("Gamma_me", fit.gamma_me, sim.gamma_me), ("Gamma_ac", fit.gamma_ac, sim.gamma_ac)):
-        print(f"{name}: r {np.corrcoef(est[inner], true[inner])[0, 1]:.3f}, "
-              f"mean ratio {np.mean(est[inner]) / np.mean(true[inner]):.2f}")
+    for name, est, true in (
+        ("Gamma_me", fit.gamma_me, sim.gamma_me),
+        ("Gamma_ac", fit.gamma_ac, sim.gamma_ac),
+    ):
+        print(
+            f"{name}: r {np.corrcoef(est[inner], true[inner])[0, 1]:.3f}, "
+            f"mean ratio {np.mean(est[inner]) / np.mean(true[inner]):.2f}"
+        )
 
 
 if __name__ == "__main__":

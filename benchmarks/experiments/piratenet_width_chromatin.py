@@ -40,13 +40,18 @@ def main():
     t0 = time.perf_counter()
     for ev in fit_rates(data, sim.mask, sim.pixel_size_nm, settings):
         if hasattr(ev, "step") and not hasattr(ev, "gamma_me"):
-            print(f"step {ev.step} loss {ev.losses.get('total', float('nan')):.4g} {time.perf_counter() - t0:.0f} s",
-                  flush=True)
+            print(
+                f"step {ev.step} loss {ev.losses.get('total', float('nan')):.4g} {time.perf_counter() - t0:.0f} s",
+                flush=True,
+            )
         fit = ev
     r = score(fit, sim, sim.phi)
-    print(f"{arch} (PirateNet width {width} blocks {blocks}) steps {steps} grid {grid}: r {r['r_me']:.3f} / {r['r_ac']:.3f}, "
-          f"rel. err {r['rel_me']:.1%} / {r['rel_ac']:.1%}, {time.perf_counter() - t0:.0f} s, "
-          f"{fit.time_per_step_s * 1e3:.0f} ms per step", flush=True)
+    print(
+        f"{arch} (PirateNet width {width} blocks {blocks}) steps {steps} grid {grid}: r {r['r_me']:.3f} / {r['r_ac']:.3f}, "
+        f"rel. err {r['rel_me']:.1%} / {r['rel_ac']:.1%}, {time.perf_counter() - t0:.0f} s, "
+        f"{fit.time_per_step_s * 1e3:.0f} ms per step",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

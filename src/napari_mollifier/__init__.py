@@ -6,8 +6,8 @@ The public API lives here; this package imports neither napari nor Qt.
 from importlib.metadata import PackageNotFoundError, version
 
 from .autodiff import coordinate_derivatives, grid_coordinates
-from .mollifier import MollifierLayer, bump_kernel, bump_transform, mollifier_margin, mollify
 from .inverse import infer_rates
+from .mollifier import MollifierLayer, bump_kernel, bump_transform, mollifier_margin, mollify
 from .simulate import simulate_nucleus
 
 try:

@@ -18,6 +18,8 @@ def sample_images_dir() -> Path:
     for candidate in (here / "sample_images", here.parents[1] / "sample_images"):
         if (candidate / "nucleus1_phi.tif").exists():
             return candidate
-    raise FileNotFoundError(f"the sample images are neither in {here / 'sample_images'} nor in the repository's "
-                            "sample_images/; reinstall napari-mollifier or regenerate them with "
-                            "`bash scripts/make_sample_images.sh`")
+    raise FileNotFoundError(
+        f"the sample images are neither in {here / 'sample_images'} nor in the repository's "
+        "sample_images/; reinstall napari-mollifier or regenerate them with "
+        "`bash scripts/make_sample_images.sh`"
+    )

@@ -44,8 +44,13 @@ class _Tree:
         return self.memo[index]
 
 
-def partial_derivative(fn: Callable[..., torch.Tensor], coords: Sequence[torch.Tensor],
-                       index: Sequence[int], *, create_graph: bool = False) -> torch.Tensor:
+def partial_derivative(
+    fn: Callable[..., torch.Tensor],
+    coords: Sequence[torch.Tensor],
+    index: Sequence[int],
+    *,
+    create_graph: bool = False,
+) -> torch.Tensor:
     """Partial derivative ``d^index fn`` at every point, by recursive autodiff.
 
     Parameters
@@ -64,8 +69,9 @@ def partial_derivative(fn: Callable[..., torch.Tensor], coords: Sequence[torch.T
     return result if create_graph else result.detach()
 
 
-def grid_coordinates(shape: Sequence[int], spacing: float | Sequence[float] = 1.0, *,
-                     dtype=torch.float32, device=None) -> torch.Tensor:
+def grid_coordinates(
+    shape: Sequence[int], spacing: float | Sequence[float] = 1.0, *, dtype=torch.float32, device=None
+) -> torch.Tensor:
     """Coordinates of the grid points of an array, as (P, ndim) with columns in axis order.
 
     For a 2-D image of shape (H, W) the columns are (y, x) = (row * dy, column * dx) and the
@@ -78,9 +84,13 @@ def grid_coordinates(shape: Sequence[int], spacing: float | Sequence[float] = 1.
     return torch.stack([m.reshape(-1) for m in mesh], dim=1)
 
 
-def coordinate_derivatives(model: Callable[[torch.Tensor], torch.Tensor], coords: torch.Tensor,
-                           derivatives: Iterable[str] = ("u",), *,
-                           create_graph: bool = True) -> dict[str, torch.Tensor]:
+def coordinate_derivatives(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    coords: torch.Tensor,
+    derivatives: Iterable[str] = ("u",),
+    *,
+    create_graph: bool = True,
+) -> dict[str, torch.Tensor]:
     """Derivatives of a coordinate network's output with respect to its input coordinates.
 
     Parameters

@@ -32,11 +32,31 @@ from pathlib import Path
 from .config import InferenceSettings
 from .io import InputError, atomic_write_text
 
-__all__ = ["FileResult", "find_images", "sibling_mask", "infer_file", "run_batch", "write_summary",
-           "batch_key", "completed_result", "SUMMARY_COLUMNS", "MAP_KEYS"]
+__all__ = [
+    "FileResult",
+    "find_images",
+    "sibling_mask",
+    "infer_file",
+    "run_batch",
+    "write_summary",
+    "batch_key",
+    "completed_result",
+    "SUMMARY_COLUMNS",
+    "MAP_KEYS",
+]
 
-SUMMARY_COLUMNS = ("file", "status", "reason", "gamma_me_mean", "gamma_ac_mean", "lambda_mean", "runtime_s",
-                   "steps_done", "device", "outputs")
+SUMMARY_COLUMNS = (
+    "file",
+    "status",
+    "reason",
+    "gamma_me_mean",
+    "gamma_ac_mean",
+    "lambda_mean",
+    "runtime_s",
+    "steps_done",
+    "device",
+    "outputs",
+)
 
 #: The per-file outputs (besides ``S.json``) that a finished file has (docs/interfaces.md).
 MAP_KEYS = ("gamma_me", "gamma_ac", "lambda", "phi", "mask")
@@ -73,11 +93,18 @@ class FileResult:
         s = self.summary
         mean = lambda k: f"{s[k]['mean']:.6g}" if k in s else ""  # noqa: E731
         done = self.status in _WRITTEN
-        return {"file": self.file, "status": self.status, "reason": self.reason,
-                "gamma_me_mean": mean("gamma_me"), "gamma_ac_mean": mean("gamma_ac"),
-                "lambda_mean": mean("lambda"), "runtime_s": f"{self.runtime_s:.2f}" if done else "",
-                "steps_done": self.steps_done if done else "", "device": self.device,
-                "outputs": str(self.outputs.get("json", ""))}
+        return {
+            "file": self.file,
+            "status": self.status,
+            "reason": self.reason,
+            "gamma_me_mean": mean("gamma_me"),
+            "gamma_ac_mean": mean("gamma_ac"),
+            "lambda_mean": mean("lambda"),
+            "runtime_s": f"{self.runtime_s:.2f}" if done else "",
+            "steps_done": self.steps_done if done else "",
+            "device": self.device,
+            "outputs": str(self.outputs.get("json", "")),
+        }
 
 
 def find_images(folder: str | os.PathLike, pattern: str = "*.tif") -> list[Path]:
@@ -98,8 +125,10 @@ def sibling_mask(image: str | os.PathLike) -> Path:
     for c in candidates:
         if c.exists():
             return c
-    raise InputError(f"{p}: no mask file beside it (looked for {', '.join(c.name for c in candidates)}); "
-                     "add one or let the nucleus be segmented automatically")
+    raise InputError(
+        f"{p}: no mask file beside it (looked for {', '.join(c.name for c in candidates)}); "
+        "add one or let the nucleus be segmented automatically"
+    )
 
 
 def _file_digest(path) -> str:
@@ -110,8 +139,14 @@ def _file_digest(path) -> str:
     return h.hexdigest()
 
 
-def batch_key(image, *, pixel_size_nm=None, mask=None, input: str = "intensity",
-              settings: InferenceSettings | None = None) -> dict:
+def batch_key(
+    image,
+    *,
+    pixel_size_nm=None,
+    mask=None,
+    input: str = "intensity",
+    settings: InferenceSettings | None = None,
+) -> dict:
     """What decides one file's maps, and its hash: the resume key stored in ``S.json["batch"]``.
 
     Parameters
@@ -175,10 +210,16 @@ def completed_result(image, out, key: str, *, overview: bool = False) -> FileRes
     batch = rec.get("batch") or {}
     if batch.get("key") != key or rec.get("cancelled") or rec.get("diverged"):
         return None
-    return FileResult(str(image), "skipped", "outputs exist with the same settings",
-                      outputs={k: str(v) for k, v in paths.items()}, summary=rec.get("summary") or {},
-                      runtime_s=float(rec.get("runtime_s") or 0.0), steps_done=int(rec.get("steps_done") or 0),
-                      device=str(rec.get("device", "")))
+    return FileResult(
+        str(image),
+        "skipped",
+        "outputs exist with the same settings",
+        outputs={k: str(v) for k, v in paths.items()},
+        summary=rec.get("summary") or {},
+        runtime_s=float(rec.get("runtime_s") or 0.0),
+        steps_done=int(rec.get("steps_done") or 0),
+        device=str(rec.get("device", "")),
+    )
 
 
 def _one_line(exc: BaseException, image) -> str:
@@ -190,10 +231,19 @@ def _one_line(exc: BaseException, image) -> str:
     return f"{image}: {type(exc).__name__}: {text}" if text else f"{image}: {type(exc).__name__}"
 
 
-def infer_file(image, out, *, pixel_size_nm=None, mask=None, input: str = "intensity",
-               settings: InferenceSettings | None = None, cancel: threading.Event | None = None,
-               progress: Callable | None = None, overview: bool = False,
-               skip_existing: bool = False) -> FileResult:
+def infer_file(
+    image,
+    out,
+    *,
+    pixel_size_nm=None,
+    mask=None,
+    input: str = "intensity",
+    settings: InferenceSettings | None = None,
+    cancel: threading.Event | None = None,
+    progress: Callable | None = None,
+    overview: bool = False,
+    skip_existing: bool = False,
+) -> FileResult:
     """Infer one file and write its outputs; never raises for a bad input (status "failed").
 
     Parameters
@@ -228,8 +278,15 @@ def infer_file(image, out, *, pixel_size_nm=None, mask=None, input: str = "inten
             if done is not None:
                 return done
         m = mask(image) if callable(mask) else mask
-        maps = infer_rates(image, pixel_size_nm=pixel_size_nm, mask=m, input=input, settings=settings,
-                           cancel=cancel, progress=progress)
+        maps = infer_rates(
+            image,
+            pixel_size_nm=pixel_size_nm,
+            mask=m,
+            input=input,
+            settings=settings,
+            cancel=cancel,
+            progress=progress,
+        )
         if maps.fit.cancelled:
             return FileResult(str(image), "cancelled", "stopped before the fit finished; nothing written")
         batch = {"key": key["hash"], "fields": key["fields"]}
@@ -247,9 +304,16 @@ def infer_file(image, out, *, pixel_size_nm=None, mask=None, input: str = "inten
         status, reason = "ok", "; ".join(maps.notices)
         if maps.fit.diverged:
             status, reason = "diverged", f"{image}: {maps.fit.message}"
-        return FileResult(str(image), status, reason, outputs={k: str(v) for k, v in paths.items()},
-                          summary=maps.summary(), runtime_s=maps.fit.runtime_s, steps_done=maps.fit.steps_done,
-                          device=maps.fit.device)
+        return FileResult(
+            str(image),
+            status,
+            reason,
+            outputs={k: str(v) for k, v in paths.items()},
+            summary=maps.summary(),
+            runtime_s=maps.fit.runtime_s,
+            steps_done=maps.fit.steps_done,
+            device=maps.fit.device,
+        )
     except Exception as exc:  # noqa: BLE001 - one input's failure must not stop the others
         return FileResult(str(image), "failed", _one_line(exc, image))
 
@@ -264,11 +328,21 @@ def write_summary(results: Iterable[FileResult], path: str | os.PathLike) -> Pat
     return atomic_write_text(path, buf.getvalue())
 
 
-def run_batch(images: Iterable, out, *, pixel_size_nm=None, mask=None, input: str = "intensity",
-              settings: InferenceSettings | None = None, cancel: threading.Event | None = None,
-              overview: bool = False, summary: bool = True, skip_existing: bool = False,
-              workers: int | None = None, scheduler: str | None = None,
-              ) -> Iterator[tuple[int, int, FileResult | str]]:
+def run_batch(
+    images: Iterable,
+    out,
+    *,
+    pixel_size_nm=None,
+    mask=None,
+    input: str = "intensity",
+    settings: InferenceSettings | None = None,
+    cancel: threading.Event | None = None,
+    overview: bool = False,
+    summary: bool = True,
+    skip_existing: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
+) -> Iterator[tuple[int, int, FileResult | str]]:
     """Infer the images, as a generator; in this process or on dask.distributed.
 
     Parameters
@@ -314,8 +388,12 @@ def run_batch(images: Iterable, out, *, pixel_size_nm=None, mask=None, input: st
         # would overwrite the first one's maps.
         first = stems.setdefault(Path(image).stem, image)
         if first != image:
-            results[i] = FileResult(image, "failed", f"{image}: same name as {first}, whose outputs it would "
-                                    "overwrite; rename one of them or run the folders separately")
+            results[i] = FileResult(
+                image,
+                "failed",
+                f"{image}: same name as {first}, whose outputs it would "
+                "overwrite; rename one of them or run the folders separately",
+            )
             yield i, n, results[i]
             continue
         # Resume check here, before any worker starts: a finished batch re-run starts no cluster.
@@ -326,11 +404,15 @@ def run_batch(images: Iterable, out, *, pixel_size_nm=None, mask=None, input: st
         else:
             todo.append(i)
     if todo and (workers is not None or scheduler is not None):
-        yield from _run_distributed(images, todo, results, out, kw, cancel, workers=workers, scheduler=scheduler)
+        yield from _run_distributed(
+            images, todo, results, out, kw, cancel, workers=workers, scheduler=scheduler
+        )
     elif todo:
         yield from _run_here(images, todo, results, out, kw, cancel)
-    results = [r if r is not None else FileResult(images[i], "not run", "the batch was stopped")
-               for i, r in enumerate(results)]
+    results = [
+        r if r is not None else FileResult(images[i], "not run", "the batch was stopped")
+        for i, r in enumerate(results)
+    ]
     if summary:
         Path(out).mkdir(parents=True, exist_ok=True)
         write_summary(results, Path(out) / "summary.csv")
@@ -341,8 +423,13 @@ def _already_done(image: str, out, kw: dict) -> FileResult | None:
     """The "skipped" result of a file finished earlier with the same key; None to run it (also when
     the key cannot be made: the run then reports why)."""
     try:
-        key = batch_key(image, pixel_size_nm=kw["pixel_size_nm"], mask=kw["mask"], input=kw["input"],
-                        settings=kw["settings"])
+        key = batch_key(
+            image,
+            pixel_size_nm=kw["pixel_size_nm"],
+            mask=kw["mask"],
+            input=kw["input"],
+            settings=kw["settings"],
+        )
     except Exception:  # noqa: BLE001 - e.g. a missing mask: infer_file gives the one-line reason
         return None
     return completed_result(image, out, key["hash"], overview=kw["overview"])
@@ -399,8 +486,17 @@ def _infer_task(image: str, out: str, kw: dict, cancel_name: str | None = None) 
     return infer_file(image, out, cancel=local, progress=progress, **kw)
 
 
-def _run_distributed(images: list[str], todo: list[int], results: list, out, kw: dict, cancel, *,
-                     workers: int | None, scheduler: str | None) -> Iterator:
+def _run_distributed(
+    images: list[str],
+    todo: list[int],
+    results: list,
+    out,
+    kw: dict,
+    cancel,
+    *,
+    workers: int | None,
+    scheduler: str | None,
+) -> Iterator:
     import logging
 
     from distributed import Client, Event, LocalCluster, wait
@@ -417,8 +513,13 @@ def _run_distributed(images: list[str], todo: list[int], results: list, out, kw:
         # Processes, one thread each: torch holds the GIL in parts of a step, and dask's nanny sets
         # OMP_NUM_THREADS=1 in each worker so that N workers do not oversubscribe N cores.
         with _without_malloc_trim():
-            cluster = LocalCluster(n_workers=max(1, min(int(workers or 1), len(todo))), threads_per_worker=1,
-                                   processes=True, dashboard_address=None, silence_logs=logging.ERROR)
+            cluster = LocalCluster(
+                n_workers=max(1, min(int(workers or 1), len(todo))),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
         client = Client(cluster)
     cancel_name = f"mollifier-cancel-{uuid.uuid4().hex}"
     try:
@@ -426,8 +527,19 @@ def _run_distributed(images: list[str], todo: list[int], results: list, out, kw:
         token = uuid.uuid4().hex[:8]
         # pure=False and a unique key per file: a file is run once per batch, never taken from an
         # earlier batch's cached result on a shared scheduler.
-        futures = [client.submit(_infer_task, images[i], str(out), kw, cancel_name,
-                                 key=f"mollifier-{token}-{i}", pure=False, retries=0) for i in todo]
+        futures = [
+            client.submit(
+                _infer_task,
+                images[i],
+                str(out),
+                kw,
+                cancel_name,
+                key=f"mollifier-{token}-{i}",
+                pure=False,
+                retries=0,
+            )
+            for i in todo
+        ]
         index = {f.key: i for i, f in zip(todo, futures)}
         pending = set(futures)
         stopping = False
@@ -484,5 +596,9 @@ def _future_result(future, image: str) -> FileResult:
         return future.result()
     except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker when a file crashes its worker process
         first = str(exc).splitlines()[0] if str(exc) else ""
-        return FileResult(image, "failed", f"{image}: the worker running it failed ({type(exc).__name__}: "
-                          f"{first[:120]}); run this file alone with `mollifier infer` to see why")
+        return FileResult(
+            image,
+            "failed",
+            f"{image}: the worker running it failed ({type(exc).__name__}: "
+            f"{first[:120]}); run this file alone with `mollifier infer` to see why",
+        )

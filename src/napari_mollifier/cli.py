@@ -28,19 +28,35 @@ def _describe(r: dict) -> str:
     figures = "" if t is None else f"{t * 1e3:9.1f} ms/step {(m or 0) / 2**20:9.0f} MiB"
     if r.get("kind") == "fit":
         e = r.get("recovery_rel_error")
-        figures += "" if e is None else f"  {r['arch']} {r['optimizer']} noise {r['noise']:g}: rel. error {e:.3f}"
-    grid = f"{r['grid']:>4}" + ("  " if r.get("problem") == "langevin" else "^2")  # the 1st-order problem is 1-D
-    return (f"{r['problem']:<12} {grid} order {r['order']} {r['method']:<9} "
-            f"{r['status']:<13} {figures} {r.get('error', '') if r['status'] != 'ok' else ''}").rstrip()
+        figures += (
+            "" if e is None else f"  {r['arch']} {r['optimizer']} noise {r['noise']:g}: rel. error {e:.3f}"
+        )
+    grid = f"{r['grid']:>4}" + (
+        "  " if r.get("problem") == "langevin" else "^2"
+    )  # the 1st-order problem is 1-D
+    return (
+        f"{r['problem']:<12} {grid} order {r['order']} {r['method']:<9} "
+        f"{r['status']:<13} {figures} {r.get('error', '') if r['status'] != 'ok' else ''}"
+    ).rstrip()
 
 
 PAPER_PROBLEMS = ("langevin", "heat", "chromatin")
 BENCHMARK_PROBLEMS = ("derivatives",) + PAPER_PROBLEMS
 
 
-def benchmark_configs(*, quick: bool, problems, grids=None, orders=(1, 2, 4), archs=None,
-                      methods=None, optimizers=("adam", "soap"), noises=None,
-                      steps=None, kinds=("step", "fit")) -> list[dict]:
+def benchmark_configs(
+    *,
+    quick: bool,
+    problems,
+    grids=None,
+    orders=(1, 2, 4),
+    archs=None,
+    methods=None,
+    optimizers=("adam", "soap"),
+    noises=None,
+    steps=None,
+    kinds=("step", "fit"),
+) -> list[dict]:
     """The configurations ``mollifier benchmark`` runs (see its --help)."""
     from . import benchmark as bm
 
@@ -48,11 +64,14 @@ def benchmark_configs(*, quick: bool, problems, grids=None, orders=(1, 2, 4), ar
     configs: list[dict] = []
     for problem in dict.fromkeys(problems):
         if problem not in BENCHMARK_PROBLEMS:
-            raise SystemExit(f"mollifier benchmark: unknown problem {problem!r}; choose from "
-                             f"{', '.join(BENCHMARK_PROBLEMS)} or paper")
+            raise SystemExit(
+                f"mollifier benchmark: unknown problem {problem!r}; choose from "
+                f"{', '.join(BENCHMARK_PROBLEMS)} or paper"
+            )
         if problem == "derivatives":
-            configs += bm.derivative_configs(grids or (bm.QUICK_GRIDS if quick else bm.FULL_GRIDS), orders,
-                                             quick=quick)
+            configs += bm.derivative_configs(
+                grids or (bm.QUICK_GRIDS if quick else bm.FULL_GRIDS), orders, quick=quick
+            )
             continue
         if problem == "chromatin" and "step" in kinds:
             configs += bm.chromatin_step_configs(grids or ((32, 64) if quick else bm.FULL_GRIDS))
@@ -71,29 +90,73 @@ def benchmark_configs(*, quick: bool, problems, grids=None, orders=(1, 2, 4), ar
         fit_methods = methods or (("mollifier",) if problem == "chromatin" else ("mollifier", "autodiff"))
         # --grids sets the chromatin nucleus size of the fits as well as the step grids.
         fit_grids = grids if (grids and problem == "chromatin") else (q_grid,)
-        fits = [c for n in fit_grids
-                for c in bm.fit_configs([problem], archs=q_archs, methods=fit_methods, optimizers=optimizers,
-                                        noises=q_noise, quick=quick, steps=steps, grid=n)]
+        fits = [
+            c
+            for n in fit_grids
+            for c in bm.fit_configs(
+                [problem],
+                archs=q_archs,
+                methods=fit_methods,
+                optimizers=optimizers,
+                noises=q_noise,
+                quick=quick,
+                steps=steps,
+                grid=n,
+            )
+        ]
         # Quick: the alignment score every 25 steps, not 10 (each log costs two backward passes).
         configs += [dict(c, alignment_every=25) for c in fits] if quick else fits
     # The acceptance comparisons first (highest noise, then lower), the longest step last, so that an
     # interrupted run has written the most telling records.
     noise_rank = {0.05: 0, 0.01: 1}
-    return sorted(configs, key=lambda c: (c.get("kind") == "step" and c["grid"] > 128,
-                                          noise_rank.get(c.get("noise"), 2) if c.get("kind") == "fit" else -1))
+    return sorted(
+        configs,
+        key=lambda c: (
+            c.get("kind") == "step" and c["grid"] > 128,
+            noise_rank.get(c.get("noise"), 2) if c.get("kind") == "fit" else -1,
+        ),
+    )
 
 
-def run_benchmark(*, quick: bool, problems, grids, orders, device: str, json_path, markdown_path,
-                  memory_cap_gb, command: str, min_time_s: float = 2.0, archs=None,
-                  methods=None, optimizers=("adam", "soap"), noises=None, steps=None,
-                  figure_path=None, kinds=("step", "fit")) -> list[dict]:
+def run_benchmark(
+    *,
+    quick: bool,
+    problems,
+    grids,
+    orders,
+    device: str,
+    json_path,
+    markdown_path,
+    memory_cap_gb,
+    command: str,
+    min_time_s: float = 2.0,
+    archs=None,
+    methods=None,
+    optimizers=("adam", "soap"),
+    noises=None,
+    steps=None,
+    figure_path=None,
+    kinds=("step", "fit"),
+) -> list[dict]:
     from . import benchmark as bm
 
-    configs = benchmark_configs(quick=quick, problems=problems, grids=grids, orders=orders, archs=archs,
-                                methods=methods, optimizers=optimizers, noises=noises, steps=steps, kinds=kinds)
+    configs = benchmark_configs(
+        quick=quick,
+        problems=problems,
+        grids=grids,
+        orders=orders,
+        archs=archs,
+        methods=methods,
+        optimizers=optimizers,
+        noises=noises,
+        steps=steps,
+        kinds=kinds,
+    )
     configs = [dict(c, min_time_s=min_time_s) for c in configs]
-    _log(f"mollifier benchmark: {len(configs)} configurations on {bm.resolve_device(device)}, "
-         "each in a fresh process")
+    _log(
+        f"mollifier benchmark: {len(configs)} configurations on {bm.resolve_device(device)}, "
+        "each in a fresh process"
+    )
     records = []
     cap = int(memory_cap_gb * 2**30) if memory_cap_gb else None
     if figure_path is None and markdown_path and any(c.get("kind") == "fit" for c in configs):
@@ -134,11 +197,25 @@ def run_benchmark(*, quick: bool, problems, grids, orders, device: str, json_pat
 
 def _cmd_benchmark(args) -> int:
     command = "mollifier " + " ".join(shlex.quote(a) for a in args.argv)
-    records = run_benchmark(quick=args.quick, problems=args.problems, grids=args.grids, orders=args.orders,
-                            device=args.device, json_path=args.json, markdown_path=args.markdown,
-                            memory_cap_gb=args.memory_cap_gb, command=command, min_time_s=args.min_time_s,
-                            archs=args.archs, methods=args.methods, optimizers=args.optimizers,
-                            noises=args.noise, steps=args.steps, figure_path=args.figure, kinds=args.kinds)
+    records = run_benchmark(
+        quick=args.quick,
+        problems=args.problems,
+        grids=args.grids,
+        orders=args.orders,
+        device=args.device,
+        json_path=args.json,
+        markdown_path=args.markdown,
+        memory_cap_gb=args.memory_cap_gb,
+        command=command,
+        min_time_s=args.min_time_s,
+        archs=args.archs,
+        methods=args.methods,
+        optimizers=args.optimizers,
+        noises=args.noise,
+        steps=args.steps,
+        figure_path=args.figure,
+        kinds=args.kinds,
+    )
     return 0 if all(r["status"] in ("ok", "out_of_memory") for r in records) else 1
 
 
@@ -148,39 +225,55 @@ def _settings(args, command: str):
 
     from .config import InferenceSettings
 
-    kw = dict(method=args.method, arch=args.arch, optimizer=args.optimizer, seed=args.seed, device=args.device)
+    kw = dict(
+        method=args.method, arch=args.arch, optimizer=args.optimizer, seed=args.seed, device=args.device
+    )
     if args.steps is not None:
         kw["steps"] = args.steps
     if args.kernel_radius_nm is not None:
         kw["kernel_radius_nm"] = args.kernel_radius_nm
     if args.intensity_levels:
         if args.input != "intensity":
-            raise SystemExit(f"mollifier {command}: --intensity-levels calibrates intensity input; "
-                             "drop it or use --input intensity")
+            raise SystemExit(
+                f"mollifier {command}: --intensity-levels calibrates intensity input; "
+                "drop it or use --input intensity"
+            )
         kw["euchromatin_level"], kw["heterochromatin_level"] = args.intensity_levels
     try:
         return InferenceSettings(**kw)
     except ValidationError as exc:  # one line: the first problem, named by its field
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err["loc"])
-        raise SystemExit(f"mollifier {command}: invalid settings: {where + ': ' if where else ''}"
-                         f"{err['msg'].removeprefix('Value error, ')}") from None
+        raise SystemExit(
+            f"mollifier {command}: invalid settings: {where + ': ' if where else ''}"
+            f"{err['msg'].removeprefix('Value error, ')}"
+        ) from None
 
 
-def infer_files(images, out, *, pixel_size_nm=None, mask=None, input="intensity", settings=None,
-                overview: bool = False) -> list[tuple[str, str, str]]:
+def infer_files(
+    images, out, *, pixel_size_nm=None, mask=None, input="intensity", settings=None, overview: bool = False
+) -> list[tuple[str, str, str]]:
     """Infer and write each image; returns (file, status, reason) rows. A failing file never
     stops the others (the shared per-file step is napari_mollifier.batch.infer_file)."""
     from .batch import infer_file
 
     rows = []
     for image in images:
-        r = infer_file(image, out, pixel_size_nm=pixel_size_nm, mask=mask, input=input, settings=settings,
-                       overview=overview)
+        r = infer_file(
+            image,
+            out,
+            pixel_size_nm=pixel_size_nm,
+            mask=mask,
+            input=input,
+            settings=settings,
+            overview=overview,
+        )
         if r.status == "ok":
             s = r.summary
-            _log(f"{image}: ok in {r.runtime_s:.0f} s on {r.device}; mean Gamma_me "
-                 f"{s['gamma_me']['mean']:.4g}, Gamma_ac {s['gamma_ac']['mean']:.4g} (1/tau); -> {r.outputs['json']}")
+            _log(
+                f"{image}: ok in {r.runtime_s:.0f} s on {r.device}; mean Gamma_me "
+                f"{s['gamma_me']['mean']:.4g}, Gamma_ac {s['gamma_ac']['mean']:.4g} (1/tau); -> {r.outputs['json']}"
+            )
         else:
             _log(f"error: {r.reason}")
         rows.append((str(image), r.status, r.reason))
@@ -189,8 +282,15 @@ def infer_files(images, out, *, pixel_size_nm=None, mask=None, input="intensity"
 
 def _cmd_infer(args) -> int:
     settings = _settings(args, "infer")
-    rows = infer_files(args.images, args.out, pixel_size_nm=args.pixel_size, mask=args.mask, input=args.input,
-                       settings=settings, overview=args.overview)
+    rows = infer_files(
+        args.images,
+        args.out,
+        pixel_size_nm=args.pixel_size,
+        mask=args.mask,
+        input=args.input,
+        settings=settings,
+        overview=args.overview,
+    )
     failed = [r for r in rows if r[1] != "ok"]
     if failed:
         _log(f"mollifier infer: {len(failed)} of {len(rows)} inputs failed")
@@ -213,8 +313,10 @@ class _ProgressBar:
         fill = int(self.width * self.done / max(self.n, 1))
         counts = ", ".join(f"{v} {k}" for k, v in sorted(self.counts.items()))
         eta = elapsed / self.done * (self.n - self.done)
-        line = (f"[{'#' * fill}{'.' * (self.width - fill)}] {self.done}/{self.n} files ({counts}) "
-                f"{elapsed:.0f} s, ~{eta:.0f} s left")
+        line = (
+            f"[{'#' * fill}{'.' * (self.width - fill)}] {self.done}/{self.n} files ({counts}) "
+            f"{elapsed:.0f} s, ~{eta:.0f} s left"
+        )
         if self.tty:
             print("\r" + line, end="" if self.done < self.n else "\n", file=sys.stderr, flush=True)
         else:
@@ -244,8 +346,10 @@ def _cmd_batch(args) -> int:
     except InputError as exc:
         raise SystemExit(f"mollifier batch: {exc}") from None
     if not images:
-        raise SystemExit(f"mollifier batch: no file matches {args.pattern!r} in {args.folder}; "
-                         "check the folder and --pattern")
+        raise SystemExit(
+            f"mollifier batch: no file matches {args.pattern!r} in {args.folder}; "
+            "check the folder and --pattern"
+        )
     if args.scheduler:
         where = f"the dask scheduler at {args.scheduler}"
         workers = None
@@ -254,12 +358,23 @@ def _cmd_batch(args) -> int:
     else:
         workers = args.workers or _default_workers(len(images))
         where = f"a local dask cluster of {workers} worker process{'es' if workers > 1 else ''}"
-    _log(f"mollifier batch: {len(images)} files on {where} into {args.out}/"
-         f"{' (files done with the same settings are skipped)' if not args.no_resume else ''}")
+    _log(
+        f"mollifier batch: {len(images)} files on {where} into {args.out}/"
+        f"{' (files done with the same settings are skipped)' if not args.no_resume else ''}"
+    )
     bar = _ProgressBar(len(images))
-    gen = run_batch(images, args.out, pixel_size_nm=args.pixel_size, mask=_batch_mask(args.mask),
-                    input=args.input, settings=settings, overview=args.overview, skip_existing=not args.no_resume,
-                    workers=workers, scheduler=args.scheduler)
+    gen = run_batch(
+        images,
+        args.out,
+        pixel_size_nm=args.pixel_size,
+        mask=_batch_mask(args.mask),
+        input=args.input,
+        settings=settings,
+        overview=args.overview,
+        skip_existing=not args.no_resume,
+        workers=workers,
+        scheduler=args.scheduler,
+    )
     results = []
     try:
         while True:
@@ -275,8 +390,10 @@ def _cmd_batch(args) -> int:
         results = stop.value or []
     counts = {k: sum(r.status == k for r in results) for k in ("ok", "skipped", "failed", "diverged")}
     bad = [r for r in results if r.status not in ("ok", "skipped")]
-    _log(f"mollifier batch: {counts['ok']} done, {counts['skipped']} skipped (already done), "
-         f"{len(bad)} not done of {len(results)}; summary: {os.path.join(args.out, 'summary.csv')}")
+    _log(
+        f"mollifier batch: {counts['ok']} done, {counts['skipped']} skipped (already done), "
+        f"{len(bad)} not done of {len(results)}; summary: {os.path.join(args.out, 'summary.csv')}"
+    )
     return 1 if bad else 0
 
 
@@ -293,9 +410,18 @@ def _default_workers(n_files: int) -> int:
 def _cmd_simulate(args) -> int:
     from .simulate import write_simulation
 
-    paths = write_simulation(args.out, name=args.name, size=args.size, rates=args.rates, mask=args.mask,
-                             seed=args.seed, pixel_size_nm=args.pixel_size, localisations=args.localisations,
-                             beta=args.lamina_beta, photons=args.photons)
+    paths = write_simulation(
+        args.out,
+        name=args.name,
+        size=args.size,
+        rates=args.rates,
+        mask=args.mask,
+        seed=args.seed,
+        pixel_size_nm=args.pixel_size,
+        localisations=args.localisations,
+        beta=args.lamina_beta,
+        photons=args.photons,
+    )
     _log(f"mollifier simulate: wrote {', '.join(sorted(str(p) for p in paths.values()))}")
     return 0
 
@@ -308,29 +434,43 @@ def _cmd_demo(args) -> int:
     root = Path(args.samples) if args.samples else sample_images_dir()
     images = sorted(root.glob("*_phi.tif"))
     if not images:
-        raise SystemExit(f"mollifier demo: no *_phi.tif in {root}; regenerate them with "
-                         "`bash scripts/make_sample_images.sh`")
+        raise SystemExit(
+            f"mollifier demo: no *_phi.tif in {root}; regenerate them with "
+            "`bash scripts/make_sample_images.sh`"
+        )
     # The heterochromatin-fraction images with their masks: the path that is validated
     # (benchmarks/results/chromatin_recovery.md). Intensity input is not trustworthy yet.
-    _log(f"mollifier demo: rate maps of {len(images)} sample nuclei (phi images with their masks) into {out}/")
+    _log(
+        f"mollifier demo: rate maps of {len(images)} sample nuclei (phi images with their masks) into {out}/"
+    )
     rows = []
     for image in images:
         mask = image.with_name(image.name.replace("_phi.tif", "_mask.tif"))
-        rows += infer_files([image], out, mask=mask, input="fraction",
-                            settings=InferenceSettings(device=args.device), overview=True)
+        rows += infer_files(
+            [image],
+            out,
+            mask=mask,
+            input="fraction",
+            settings=InferenceSettings(device=args.device),
+            overview=True,
+        )
     return 0 if all(r[1] == "ok" for r in rows) else 1
 
 
 def _scaling_line(name: str, table, csv_path) -> str:
     """The one-line summary of ``mollifier scaling``."""
     s, m = table.summary(), table.meta
-    line = (f"{name}: {s['domains']} domains (phi > {m['threshold']:.3g}, percentile {m['percentile']:g}), "
-            f"{s['domains_with_rates']} with rates; median R {s['median_radius_nm']:.0f} nm, "
-            f"d {s['median_spacing_nm']:.0f} nm; mean Gamma_ac {s['mean_gamma_ac']:.4g}, "
-            f"Gamma_me {s['mean_gamma_me']:.4g} (1/tau, D = {m['diffusivity']:g} ell0^2/tau)")
+    line = (
+        f"{name}: {s['domains']} domains (phi > {m['threshold']:.3g}, percentile {m['percentile']:g}), "
+        f"{s['domains_with_rates']} with rates; median R {s['median_radius_nm']:.0f} nm, "
+        f"d {s['median_spacing_nm']:.0f} nm; mean Gamma_ac {s['mean_gamma_ac']:.4g}, "
+        f"Gamma_me {s['mean_gamma_me']:.4g} (1/tau, D = {m['diffusivity']:g} ell0^2/tau)"
+    )
     if "ratio_gamma_ac" in s:
-        line += (f"; scaling/maps: Gamma_ac x{s['ratio_gamma_ac']:.3g} (r {s['r_gamma_ac']:.2f}), "
-                 f"Gamma_me x{s['ratio_gamma_me']:.3g} (r {s['r_gamma_me']:.2f})")
+        line += (
+            f"; scaling/maps: Gamma_ac x{s['ratio_gamma_ac']:.3g} (r {s['r_gamma_ac']:.2f}), "
+            f"Gamma_me x{s['ratio_gamma_me']:.3g} (r {s['r_gamma_me']:.2f})"
+        )
     return f"{line} -> {csv_path}"
 
 
@@ -339,9 +479,17 @@ def _cmd_scaling(args) -> int:
 
     out = Path(args.out) / f"{Path(args.image).stem}_domains.csv"
     try:
-        table = scaling_crosscheck(args.image, pixel_size_nm=args.pixel_size, mask=args.mask, input=args.input,
-                                   maps=args.maps, percentile=args.percentile, neighbours=args.neighbours,
-                                   min_area_px=args.min_area, smoothing_nm=args.smoothing_nm)
+        table = scaling_crosscheck(
+            args.image,
+            pixel_size_nm=args.pixel_size,
+            mask=args.mask,
+            input=args.input,
+            maps=args.maps,
+            percentile=args.percentile,
+            neighbours=args.neighbours,
+            min_area_px=args.min_area,
+            smoothing_nm=args.smoothing_nm,
+        )
     except ValueError as exc:  # InputError (one line naming the file) and invalid options
         _log(f"error: {exc}")
         return 1
@@ -352,21 +500,34 @@ def _cmd_scaling(args) -> int:
 
 def _add_fit_options(p) -> None:
     p.add_argument("--pixel-size", type=float, metavar="NM", help="pixel size in nm (default: from the file)")
-    p.add_argument("--input", choices=["intensity", "fraction"], default="intensity",
-                   help="intensity (default): raw image normalised to phi; fraction: pixels are phi in [0, 1]")
+    p.add_argument(
+        "--input",
+        choices=["intensity", "fraction"],
+        default="intensity",
+        help="intensity (default): raw image normalised to phi; fraction: pixels are phi in [0, 1]",
+    )
     p.add_argument("--mask", help="nucleus mask TIFF (nonzero = nucleus); default: segmented")
     p.add_argument("--model", choices=["chr"], default="chr", help="physics model (default chr)")
     p.add_argument("--method", choices=["pinn", "direct"], default="pinn")
-    p.add_argument("--arch", choices=["grid", "mlp", "piratenet", "convnet"], default="grid",
-                   help="grid: preconditioned free field (default, fastest); networks learning a correction to "
-                   "the smoothed data: mlp (coordinate MLP on Fourier features), piratenet (PirateNet on Fourier "
-                   "features), convnet (dilated convolutions of the smoothed data and coordinates); use "
-                   "--optimizer soap with them")
+    p.add_argument(
+        "--arch",
+        choices=["grid", "mlp", "piratenet", "convnet"],
+        default="grid",
+        help="grid: preconditioned free field (default, fastest); networks learning a correction to "
+        "the smoothed data: mlp (coordinate MLP on Fourier features), piratenet (PirateNet on Fourier "
+        "features), convnet (dilated convolutions of the smoothed data and coordinates); use "
+        "--optimizer soap with them",
+    )
     p.add_argument("--optimizer", choices=["adam", "soap"], default="adam")
-    p.add_argument("--intensity-levels", nargs=2, type=float, metavar=("EU", "HET"),
-                   help="intensity input: the image values of pure euchromatin (phi 0) and pure heterochromatin "
-                   "(phi 1) from a calibration; without them phi comes from the nucleus' Otsu class medians and "
-                   "the rates are relative patterns only")
+    p.add_argument(
+        "--intensity-levels",
+        nargs=2,
+        type=float,
+        metavar=("EU", "HET"),
+        help="intensity input: the image values of pure euchromatin (phi 0) and pure heterochromatin "
+        "(phi 1) from a calibration; without them phi comes from the nucleus' Otsu class medians and "
+        "the rates are relative patterns only",
+    )
     p.add_argument("--steps", type=int, help="training steps (default 1200)")
     p.add_argument("--kernel-radius-nm", type=float, help="mollifier radius in nm")
     p.add_argument("--seed", type=int, default=0)
@@ -374,41 +535,92 @@ def _add_fit_options(p) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mollifier", description="Epigenetic rate maps from chromatin images "
-                                "with mollifier-layer PINNs, and the mollifier-vs-autodiff benchmarks.")
+    p = argparse.ArgumentParser(
+        prog="mollifier",
+        description="Epigenetic rate maps from chromatin images "
+        "with mollifier-layer PINNs, and the mollifier-vs-autodiff benchmarks.",
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    b = sub.add_parser("benchmark", help="mollifier vs autodiff: time per training step and peak memory",
-                       description="Each configuration runs in a fresh process; configurations that do not "
-                       "fit in memory are recorded with status out_of_memory.")
-    b.add_argument("--quick", action="store_true", help="small grids, fewer steps, 5 %% noise, one or two archs per "
-                   "problem (about 4 minutes on 2 CPU cores)")
+    b = sub.add_parser(
+        "benchmark",
+        help="mollifier vs autodiff: time per training step and peak memory",
+        description="Each configuration runs in a fresh process; configurations that do not "
+        "fit in memory are recorded with status out_of_memory.",
+    )
+    b.add_argument(
+        "--quick",
+        action="store_true",
+        help="small grids, fewer steps, 5 %% noise, one or two archs per "
+        "problem (about 4 minutes on 2 CPU cores)",
+    )
     b.add_argument("--json", type=Path, help="write the records (JSON list) here; default: standard output")
     b.add_argument("--markdown", type=Path, help="also write a markdown table with the machine description")
-    b.add_argument("--problems", nargs="+", default=["derivatives"], metavar="P",
-                   help="derivatives (default: one training step, orders 1/2/4), langevin (1st order), heat "
-                   "(2nd order), chromatin (4th order: step costs per grid and fits), or paper (the three)")
+    b.add_argument(
+        "--problems",
+        nargs="+",
+        default=["derivatives"],
+        metavar="P",
+        help="derivatives (default: one training step, orders 1/2/4), langevin (1st order), heat "
+        "(2nd order), chromatin (4th order: step costs per grid and fits), or paper (the three)",
+    )
     b.add_argument("--grids", nargs="+", type=int, metavar="N", help="grid sizes (points per side)")
-    b.add_argument("--orders", nargs="+", type=int, default=[1, 2, 4], choices=[1, 2, 4], metavar="K",
-                   help="residual orders (1, 2, 4)")
+    b.add_argument(
+        "--orders",
+        nargs="+",
+        type=int,
+        default=[1, 2, 4],
+        choices=[1, 2, 4],
+        metavar="K",
+        help="residual orders (1, 2, 4)",
+    )
     b.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
-    b.add_argument("--memory-cap-gb", type=float, help="CPU: cap each configuration's memory (default: "
-                   "what is available, less 1.5 GiB)")
-    b.add_argument("--min-time-s", type=float, default=2.0, help="time each configuration for at least this "
-                   "long (median of 2 to 20 steps after a warm-up step; default 2)")
-    b.add_argument("--archs", nargs="+", metavar="A", help="fit problems: architectures (default: every one the "
-                   "problem supports: mlp, piratenet, convnet for heat, grid for chromatin)")
-    b.add_argument("--methods", nargs="+", choices=["mollifier", "autodiff"],
-                   help="fit problems: derivative methods (default: both for langevin and heat, mollifier for "
-                   "chromatin, whose autodiff fits take 2-5 s per step at 64^2 on one CPU core; ask for them here)")
+    b.add_argument(
+        "--memory-cap-gb",
+        type=float,
+        help="CPU: cap each configuration's memory (default: what is available, less 1.5 GiB)",
+    )
+    b.add_argument(
+        "--min-time-s",
+        type=float,
+        default=2.0,
+        help="time each configuration for at least this "
+        "long (median of 2 to 20 steps after a warm-up step; default 2)",
+    )
+    b.add_argument(
+        "--archs",
+        nargs="+",
+        metavar="A",
+        help="fit problems: architectures (default: every one the "
+        "problem supports: mlp, piratenet, convnet for heat, grid for chromatin)",
+    )
+    b.add_argument(
+        "--methods",
+        nargs="+",
+        choices=["mollifier", "autodiff"],
+        help="fit problems: derivative methods (default: both for langevin and heat, mollifier for "
+        "chromatin, whose autodiff fits take 2-5 s per step at 64^2 on one CPU core; ask for them here)",
+    )
     b.add_argument("--optimizers", nargs="+", default=["adam", "soap"], choices=["adam", "soap"])
-    b.add_argument("--noise", nargs="+", type=float, metavar="S", help="fit problems: noise levels as fractions "
-                   "of the data's standard deviation (default 0 0.01 0.05; --quick: 0.05)")
+    b.add_argument(
+        "--noise",
+        nargs="+",
+        type=float,
+        metavar="S",
+        help="fit problems: noise levels as fractions "
+        "of the data's standard deviation (default 0 0.01 0.05; --quick: 0.05)",
+    )
     b.add_argument("--steps", type=int, help="fit problems: training steps (default per problem)")
-    b.add_argument("--kinds", nargs="+", default=["step", "fit"], choices=["step", "fit"],
-                   help="chromatin: single-step cost records, whole fits, or both (default)")
-    b.add_argument("--figure", type=Path, help="fit problems: alignment-score figure (PNG); default beside "
-                   "--markdown")
+    b.add_argument(
+        "--kinds",
+        nargs="+",
+        default=["step", "fit"],
+        choices=["step", "fit"],
+        help="chromatin: single-step cost records, whole fits, or both (default)",
+    )
+    b.add_argument(
+        "--figure", type=Path, help="fit problems: alignment-score figure (PNG); default beside --markdown"
+    )
     b.set_defaults(func=_cmd_benchmark)
 
     i = sub.add_parser("infer", help="rate maps of one or more images")
@@ -418,29 +630,48 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fit_options(i)
     i.set_defaults(func=_cmd_infer)
 
-    bt = sub.add_parser("batch", help="rate maps of every image in a folder, on dask.distributed",
-                        description="Each file's outputs as for `infer`, plus summary.csv (status and reason per "
-                        "file). Files whose outputs exist with the same settings are skipped (resume); a "
-                        "failing file never stops the others; exit status 1 when any file was not done.")
+    bt = sub.add_parser(
+        "batch",
+        help="rate maps of every image in a folder, on dask.distributed",
+        description="Each file's outputs as for `infer`, plus summary.csv (status and reason per "
+        "file). Files whose outputs exist with the same settings are skipped (resume); a "
+        "failing file never stops the others; exit status 1 when any file was not done.",
+    )
     bt.add_argument("folder", metavar="FOLDER")
     bt.add_argument("--out", required=True, help="output folder")
-    bt.add_argument("--pattern", default="*.tif", help="glob of the images in FOLDER (default *.tif; "
-                    "*_mask.tif files are never taken as images)")
+    bt.add_argument(
+        "--pattern",
+        default="*.tif",
+        help="glob of the images in FOLDER (default *.tif; *_mask.tif files are never taken as images)",
+    )
     where = bt.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, metavar="N", help="local dask worker processes, one thread each "
-                       "(default: one per GPU, else one per CPU core); 0: run in this process without dask")
-    where.add_argument("--scheduler", metavar="ADDRESS", help="a running dask scheduler: its address, e.g. "
-                       "tcp://10.0.0.1:8786, or its scheduler file (JSON); see docs/cluster.md")
+    where.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="local dask worker processes, one thread each "
+        "(default: one per GPU, else one per CPU core); 0: run in this process without dask",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="a running dask scheduler: its address, e.g. "
+        "tcp://10.0.0.1:8786, or its scheduler file (JSON); see docs/cluster.md",
+    )
     bt.add_argument("--no-resume", action="store_true", help="redo files whose outputs already exist")
     bt.add_argument("--overview", action="store_true", help="also write S_overview.png")
     _add_fit_options(bt)
     bt.set_defaults(func=_cmd_batch)
     for a in bt._actions:  # batch takes "sibling" too
         if a.dest == "mask":
-            a.help = ("nucleus masks: 'sibling' = S_mask.tif beside each image S.tif (or A_mask.tif for "
-                      "A_B.tif); a FILE = one mask for every image; default: segmented")
+            a.help = (
+                "nucleus masks: 'sibling' = S_mask.tif beside each image S.tif (or A_mask.tif for "
+                "A_B.tif); a FILE = one mask for every image; default: segmented"
+            )
 
-    s = sub.add_parser("simulate", help="a simulated nucleus: phi, intensity image, truth maps (+ localisations)")
+    s = sub.add_parser(
+        "simulate", help="a simulated nucleus: phi, intensity image, truth maps (+ localisations)"
+    )
     s.add_argument("--out", required=True)
     s.add_argument("--name", default="nucleus")
     s.add_argument("--size", type=int, default=256)
@@ -450,39 +681,74 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pixel-size", type=float, default=10.0, metavar="NM")
     s.add_argument("--lamina-beta", type=float, default=0.0, help="lamina affinity (0: off)")
     s.add_argument("--localisations", action="store_true", help="also write a localisation table (CSV, nm)")
-    s.add_argument("--photons", type=float, default=50.0, help="mean counts of a pure heterochromatin pixel in the "
-                   "intensity image (euchromatin: 0.3 of it); NAME.json records the levels (default 50)")
+    s.add_argument(
+        "--photons",
+        type=float,
+        default=50.0,
+        help="mean counts of a pure heterochromatin pixel in the "
+        "intensity image (euchromatin: 0.3 of it); NAME.json records the levels (default 50)",
+    )
     s.set_defaults(func=_cmd_simulate)
 
-    sc = sub.add_parser("scaling", help="per-domain scaling-law rates (docs/model.md section 5), optionally beside "
-                        "the rate maps of `mollifier infer` averaged per domain",
-                        description="Domains: nucleus pixels above a percentile of phi, 8-connected, at least "
-                        "--min-area pixels. Per domain R = sqrt(area/pi), d = mean centroid distance to the "
-                        "--neighbours nearest domains; Gamma_ac = D/d^2, Gamma_me = Gamma_ac/((d/R)^2 - 1), "
-                        "D = M A = 1 ell0^2/tau, lengths in ell0 = 10 nm, rates in 1/tau. Writes OUT/S_domains.csv "
-                        "(one row per domain) and prints a one-line summary.")
+    sc = sub.add_parser(
+        "scaling",
+        help="per-domain scaling-law rates (docs/model.md section 5), optionally beside "
+        "the rate maps of `mollifier infer` averaged per domain",
+        description="Domains: nucleus pixels above a percentile of phi, 8-connected, at least "
+        "--min-area pixels. Per domain R = sqrt(area/pi), d = mean centroid distance to the "
+        "--neighbours nearest domains; Gamma_ac = D/d^2, Gamma_me = Gamma_ac/((d/R)^2 - 1), "
+        "D = M A = 1 ell0^2/tau, lengths in ell0 = 10 nm, rates in 1/tau. Writes OUT/S_domains.csv "
+        "(one row per domain) and prints a one-line summary.",
+    )
     sc.add_argument("image", metavar="IMAGE")
     sc.add_argument("--out", default=".", help="folder of S_domains.csv (default: the current folder)")
-    sc.add_argument("--pixel-size", type=float, metavar="NM", help="pixel size in nm (default: from the file)")
-    sc.add_argument("--input", choices=["intensity", "fraction"], default="intensity",
-                    help="intensity (default): raw image normalised to phi; fraction: pixels are phi in [0, 1]")
+    sc.add_argument(
+        "--pixel-size", type=float, metavar="NM", help="pixel size in nm (default: from the file)"
+    )
+    sc.add_argument(
+        "--input",
+        choices=["intensity", "fraction"],
+        default="intensity",
+        help="intensity (default): raw image normalised to phi; fraction: pixels are phi in [0, 1]",
+    )
     sc.add_argument("--mask", help="nucleus mask TIFF (nonzero = nucleus); default: segmented")
-    sc.add_argument("--maps", metavar="DIR", help="output folder of `mollifier infer` for this image "
-                    "(S_gamma_me.tif, S_gamma_ac.tif): adds their per-domain means and the comparison")
-    sc.add_argument("--percentile", type=float, default=70.0, help="domain threshold: percentile of phi inside "
-                    "the nucleus (default 70: the top 30 %%)")
-    sc.add_argument("--neighbours", type=int, default=5, help="d: mean distance to this many nearest domains "
-                    "(default 5)")
-    sc.add_argument("--min-area", type=int, default=10, metavar="PX", help="drop domains smaller than this many "
-                    "pixels (default 10)")
-    sc.add_argument("--smoothing-nm", type=float, metavar="NM", help="Gaussian sigma before the threshold "
-                    "(default: 0 for fraction, 20 nm for intensity input)")
+    sc.add_argument(
+        "--maps",
+        metavar="DIR",
+        help="output folder of `mollifier infer` for this image "
+        "(S_gamma_me.tif, S_gamma_ac.tif): adds their per-domain means and the comparison",
+    )
+    sc.add_argument(
+        "--percentile",
+        type=float,
+        default=70.0,
+        help="domain threshold: percentile of phi inside the nucleus (default 70: the top 30 %%)",
+    )
+    sc.add_argument(
+        "--neighbours", type=int, default=5, help="d: mean distance to this many nearest domains (default 5)"
+    )
+    sc.add_argument(
+        "--min-area",
+        type=int,
+        default=10,
+        metavar="PX",
+        help="drop domains smaller than this many pixels (default 10)",
+    )
+    sc.add_argument(
+        "--smoothing-nm",
+        type=float,
+        metavar="NM",
+        help="Gaussian sigma before the threshold (default: 0 for fraction, 20 nm for intensity input)",
+    )
     sc.set_defaults(func=_cmd_scaling)
 
     d = sub.add_parser("demo", help="the README's main job: rate maps of the bundled sample nuclei")
     d.add_argument("--out", default="mollifier-demo", help="output folder (default: ./mollifier-demo)")
-    d.add_argument("--samples", default=None,
-                   help="folder of *_phi.tif / *_mask.tif sample images (default: the bundled sample_images/)")
+    d.add_argument(
+        "--samples",
+        default=None,
+        help="folder of *_phi.tif / *_mask.tif sample images (default: the bundled sample_images/)",
+    )
     d.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     d.set_defaults(func=_cmd_demo)
     return p

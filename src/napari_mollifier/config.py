@@ -24,69 +24,114 @@ class InferenceSettings(BaseModel):
     model: Literal["chr"] = "chr"
     method: Literal["pinn", "direct"] = "pinn"
     arch: Literal["grid", "mlp", "piratenet", "convnet"] = Field(
-        "grid", description="the trainable field: grid = free per-pixel field trained through a Fourier "
+        "grid",
+        description="the trainable field: grid = free per-pixel field trained through a Fourier "
         "preconditioner (default, fastest); the networks learn a correction to the smoothed data, starting "
         "at zero: mlp = coordinate MLP on random Fourier features (128 wide, 3 layers); piratenet = "
         "PirateNet (gated residual blocks, random weight factorisation) on Fourier features; convnet = "
         "dilated convolutional net whose input is the smoothed data and the pixel coordinates. Networks "
-        "are slower; use the soap optimizer with them")
+        "are slower; use the soap optimizer with them",
+    )
     optimizer: Literal["adam", "soap"] = "adam"
     derivatives: Literal["mollifier", "autodiff"] = Field(
-        "mollifier", description="how the residual's derivatives of the field are taken: mollifier = "
+        "mollifier",
+        description="how the residual's derivatives of the field are taken: mollifier = "
         "spectral convolutions of the field with the differentiated bump (the method); autodiff = the "
         "baseline of recursive torch.autograd through a coordinate network (arch mlp or piratenet only; "
-        "10-100x slower per step at 4th order, for comparisons)")
+        "10-100x slower per step at 4th order, for comparisons)",
+    )
     steps: int = Field(1200, ge=0, description="training steps (pinn)")
-    learning_rate: float | None = Field(None, gt=0, description="default: 0.05 for grid, 3e-3 for piratenet (after a 200-step warm-up), 1e-3 for mlp and convnet")
-    init_smoothing_px: float | None = Field(None, ge=0, description="Gaussian smoothing (pixels) of the "
-                                            "data for the starting field and the residual scale; default "
-                                            "grows with the estimated noise: clip(1 + 50 sigma, 1, 3)")
+    learning_rate: float | None = Field(
+        None,
+        gt=0,
+        description="default: 0.05 for grid, 3e-3 for piratenet (after a 200-step warm-up), 1e-3 for mlp and convnet",
+    )
+    init_smoothing_px: float | None = Field(
+        None,
+        ge=0,
+        description="Gaussian smoothing (pixels) of the "
+        "data for the starting field and the residual scale; default "
+        "grows with the estimated noise: clip(1 + 50 sigma, 1, 3)",
+    )
     # Work in progress (issue 3): 10.1 nm (about one pixel at 10 nm, i.e. no smoothing) is what
     # the noise-free direct read-out needs; the PINN's choice under noise is still open.
-    kernel_radius_nm: float = Field(10.1, gt=0, description="mollifier radius: smoothing of phi_hat's "
-                                    "derivatives (physical units)")
-    rate_scale_nm: float = Field(500.0, gt=0, description="spacing of the rate maps' control points: rates "
-                                 "vary on this scale and no faster (must span several domains)")
-    edge_margin_nm: float = Field(100.0, ge=0, description="the residual is evaluated this far inside the "
-                                  "nucleus edge")
-    residual_tolerance: float = Field(0.5, gt=0, description="residual scale relative to the reaction "
-                                      "term (sets the PDE weight). 0.5: at 10 nm pixels the residual of the "
-                                      "true steady state under exact derivatives is already 35-50 % of the "
-                                      "reaction (the pixel grid under-resolves interfaces), and tighter "
-                                      "values made the fit diverge (measured)")
-    residual_form: Literal["nested", "chain"] = Field("nested", description="how lap(mu) is taken: nested = "
-                                                      "mollifier Laplacian of mu(phi_hat) (more accurate on "
-                                                      "pixel grids that barely resolve interfaces); chain = "
-                                                      "chain rule from derivatives of phi_hat")
+    kernel_radius_nm: float = Field(
+        10.1, gt=0, description="mollifier radius: smoothing of phi_hat's derivatives (physical units)"
+    )
+    rate_scale_nm: float = Field(
+        500.0,
+        gt=0,
+        description="spacing of the rate maps' control points: rates "
+        "vary on this scale and no faster (must span several domains)",
+    )
+    edge_margin_nm: float = Field(
+        100.0, ge=0, description="the residual is evaluated this far inside the nucleus edge"
+    )
+    residual_tolerance: float = Field(
+        0.5,
+        gt=0,
+        description="residual scale relative to the reaction "
+        "term (sets the PDE weight). 0.5: at 10 nm pixels the residual of the "
+        "true steady state under exact derivatives is already 35-50 % of the "
+        "reaction (the pixel grid under-resolves interfaces), and tighter "
+        "values made the fit diverge (measured)",
+    )
+    residual_form: Literal["nested", "chain"] = Field(
+        "nested",
+        description="how lap(mu) is taken: nested = "
+        "mollifier Laplacian of mu(phi_hat) (more accurate on "
+        "pixel grids that barely resolve interfaces); chain = "
+        "chain rule from derivatives of phi_hat",
+    )
     noise_floor: float = Field(0.01, gt=0, description="smallest noise level assumed for the data term")
-    smoothness: float = Field(3e-2, ge=0, description="roughness penalty on the rate control grid "
-                              "at 1 % noise (or less); it grows as (noise / 1 %)^2 with the estimated noise")
-    psf_sigma_nm: float | None = Field(None, ge=0, description="Gaussian blur of the imaging (e.g. the "
-                                       "localisation precision of STORM): phi_hat is blurred by it before it "
-                                       "is compared with the data. Default: 15 nm for intensity input, 0 for "
-                                       "fraction input")
+    smoothness: float = Field(
+        3e-2,
+        ge=0,
+        description="roughness penalty on the rate control grid "
+        "at 1 % noise (or less); it grows as (noise / 1 %)^2 with the estimated noise",
+    )
+    psf_sigma_nm: float | None = Field(
+        None,
+        ge=0,
+        description="Gaussian blur of the imaging (e.g. the "
+        "localisation precision of STORM): phi_hat is blurred by it before it "
+        "is compared with the data. Default: 15 nm for intensity input, 0 for "
+        "fraction input",
+    )
     # Intensity calibration: the image alone does not fix the phi scale to the ~1 % the rates need
     # (benchmarks/results/intensity_calibration.md), so a measured one can be given.
-    euchromatin_level: float | None = Field(None, description="intensity input: the image value of pure "
-                                            "euchromatin (phi = 0), from a calibration; give it with "
-                                            "heterochromatin_level. Default (both unset): the Otsu class medians "
-                                            "of the nucleus, which makes the rates relative patterns only")
-    heterochromatin_level: float | None = Field(None, description="intensity input: the image value of pure "
-                                                "heterochromatin (phi = 1), from a calibration; phi = (I - "
-                                                "euchromatin_level) / (heterochromatin_level - euchromatin_level)")
+    euchromatin_level: float | None = Field(
+        None,
+        description="intensity input: the image value of pure "
+        "euchromatin (phi = 0), from a calibration; give it with "
+        "heterochromatin_level. Default (both unset): the Otsu class medians "
+        "of the nucleus, which makes the rates relative patterns only",
+    )
+    heterochromatin_level: float | None = Field(
+        None,
+        description="intensity input: the image value of pure "
+        "heterochromatin (phi = 1), from a calibration; phi = (I - "
+        "euchromatin_level) / (heterochromatin_level - euchromatin_level)",
+    )
     precision: Literal["float32", "float64"] = "float32"
     seed: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     report_every: int = Field(50, ge=1, description="steps between progress events")
-    alignment_every: int = Field(0, ge=0, description="log the gradient alignment score of the data and "
-                                 "residual terms every this many steps (0: never; each costs two extra "
-                                 "backward passes, not counted in the time per step)")
+    alignment_every: int = Field(
+        0,
+        ge=0,
+        description="log the gradient alignment score of the data and "
+        "residual terms every this many steps (0: never; each costs two extra "
+        "backward passes, not counted in the time per step)",
+    )
 
     @model_validator(mode="after")
     def _levels_come_in_pairs(self):
         eu, het = self.euchromatin_level, self.heterochromatin_level
         if (eu is None) != (het is None):
-            raise ValueError("give both euchromatin_level and heterochromatin_level (a calibration) or neither")
+            raise ValueError(
+                "give both euchromatin_level and heterochromatin_level (a calibration) or neither"
+            )
         if eu is not None and not het > eu:
             raise ValueError(f"heterochromatin_level ({het}) must be above euchromatin_level ({eu})")
         return self
@@ -94,8 +139,10 @@ class InferenceSettings(BaseModel):
     @model_validator(mode="after")
     def _autodiff_needs_a_coordinate_network(self):
         if self.derivatives == "autodiff" and self.arch not in COORDINATE_ARCHS:
-            raise ValueError(f"derivatives='autodiff' differentiates a coordinate network: use arch mlp or "
-                             f"piratenet, not {self.arch!r}")
+            raise ValueError(
+                f"derivatives='autodiff' differentiates a coordinate network: use arch mlp or "
+                f"piratenet, not {self.arch!r}"
+            )
         return self
 
     @property

@@ -24,11 +24,13 @@ def overview_figure(maps, path: str | os.PathLike, image: np.ndarray | None = No
     px = maps.pixel_size_nm
     h, w = maps.phi.shape
     extent = (0, w * px / 1000, h * px / 1000, 0)  # µm
-    panels = [("input φ (normalised)", maps.phi if image is None else image, "gray", ""),
-              ("fitted φ̂", np.where(maps.mask, maps.phi_hat, np.nan), "magma", ""),
-              ("Γ_me", maps.gamma_me, "viridis", "1/τ"),
-              ("Γ_ac", maps.gamma_ac, "viridis", "1/τ"),
-              ("λ = Γ_me / Γ_ac", maps.lam, "coolwarm", "")]
+    panels = [
+        ("input φ (normalised)", maps.phi if image is None else image, "gray", ""),
+        ("fitted φ̂", np.where(maps.mask, maps.phi_hat, np.nan), "magma", ""),
+        ("Γ_me", maps.gamma_me, "viridis", "1/τ"),
+        ("Γ_ac", maps.gamma_ac, "viridis", "1/τ"),
+        ("λ = Γ_me / Γ_ac", maps.lam, "coolwarm", ""),
+    ]
     fig, axes = plt.subplots(1, 5, figsize=(19, 4.2), constrained_layout=True)
     for ax, (title, arr, cmap, unit) in zip(axes, panels):
         im = ax.imshow(arr, cmap=cmap, extent=extent)
@@ -38,8 +40,10 @@ def overview_figure(maps, path: str | os.PathLike, image: np.ndarray | None = No
         if unit:
             cb.set_label(unit)
     axes[0].set_ylabel("y (µm)")
-    fig.suptitle(f"{Path(maps.source).name}: rates in 1/τ, τ = ℓ0²/(M A), ℓ0 = 10 nm (ratios to the mobility M)",
-                 fontsize=10)
+    fig.suptitle(
+        f"{Path(maps.source).name}: rates in 1/τ, τ = ℓ0²/(M A), ℓ0 = 10 nm (ratios to the mobility M)",
+        fontsize=10,
+    )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)

@@ -11,9 +11,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                            QLineEdit, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem,
-                            QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..batch import FileResult, find_images, run_batch, sibling_mask
 from ._qt_settings import SettingsForm, input_kind_box, pixel_size_box, run_controls, scroll_body
@@ -24,8 +36,10 @@ if TYPE_CHECKING:
 
 __all__ = ["BatchWidget"]
 
-MASK_CHOICES = (("segment each nucleus automatically", None),
-                ("mask file beside each image (S_mask.tif)", "sibling"))
+MASK_CHOICES = (
+    ("segment each nucleus automatically", None),
+    ("mask file beside each image (S_mask.tif)", "sibling"),
+)
 
 
 class BatchWidget(StopsOnClose, QWidget):
@@ -48,34 +62,46 @@ class BatchWidget(StopsOnClose, QWidget):
         self.folder.setPlaceholderText("folder with the images")
         form.addRow("Input folder", self._with_browse(self.folder, "Choose the input folder"))
         self.pattern = QLineEdit("*.tif", box)
-        self.pattern.setToolTip("glob pattern of the images in the folder, e.g. *_phi.tif (files *_mask.tif are "
-                                "never taken as images)")
+        self.pattern.setToolTip(
+            "glob pattern of the images in the folder, e.g. *_phi.tif (files *_mask.tif are "
+            "never taken as images)"
+        )
         form.addRow("Pattern", self.pattern)
         self.out = QLineEdit(box)
         self.out.setPlaceholderText("folder for the maps and summary.csv")
         form.addRow("Output folder", self._with_browse(self.out, "Choose the output folder"))
-        self.pixel_size = pixel_size_box(box, "from each file", "pixel size in nm; 'from each file' reads it from "
-                                         "the TIFF metadata (files without one are listed as failed)")
+        self.pixel_size = pixel_size_box(
+            box,
+            "from each file",
+            "pixel size in nm; 'from each file' reads it from "
+            "the TIFF metadata (files without one are listed as failed)",
+        )
         form.addRow("Pixel size", self.pixel_size)
         self.input_kind = input_kind_box(box)
         form.addRow("Input", self.input_kind)
         self.mask_mode = QComboBox(box)
         for label, value in MASK_CHOICES:
             self.mask_mode.addItem(label, value)
-        self.mask_mode.setToolTip("where each nucleus mask comes from; beside-each-image looks for S_mask.tif, "
-                                  "then A_mask.tif for A_B.tif (nucleus1_phi.tif -> nucleus1_mask.tif)")
+        self.mask_mode.setToolTip(
+            "where each nucleus mask comes from; beside-each-image looks for S_mask.tif, "
+            "then A_mask.tif for A_B.tif (nucleus1_phi.tif -> nucleus1_mask.tif)"
+        )
         form.addRow("Nucleus masks", self.mask_mode)
         self.workers = QSpinBox(box)
         self.workers.setRange(0, 64)
         self.workers.setValue(0)
         self.workers.setSpecialValueText("0 (one by one, here)")
-        self.workers.setToolTip("0: the files run one by one in this napari process; N: a local dask cluster "
-                                "of N worker processes, one file each at a time (one torch thread per worker)")
+        self.workers.setToolTip(
+            "0: the files run one by one in this napari process; N: a local dask cluster "
+            "of N worker processes, one file each at a time (one torch thread per worker)"
+        )
         form.addRow("Workers", self.workers)
         self.skip_done = QCheckBox("skip files already done with the same settings", box)
         self.skip_done.setChecked(True)
-        self.skip_done.setToolTip("a file whose maps and S.json exist in the output folder, made from the same "
-                                  "file bytes, mask and settings, is not fitted again (status 'skipped')")
+        self.skip_done.setToolTip(
+            "a file whose maps and S.json exist in the output folder, made from the same "
+            "file bytes, mask and settings, is not fitted again (status 'skipped')"
+        )
         form.addRow("Resume", self.skip_done)
         lay.addWidget(box)
 
@@ -86,7 +112,8 @@ class BatchWidget(StopsOnClose, QWidget):
         lay.addWidget(sbox)
 
         rbox, rlay, self.start_btn, self.progress, self.status_label = run_controls(
-            self, "Run", progress_format="%v / %m files", status="Choose the folders, then Start.")
+            self, "Run", progress_format="%v / %m files", status="Choose the folders, then Start."
+        )
         self.table = QTableWidget(0, 3, rbox)
         self.table.setHorizontalHeaderLabels(["file", "status", "reason"])
         self.table.horizontalHeader().setStretchLastSection(True)
@@ -144,11 +171,22 @@ class BatchWidget(StopsOnClose, QWidget):
         mask = sibling_mask if self.mask_mode.currentData() == "sibling" else None
         self._rewatch()  # make sure the window whose closing must stop this worker is watched
         self.worker = start_cancellable(
-            run_batch, images, self.out.text().strip(), pixel_size_nm=self.pixel_size.value() or None, mask=mask,
-            input=self.input_kind.currentData(), settings=settings, skip_existing=self.skip_done.isChecked(),
+            run_batch,
+            images,
+            self.out.text().strip(),
+            pixel_size_nm=self.pixel_size.value() or None,
+            mask=mask,
+            input=self.input_kind.currentData(),
+            settings=settings,
+            skip_existing=self.skip_done.isChecked(),
             workers=self.workers.value() or None,
-            connect={"yielded": self._on_item, "returned": self._on_returned, "errored": self._on_error,
-                     "finished": self._on_finished})
+            connect={
+                "yielded": self._on_item,
+                "returned": self._on_returned,
+                "errored": self._on_error,
+                "finished": self._on_finished,
+            },
+        )
         self._set_busy(True)
         self.status_label.setText(f"{len(images)} files: starting…")
         return self.worker
@@ -162,8 +200,17 @@ class BatchWidget(StopsOnClose, QWidget):
     def _set_busy(self, busy: bool) -> None:
         self.start_btn.setText("Stop" if busy else "Start")
         self.start_btn.setEnabled(True)
-        for w in (self.form, self.folder, self.pattern, self.out, self.pixel_size, self.input_kind, self.mask_mode,
-                  self.workers, self.skip_done):
+        for w in (
+            self.form,
+            self.folder,
+            self.pattern,
+            self.out,
+            self.pixel_size,
+            self.input_kind,
+            self.mask_mode,
+            self.workers,
+            self.skip_done,
+        ):
             w.setEnabled(not busy)
 
     def _on_item(self, item) -> None:
@@ -198,9 +245,11 @@ class BatchWidget(StopsOnClose, QWidget):
         ok = sum(r.status in ("ok", "skipped") for r in self.results)
         skipped = sum(r.status == "skipped" for r in self.results)
         failed = [r for r in self.results if r.status == "failed"]
-        self.status_label.setText(f"{ok} of {len(self.results)} files done"
-                                  f"{f' ({skipped} skipped: done before)' if skipped else ''}, {len(failed)} failed; "
-                                  f"summary: {Path(self.out.text().strip()) / 'summary.csv'}")
+        self.status_label.setText(
+            f"{ok} of {len(self.results)} files done"
+            f"{f' ({skipped} skipped: done before)' if skipped else ''}, {len(failed)} failed; "
+            f"summary: {Path(self.out.text().strip()) / 'summary.csv'}"
+        )
         self.open_btn.setEnabled(ok > 0)
 
     def _on_error(self, exc) -> None:

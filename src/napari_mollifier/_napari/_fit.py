@@ -17,8 +17,18 @@ from ..inverse import ProgressEvent, RateFit, fit_rates, to_fraction
 from ..io import InputError, check_mask, segment_nucleus
 from ._layers import MAP_KEYS, contrast_limits
 
-__all__ = ["FitInput", "FitState", "MapUpdate", "prepare_fit", "fit_updates", "describe_point", "rect_mask",
-           "maps_of_fit", "warm_up", "WARMED_UP"]
+__all__ = [
+    "FitInput",
+    "FitState",
+    "MapUpdate",
+    "prepare_fit",
+    "fit_updates",
+    "describe_point",
+    "rect_mask",
+    "maps_of_fit",
+    "warm_up",
+    "WARMED_UP",
+]
 
 #: Set once :func:`warm_up` has run in this process.
 WARMED_UP = threading.Event()
@@ -93,12 +103,20 @@ def rect_mask(shape: tuple[int, int], rect: tuple[float, float, float, float]) -
     i0, i1 = max(int(math.ceil(min(r0, r1) - 0.5)), 0), min(int(math.floor(max(r0, r1) + 0.5)), shape[0] - 1)
     j0, j1 = max(int(math.ceil(min(c0, c1) - 0.5)), 0), min(int(math.floor(max(c0, c1) + 0.5)), shape[1] - 1)
     if i1 >= i0 and j1 >= j0:
-        out[i0:i1 + 1, j0:j1 + 1] = True
+        out[i0 : i1 + 1, j0 : j1 + 1] = True
     return out
 
 
-def prepare_fit(data, *, pixel_size_nm: float, input_kind: str, settings: InferenceSettings | None = None,
-                mask=None, crop: tuple | None = None, name: str = "image") -> FitInput:
+def prepare_fit(
+    data,
+    *,
+    pixel_size_nm: float,
+    input_kind: str,
+    settings: InferenceSettings | None = None,
+    mask=None,
+    crop: tuple | None = None,
+    name: str = "image",
+) -> FitInput:
     """Check an image layer's data and turn it into the solver's input (phi, mask, settings).
 
     ``mask``: nonzero = nucleus (e.g. a labels layer's data); None segments it (Otsu).
@@ -108,15 +126,21 @@ def prepare_fit(data, *, pixel_size_nm: float, input_kind: str, settings: Infere
     settings = settings or InferenceSettings()
     arr = np.asarray(data)
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
-        raise InputError(f"{name}: RGB(A) layer of shape {arr.shape}; pick a single-channel grayscale image layer")
+        raise InputError(
+            f"{name}: RGB(A) layer of shape {arr.shape}; pick a single-channel grayscale image layer"
+        )
     if arr.ndim != 2:
-        raise InputError(f"{name}: expected a 2-D image layer, got shape {arr.shape}; pick one plane "
-                         "(e.g. Image > Projections or split the stack) as its own layer")
+        raise InputError(
+            f"{name}: expected a 2-D image layer, got shape {arr.shape}; pick one plane "
+            "(e.g. Image > Projections or split the stack) as its own layer"
+        )
     arr = arr.astype(np.float64)
     if not np.isfinite(arr).all():
         raise InputError(f"{name}: the layer has NaN/Inf pixels (a rate map?); pick the image of the nucleus")
     if not (pixel_size_nm and pixel_size_nm > 0):
-        raise InputError(f"{name}: the pixel size must be positive, got {pixel_size_nm!r} nm; type it in (nm)")
+        raise InputError(
+            f"{name}: the pixel size must be positive, got {pixel_size_nm!r} nm; type it in (nm)"
+        )
     prep: dict = {}
     if mask is None:
         m = segment_nucleus(arr, name=name)
@@ -125,12 +149,22 @@ def prepare_fit(data, *, pixel_size_nm: float, input_kind: str, settings: Infere
         m = check_mask(np.asarray(mask), arr.shape, name=f"{name} mask")
         prep["mask"] = "mask layer"
     if crop is not None:
-        m = check_mask(m & rect_mask(arr.shape, crop), arr.shape, name=f"{name} mask inside the crop rectangle")
+        m = check_mask(
+            m & rect_mask(arr.shape, crop), arr.shape, name=f"{name} mask inside the crop rectangle"
+        )
         prep["crop_px"] = [float(c) for c in crop]
-    phi, settings = to_fraction(arr, m, input=input_kind, pixel_size_nm=float(pixel_size_nm), settings=settings,
-                                name=name, prep=prep)
-    return FitInput(phi=phi, mask=m, pixel_size_nm=float(pixel_size_nm), settings=settings, input_kind=input_kind,
-                    source=name, preprocessing=prep)
+    phi, settings = to_fraction(
+        arr, m, input=input_kind, pixel_size_nm=float(pixel_size_nm), settings=settings, name=name, prep=prep
+    )
+    return FitInput(
+        phi=phi,
+        mask=m,
+        pixel_size_nm=float(pixel_size_nm),
+        settings=settings,
+        input_kind=input_kind,
+        source=name,
+        preprocessing=prep,
+    )
 
 
 def _full(shape, crop: np.ndarray, box) -> np.ndarray:
@@ -141,8 +175,15 @@ def _full(shape, crop: np.ndarray, box) -> np.ndarray:
 
 def _update(ev: ProgressEvent, shape, history: list) -> MapUpdate:
     maps = {k: _full(shape, ev.maps[k], ev.box) for k in MAP_KEYS}
-    return MapUpdate(ev.step, ev.total_steps, dict(ev.losses), ev.elapsed_s, maps,
-                     {k: contrast_limits(v) for k, v in maps.items()}, list(history))
+    return MapUpdate(
+        ev.step,
+        ev.total_steps,
+        dict(ev.losses),
+        ev.elapsed_s,
+        maps,
+        {k: contrast_limits(v) for k, v in maps.items()},
+        list(history),
+    )
 
 
 def maps_of_fit(fit: RateFit) -> dict:
@@ -150,8 +191,9 @@ def maps_of_fit(fit: RateFit) -> dict:
     return {"gamma_me": fit.gamma_me, "gamma_ac": fit.gamma_ac, "lambda": fit.lam, "phi_hat": fit.phi_hat}
 
 
-def fit_updates(inp: FitInput, *, cancel: threading.Event | None = None,
-                min_interval_s: float = 0.25) -> Generator[MapUpdate, None, RateFit]:
+def fit_updates(
+    inp: FitInput, *, cancel: threading.Event | None = None, min_interval_s: float = 0.25
+) -> Generator[MapUpdate, None, RateFit]:
     """Run the fit; yield a :class:`MapUpdate` for the first progress event and then at most every
     ``min_interval_s`` (full-image maps and display ranges are computed here, off the GUI thread);
     return the :class:`RateFit`. Setting ``cancel`` stops after the current step (the fit then
@@ -183,5 +225,7 @@ def describe_point(row: int, col: int, values: dict, pixel_size_nm: float | None
     if not (np.isfinite(me) and np.isfinite(ac)):
         return f"{where}: outside the analysed region"
     phi = values.get("phi_hat", math.nan)
-    return (f"{where}: Γ_me = {me:.3g} /τ, Γ_ac = {ac:.3g} /τ, λ = {lam:.3g}, φ̂ = {phi:.2f}"
-            "  (τ = ℓ0²/(M A), ℓ0 = 10 nm)")
+    return (
+        f"{where}: Γ_me = {me:.3g} /τ, Γ_ac = {ac:.3g} /τ, λ = {lam:.3g}, φ̂ = {phi:.2f}"
+        "  (τ = ℓ0²/(M A), ℓ0 = 10 nm)"
+    )

@@ -17,10 +17,26 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QComboBox, QFormLayout, QGroupBox, QPushButton, QVBoxLayout, QWidget
 
 from ..io import InputError
-from ._fit import WARMED_UP, FitState, MapUpdate, describe_point, fit_updates, maps_of_fit, prepare_fit, warm_up
+from ._fit import (
+    WARMED_UP,
+    FitState,
+    MapUpdate,
+    describe_point,
+    fit_updates,
+    maps_of_fit,
+    prepare_fit,
+    warm_up,
+)
 from ._layers import MAP_KEYS, MAP_STYLE, RATE_UNITS, contrast_limits
 from ._qt_plot import LossPlot
-from ._qt_settings import SettingsForm, input_kind_box, pixel_size_box, run_controls, scroll_body, wrapping_label
+from ._qt_settings import (
+    SettingsForm,
+    input_kind_box,
+    pixel_size_box,
+    run_controls,
+    scroll_body,
+    wrapping_label,
+)
 from ._qt_worker import StopsOnClose, start_cancellable
 from ._writer import pixel_size_from_meta
 
@@ -72,21 +88,29 @@ class FitWidget(StopsOnClose, QWidget):
         self.image_combo = QComboBox(box)
         self.image_combo.setToolTip("the image layer of the nucleus (2-D, one channel)")
         form.addRow("Image", self.image_combo)
-        self.pixel_size = pixel_size_box(box, "type the pixel size (nm)", "pixel size in nm (prefilled from the "
-                                         "layer's scale; the plugin's readers set it from the file)")
+        self.pixel_size = pixel_size_box(
+            box,
+            "type the pixel size (nm)",
+            "pixel size in nm (prefilled from the layer's scale; the plugin's readers set it from the file)",
+        )
         form.addRow("Pixel size", self.pixel_size)
         self.input_kind = input_kind_box(box)
         form.addRow("Input", self.input_kind)
         self.mask_combo = QComboBox(box)
-        self.mask_combo.setToolTip("nucleus mask: a labels layer (paint or erase it; nonzero = nucleus) or "
-                                   "automatic segmentation; the fit uses the layer's current data")
+        self.mask_combo.setToolTip(
+            "nucleus mask: a labels layer (paint or erase it; nonzero = nucleus) or "
+            "automatic segmentation; the fit uses the layer's current data"
+        )
         form.addRow("Nucleus mask", self.mask_combo)
         self.crop_combo = QComboBox(box)
-        self.crop_combo.setToolTip("optional: analyse only the inside of the last rectangle of a shapes layer")
+        self.crop_combo.setToolTip(
+            "optional: analyse only the inside of the last rectangle of a shapes layer"
+        )
         form.addRow("Crop", self.crop_combo)
         self.preview_btn = QPushButton("Preview preprocessing", box)
-        self.preview_btn.setToolTip("show the nucleus mask (an editable labels layer) and the normalised φ "
-                                    "the fit will use")
+        self.preview_btn.setToolTip(
+            "show the nucleus mask (an editable labels layer) and the normalised φ the fit will use"
+        )
         form.addRow(self.preview_btn)
         lay.addWidget(box)
 
@@ -99,8 +123,12 @@ class FitWidget(StopsOnClose, QWidget):
         lay.addWidget(sbox)
 
         rbox, rlay, self.start_btn, self.progress, self.status_label = run_controls(
-            self, "Fit", start_tooltip="start the fit; while it runs this button stops it (the latest maps are kept)",
-            progress_format="not started", status="Pick an image layer, then Start.")
+            self,
+            "Fit",
+            start_tooltip="start the fit; while it runs this button stops it (the latest maps are kept)",
+            progress_format="not started",
+            status="Pick an image layer, then Start.",
+        )
         self.loss_plot = LossPlot(rbox)
         rlay.addWidget(self.loss_plot)
         self.point_label = wrapping_label("Click on the image to read the local rates.", rbox)
@@ -136,12 +164,17 @@ class FitWidget(StopsOnClose, QWidget):
     def _refresh_layers(self, *_) -> None:
         if self._closed:
             return
-        for combo, kind, first in ((self.image_combo, "Image", None), (self.mask_combo, "Labels", AUTO_MASK),
-                                   (self.crop_combo, "Shapes", NO_CROP)):
+        for combo, kind, first in (
+            (self.image_combo, "Image", None),
+            (self.mask_combo, "Labels", AUTO_MASK),
+            (self.crop_combo, "Shapes", NO_CROP),
+        ):
             current = combo.currentText()
             names = ([first] if first else []) + [
-                ly.name for ly in self._layers_of(kind)
-                if kind != "Image" or (ly.ndim == 2 and not ly.rgb and ly.name not in self._result_names())]
+                ly.name
+                for ly in self._layers_of(kind)
+                if kind != "Image" or (ly.ndim == 2 and not ly.rgb and ly.name not in self._result_names())
+            ]
             if [combo.itemText(i) for i in range(combo.count())] == names:
                 continue
             combo.blockSignals(True)
@@ -155,8 +188,11 @@ class FitWidget(StopsOnClose, QWidget):
 
     def _result_names(self) -> set:
         """Layers this widget made (maps, previews): not offered as the image to fit."""
-        return {ly.name for ly in self.viewer.layers
-                if ly.metadata.get("mollifier_map") or ly.metadata.get("mollifier_preview")}
+        return {
+            ly.name
+            for ly in self.viewer.layers
+            if ly.metadata.get("mollifier_map") or ly.metadata.get("mollifier_preview")
+        }
 
     def _layer(self, name: str):
         return self.viewer.layers[name] if name in self.viewer.layers else None
@@ -178,8 +214,10 @@ class FitWidget(StopsOnClose, QWidget):
     def image_layer(self):
         layer = self._layer(self.image_combo.currentText())
         if layer is None:
-            raise InputError("no image layer chosen; open an image (File > Open, or File > Open Sample > "
-                             "Mollifier rate maps) and pick it")
+            raise InputError(
+                "no image layer chosen; open an image (File > Open, or File > Open Sample > "
+                "Mollifier rate maps) and pick it"
+            )
         return layer
 
     def _geometry(self, layer) -> dict:
@@ -199,7 +237,11 @@ class FitWidget(StopsOnClose, QWidget):
         mask = segment_nucleus(np.asarray(image.data, dtype=float), name=image.name).astype(np.uint8)
         label_name = f"{image.name} nucleus mask"
         existing = self._layer(label_name)
-        if existing is not None and isinstance(existing, napari.layers.Labels) and existing.data.shape == mask.shape:
+        if (
+            existing is not None
+            and isinstance(existing, napari.layers.Labels)
+            and existing.data.shape == mask.shape
+        ):
             existing.data = mask
         else:
             self.viewer.add_labels(mask, name=label_name, opacity=0.3, **self._geometry(image))
@@ -222,12 +264,20 @@ class FitWidget(StopsOnClose, QWidget):
     def _prepare(self, settings=None):
         image = self.image_layer()
         if not self.pixel_size.value() > 0:
-            raise InputError(f"{image.name}: the layer has no pixel size; type it in (nm) or open the file with "
-                             "the Mollifier reader (File > Open), which reads it from the metadata")
+            raise InputError(
+                f"{image.name}: the layer has no pixel size; type it in (nm) or open the file with "
+                "the Mollifier reader (File > Open), which reads it from the metadata"
+            )
         settings = settings if settings is not None else self.form.settings()
-        inp = prepare_fit(image.data, pixel_size_nm=self.pixel_size.value(),
-                          input_kind=self.input_kind.currentData(), settings=settings,
-                          mask=self._mask_data(image), crop=self._crop_rect(image), name=image.name)
+        inp = prepare_fit(
+            image.data,
+            pixel_size_nm=self.pixel_size.value(),
+            input_kind=self.input_kind.currentData(),
+            settings=settings,
+            mask=self._mask_data(image),
+            crop=self._crop_rect(image),
+            name=image.name,
+        )
         return image, inp
 
     def preview(self) -> None:
@@ -238,18 +288,30 @@ class FitWidget(StopsOnClose, QWidget):
             self.state.message = _one_line(exc)
             return
         name = f"{image.name} phi (input)"
-        meta = {"mollifier_preview": True, "preprocessing": inp.preprocessing, "input": inp.input_kind,
-                "pixel_size_nm": inp.pixel_size_nm}
+        meta = {
+            "mollifier_preview": True,
+            "preprocessing": inp.preprocessing,
+            "input": inp.input_kind,
+            "pixel_size_nm": inp.pixel_size_nm,
+        }
         shown = np.where(inp.mask, inp.phi, np.nan).astype(np.float32)
         layer = self._layer(name)
         if layer is not None and isinstance(layer, napari.layers.Image) and layer.data.shape == shown.shape:
             layer.data = shown
             layer.metadata = meta
         else:
-            self.viewer.add_image(shown, name=name, colormap="gray", contrast_limits=(0.0, 1.0), metadata=meta,
-                                  **self._geometry(image))
-        self.state.message = (f"Preview: {int(inp.mask.sum())} pixels analysed, normalisation "
-                              f"{_short(inp.preprocessing.get('normalisation'))}. Edit the mask layer to change it.")
+            self.viewer.add_image(
+                shown,
+                name=name,
+                colormap="gray",
+                contrast_limits=(0.0, 1.0),
+                metadata=meta,
+                **self._geometry(image),
+            )
+        self.state.message = (
+            f"Preview: {int(inp.mask.sum())} pixels analysed, normalisation "
+            f"{_short(inp.preprocessing.get('normalisation'))}. Edit the mask layer to change it."
+        )
 
     # ---------------------------------------------------------------- device
     def _update_device_label(self, *_) -> None:
@@ -293,9 +355,15 @@ class FitWidget(StopsOnClose, QWidget):
             return None
         self._input = inp
         self._geom = self._geometry(image)
-        self._meta = {"mollifier_map": True, "source": image.name, "input": inp.input_kind,
-                      "pixel_size_nm": inp.pixel_size_nm, "settings": inp.settings.model_dump(),
-                      "preprocessing": inp.preprocessing, "units": RATE_UNITS}
+        self._meta = {
+            "mollifier_map": True,
+            "source": image.name,
+            "input": inp.input_kind,
+            "pixel_size_nm": inp.pixel_size_nm,
+            "settings": inp.settings.model_dump(),
+            "preprocessing": inp.preprocessing,
+            "units": RATE_UNITS,
+        }
         self._source_name = image.name
         self.fit = None
         self.loss_plot.clear()
@@ -310,9 +378,15 @@ class FitWidget(StopsOnClose, QWidget):
         self.result_layers = {}
         self._rewatch()  # make sure the window whose closing must stop this worker is watched
         self.worker = start_cancellable(
-            fit_updates, inp,
-            connect={"yielded": self._on_update, "returned": self._on_returned, "errored": self._on_error,
-                     "finished": self._on_finished})
+            fit_updates,
+            inp,
+            connect={
+                "yielded": self._on_update,
+                "returned": self._on_returned,
+                "errored": self._on_error,
+                "finished": self._on_finished,
+            },
+        )
         # The four layers appear now (empty until the first maps) and are only updated in place
         # afterwards: creating a layer costs napari ~0.1-0.4 s of GUI time, an in-place update ~10 ms.
         for key in MAP_KEYS:
@@ -347,10 +421,19 @@ class FitWidget(StopsOnClose, QWidget):
             return
         self.fit = fit
         maps = maps_of_fit(fit)
-        self._show(maps, {k: contrast_limits(v) for k, v in maps.items()},
-                   {"step": fit.steps_done, "total_steps": self.state.total_steps, "losses": fit.losses,
-                    "runtime_s": fit.runtime_s, "device": fit.device, "cancelled": fit.cancelled,
-                    "history": fit.history})
+        self._show(
+            maps,
+            {k: contrast_limits(v) for k, v in maps.items()},
+            {
+                "step": fit.steps_done,
+                "total_steps": self.state.total_steps,
+                "losses": fit.losses,
+                "runtime_s": fit.runtime_s,
+                "device": fit.device,
+                "cancelled": fit.cancelled,
+                "history": fit.history,
+            },
+        )
         if fit.history:
             self.loss_plot.set_history(fit.history)
         self.progress.setFormat("%v / %m steps")
@@ -359,8 +442,10 @@ class FitWidget(StopsOnClose, QWidget):
         s = _means(fit)
         verb = f"Stopped at step {fit.steps_done}" if fit.cancelled else f"Done ({fit.steps_done} steps)"
         self.state.status = "stopped" if fit.cancelled else "finished"
-        self.state.message = (f"{verb} in {fit.runtime_s:.1f} s on {fit.device}: mean Γ_me {s[0]:.3g} /τ, "
-                              f"Γ_ac {s[1]:.3g} /τ, λ {s[2]:.3g}. Click a pixel for local rates.")
+        self.state.message = (
+            f"{verb} in {fit.runtime_s:.1f} s on {fit.device}: mean Γ_me {s[0]:.3g} /τ, "
+            f"Γ_ac {s[1]:.3g} /τ, λ {s[2]:.3g}. Click a pixel for local rates."
+        )
         if "caution" in self._input.preprocessing:  # intensity input: the absolute scale is unreliable
             self.state.message += " Intensity input: read the maps as relative patterns (see the README)."
 
@@ -386,17 +471,26 @@ class FitWidget(StopsOnClose, QWidget):
         layer = self.result_layers.get(key)
         if layer is None or layer not in self.viewer.layers or layer.name != name:
             layer = self._layer(name)
-            if layer is not None and not (isinstance(layer, napari.layers.Image) and layer.data.shape == shape):
+            if layer is not None and not (
+                isinstance(layer, napari.layers.Image) and layer.data.shape == shape
+            ):
                 self.viewer.layers.remove(layer)
                 layer = None
             if layer is None:
                 # Only Gamma_me is shown at first: the maps overlap, and hidden layers cost nothing to
                 # update (napari refreshes them when they are shown).
-                layer = self.viewer.add_image(np.full(shape, np.nan, np.float32), name=name, contrast_limits=(0, 1),
-                                              metadata=dict(self._meta, map=key), visible=key == "gamma_me",
-                                              **MAP_STYLE[key], **self._geom)
-            elif tuple(layer.scale) != tuple(self._geom["scale"]) or \
-                    tuple(layer.translate) != tuple(self._geom["translate"]):
+                layer = self.viewer.add_image(
+                    np.full(shape, np.nan, np.float32),
+                    name=name,
+                    contrast_limits=(0, 1),
+                    metadata=dict(self._meta, map=key),
+                    visible=key == "gamma_me",
+                    **MAP_STYLE[key],
+                    **self._geom,
+                )
+            elif tuple(layer.scale) != tuple(self._geom["scale"]) or tuple(layer.translate) != tuple(
+                self._geom["translate"]
+            ):
                 layer.scale, layer.translate = self._geom["scale"], self._geom["translate"]
             self.result_layers[key] = layer
         return layer
@@ -406,15 +500,27 @@ class FitWidget(StopsOnClose, QWidget):
         maps) also goes into the layers' metadata; live updates leave the metadata alone."""
         meta = None if extra is None else dict(self._meta, **extra)
         for key in MAP_KEYS:
-            _update_in_place(self._map_layer(key), maps[key], limits[key],
-                             None if meta is None else dict(meta, map=key), force_limits=extra is not None)
+            _update_in_place(
+                self._map_layer(key),
+                maps[key],
+                limits[key],
+                None if meta is None else dict(meta, map=key),
+                force_limits=extra is not None,
+            )
 
     def _on_status(self, *_) -> None:
         busy = self.state.status in ("running", "stopping")
         self.start_btn.setText("Stop" if busy else "Start")
         self.start_btn.setEnabled(self.state.status != "stopping" or self.worker is None)
-        for w in (self.form, self.preview_btn, self.image_combo, self.pixel_size, self.input_kind, self.mask_combo,
-                  self.crop_combo):
+        for w in (
+            self.form,
+            self.preview_btn,
+            self.image_combo,
+            self.pixel_size,
+            self.input_kind,
+            self.mask_combo,
+            self.crop_combo,
+        ):
             w.setEnabled(not busy)
         self._update_device_label()
 
@@ -434,7 +540,11 @@ class FitWidget(StopsOnClose, QWidget):
         if not (0 <= row < shape[0] and 0 <= col < shape[1]):
             text = f"pixel (row {row}, col {col}) is outside the image"
         else:
-            values = {k: float(ly.data[row, col]) for k, ly in self.result_layers.items() if ly in self.viewer.layers}
+            values = {
+                k: float(ly.data[row, col])
+                for k, ly in self.result_layers.items()
+                if ly in self.viewer.layers
+            }
             text = describe_point(row, col, values, layer.metadata.get("pixel_size_nm"))
         self.point_label.setText(text)
         self.viewer.status = text
@@ -459,13 +569,20 @@ class FitWidget(StopsOnClose, QWidget):
         self._unwatch()
 
 
-def _update_in_place(layer, data: np.ndarray, limits, metadata: dict | None, *, force_limits: bool = False) -> None:
+def _update_in_place(
+    layer, data: np.ndarray, limits, metadata: dict | None, *, force_limits: bool = False
+) -> None:
     """New values for a map layer of the same shape: copied into the layer's own array and one
     refresh, instead of ``layer.data = ...`` (which re-derives dims and extents: ~3x the main-thread
     time per update, measured). The display range follows only when it moved by more than 5 %
     (each change also redraws the thumbnail and the layer controls)."""
     own = layer.data
-    if isinstance(own, np.ndarray) and own.shape == data.shape and own.dtype == np.float32 and own.flags.writeable:
+    if (
+        isinstance(own, np.ndarray)
+        and own.shape == data.shape
+        and own.dtype == np.float32
+        and own.flags.writeable
+    ):
         own[...] = data
         layer.refresh(thumbnail=False, highlight=False, extent=False)  # a no-op while the layer is hidden
     else:

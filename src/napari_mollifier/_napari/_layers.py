@@ -17,8 +17,15 @@ MAP_STYLE = {
 }
 RATE_UNITS = "rates in 1/tau, tau = ell0^2/(M A), ell0 = 10 nm (lambda = Gamma_me/Gamma_ac has no unit)"
 
-_SUFFIXES = {"gamma_me": "gamma_me", "gamma_ac": "gamma_ac", "lambda": "lambda", "phi": "phi_hat",
-             "phi_hat": "phi_hat", "gamma_me_true": "gamma_me", "gamma_ac_true": "gamma_ac"}
+_SUFFIXES = {
+    "gamma_me": "gamma_me",
+    "gamma_ac": "gamma_ac",
+    "lambda": "lambda",
+    "phi": "phi_hat",
+    "phi_hat": "phi_hat",
+    "gamma_me_true": "gamma_me",
+    "gamma_ac_true": "gamma_ac",
+}
 
 
 def map_key(stem: str) -> str | None:

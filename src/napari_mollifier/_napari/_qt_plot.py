@@ -77,7 +77,9 @@ class LossPlot(QWidget):
             p.fillRect(self.rect(), QColor("#262930"))
             fm = p.fontMetrics()
             left, top, bottom, right = fm.horizontalAdvance("1e-10") + 8, 6, fm.height() + 6, 8
-            area = QRectF(left, top, max(self.width() - left - right, 10), max(self.height() - top - bottom, 10))
+            area = QRectF(
+                left, top, max(self.width() - left - right, 10), max(self.height() - top - bottom, 10)
+            )
             p.setPen(QPen(QColor("#888888"), 1))
             p.drawRect(area)
             data = {key: self.series(key) for key, _, _ in SERIES}
@@ -92,15 +94,25 @@ class LossPlot(QWidget):
                 y1 = y0 + 1
 
             def to_px(x, y):
-                return QPointF(area.left() + (x - x0) / (x1 - x0) * area.width(),
-                               area.bottom() - (y - y0) / (y1 - y0) * area.height())
+                return QPointF(
+                    area.left() + (x - x0) / (x1 - x0) * area.width(),
+                    area.bottom() - (y - y0) / (y1 - y0) * area.height(),
+                )
 
             p.setPen(QColor("#bbbbbb"))
-            p.drawText(QRectF(0, area.top() - 2, left - 4, fm.height()), Qt.AlignmentFlag.AlignRight, f"1e{y1}")
-            p.drawText(QRectF(0, area.bottom() - fm.height() + 2, left - 4, fm.height()), Qt.AlignmentFlag.AlignRight,
-                       f"1e{y0}")
-            p.drawText(QRectF(area.left(), area.bottom() + 2, area.width(), fm.height()), Qt.AlignmentFlag.AlignRight,
-                       f"step {int(x1)}")
+            p.drawText(
+                QRectF(0, area.top() - 2, left - 4, fm.height()), Qt.AlignmentFlag.AlignRight, f"1e{y1}"
+            )
+            p.drawText(
+                QRectF(0, area.bottom() - fm.height() + 2, left - 4, fm.height()),
+                Qt.AlignmentFlag.AlignRight,
+                f"1e{y0}",
+            )
+            p.drawText(
+                QRectF(area.left(), area.bottom() + 2, area.width(), fm.height()),
+                Qt.AlignmentFlag.AlignRight,
+                f"step {int(x1)}",
+            )
             legend_x = area.left() + 4
             for key, label, colour in SERIES:
                 sx, sy = data[key]

@@ -11,30 +11,72 @@ import types
 import typing
 
 from qtpy.QtCore import QEvent, QObject, Qt
-from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel, QProgressBar,
-                            QPushButton, QScrollArea, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..config import InferenceSettings
 
 __all__ = ["SettingsForm", "MAIN_FIELDS", "ADVANCED_FIELDS", "scroll_body", "wrapping_label"]
 
 MAIN_FIELDS = ("model", "method", "arch", "optimizer", "steps", "kernel_radius_nm", "device")
-ADVANCED_FIELDS = ("learning_rate", "rate_scale_nm", "edge_margin_nm", "residual_tolerance", "smoothness",
-                   "noise_floor", "psf_sigma_nm", "euchromatin_level", "heterochromatin_level", "init_smoothing_px",
-                   "precision", "seed", "report_every")
+ADVANCED_FIELDS = (
+    "learning_rate",
+    "rate_scale_nm",
+    "edge_margin_nm",
+    "residual_tolerance",
+    "smoothness",
+    "noise_floor",
+    "psf_sigma_nm",
+    "euchromatin_level",
+    "heterochromatin_level",
+    "init_smoothing_px",
+    "precision",
+    "seed",
+    "report_every",
+)
 
-LABELS = {"model": "Model", "method": "Method", "arch": "Architecture", "optimizer": "Optimiser", "steps": "Steps",
-          "kernel_radius_nm": "Kernel radius (nm)", "device": "Device", "learning_rate": "Learning rate",
-          "rate_scale_nm": "Rate scale (nm)", "edge_margin_nm": "Edge margin (nm)",
-          "residual_tolerance": "Residual tolerance", "smoothness": "Smoothness", "noise_floor": "Noise floor",
-          "psf_sigma_nm": "PSF sigma (nm)", "euchromatin_level": "Euchromatin intensity (φ = 0)",
-          "heterochromatin_level": "Heterochromatin intensity (φ = 1)", "init_smoothing_px": "Initial smoothing (px)", "precision": "Precision",
-          "seed": "Seed", "report_every": "Report every (steps)"}
+LABELS = {
+    "model": "Model",
+    "method": "Method",
+    "arch": "Architecture",
+    "optimizer": "Optimiser",
+    "steps": "Steps",
+    "kernel_radius_nm": "Kernel radius (nm)",
+    "device": "Device",
+    "learning_rate": "Learning rate",
+    "rate_scale_nm": "Rate scale (nm)",
+    "edge_margin_nm": "Edge margin (nm)",
+    "residual_tolerance": "Residual tolerance",
+    "smoothness": "Smoothness",
+    "noise_floor": "Noise floor",
+    "psf_sigma_nm": "PSF sigma (nm)",
+    "euchromatin_level": "Euchromatin intensity (φ = 0)",
+    "heterochromatin_level": "Heterochromatin intensity (φ = 1)",
+    "init_smoothing_px": "Initial smoothing (px)",
+    "precision": "Precision",
+    "seed": "Seed",
+    "report_every": "Report every (steps)",
+}
 # For the fields the schema leaves undescribed.
 EXTRA_HELP = {
     "model": "physics model of the chromatin (docs/model.md): chr, the Cahn-Hilliard-reaction model",
     "method": "pinn: train a field whose mollified derivatives satisfy the model (robust to noise); "
-              "direct: read the rates off the mollified data in one solve (fast, noise-sensitive)",
+    "direct: read the rates off the mollified data in one solve (fast, noise-sensitive)",
     "optimizer": "adam, or soap (second-order preconditioning; for the network architectures)",
     "precision": "float32 (faster; same maps to three digits) or float64",
     "seed": "random seed of the fit",
@@ -210,8 +252,10 @@ def input_kind_box(parent) -> QComboBox:
     box = QComboBox(parent)
     box.addItem("intensity", "intensity")
     box.addItem("fraction (φ)", "fraction")
-    box.setToolTip("intensity: raw image, normalised inside the nucleus to the heterochromatin fraction φ; "
-                   "fraction: the pixel values already are φ in [0, 1]")
+    box.setToolTip(
+        "intensity: raw image, normalised inside the nucleus to the heterochromatin fraction φ; "
+        "fraction: the pixel values already are φ in [0, 1]"
+    )
     return box
 
 

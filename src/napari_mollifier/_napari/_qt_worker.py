@@ -45,8 +45,9 @@ class CancellableWorker(GeneratorWorker):
 def start_cancellable(func, *args, connect: dict, **kwargs) -> CancellableWorker:
     """Create and start a :class:`CancellableWorker` (a napari worker: errors are notified and the
     task is registered with the viewer) with ``connect`` = signal name -> callback."""
-    worker = create_worker(func, *args, _worker_class=CancellableWorker, _connect=connect, _start_thread=False,
-                           **kwargs)
+    worker = create_worker(
+        func, *args, _worker_class=CancellableWorker, _connect=connect, _start_thread=False, **kwargs
+    )
     worker._started = True
     worker.start()
     return worker

@@ -16,8 +16,13 @@ import numpy as np
 from ..io import InputError, read_image, read_localisations, render_localisations
 from ._layers import MAP_STYLE, contrast_limits, image_layer_kwargs, map_key
 
-__all__ = ["get_tiff_reader", "get_localisations_reader", "read_tiff", "read_localisation_table",
-           "DEFAULT_RENDER_PIXEL_NM"]
+__all__ = [
+    "get_tiff_reader",
+    "get_localisations_reader",
+    "read_tiff",
+    "read_localisation_table",
+    "DEFAULT_RENDER_PIXEL_NM",
+]
 
 #: Pixel size (nm) at which localisation tables are rendered. The model's lengths are in
 #: ell0 = 10 nm and the default settings assume ~10 nm pixels; choose about half the localisation
@@ -55,18 +60,27 @@ def _tiff_layer(path: str) -> tuple:
     img = read_image(path, allow_nan=True)
     p = Path(img.path)
     if not img.pixel_size_nm:
-        raise InputError(f"{p}: no pixel size in the file's metadata; set it (Fiji: Image > Properties, in nm or "
-                         "µm) and save again, or open it with napari's built-in reader and type the pixel size "
-                         "into 'Infer rate maps'")
+        raise InputError(
+            f"{p}: no pixel size in the file's metadata; set it (Fiji: Image > Properties, in nm or "
+            "µm) and save again, or open it with napari's built-in reader and type the pixel size "
+            "into 'Infer rate maps'"
+        )
     info = img.metadata.get("info")
     meta = dict(info) if isinstance(info, dict) else ({"info": info} if info else {})
-    meta.update(source=str(p), pixel_size_nm=img.pixel_size_nm,
-                pixel_size_source=img.metadata.get("pixel_size_source", ""))
+    meta.update(
+        source=str(p),
+        pixel_size_nm=img.pixel_size_nm,
+        pixel_size_source=img.metadata.get("pixel_size_source", ""),
+    )
     kw = dict(name=p.stem, metadata=meta, **image_layer_kwargs(img.pixel_size_nm))
     data = img.data
     finite = data[np.isfinite(data)]
-    if p.stem.lower().endswith("_mask") and np.array_equal(finite, np.round(finite)) and finite.min() >= 0 \
-            and finite.max() < 2**16:
+    if (
+        p.stem.lower().endswith("_mask")
+        and np.array_equal(finite, np.round(finite))
+        and finite.min() >= 0
+        and finite.max() < 2**16
+    ):
         return data.astype(np.uint16 if finite.max() > 255 else np.uint8), kw, "labels"
     key = map_key(p.stem)
     if key is not None:
@@ -88,8 +102,12 @@ def _header(path: str) -> list[str] | None:
 
 def _names_axis(header: list[str], axis: str) -> bool:
     low = [h.strip().strip('"').lower() for h in header]
-    return any(h == axis or h.startswith((f"{axis} ", f"{axis}_", f"{axis}[", f"{axis}(", f"position_{axis}"))
-               or h == f"{axis}nm" for h in low)
+    return any(
+        h == axis
+        or h.startswith((f"{axis} ", f"{axis}_", f"{axis}[", f"{axis}(", f"position_{axis}"))
+        or h == f"{axis}nm"
+        for h in low
+    )
 
 
 def get_localisations_reader(path):
@@ -109,8 +127,16 @@ def read_localisation_table(path, pixel_size_nm: float = DEFAULT_RENDER_PIXEL_NM
     p = Path(_paths(path)[0])
     x, y = read_localisations(p)
     img = render_localisations(x, y, pixel_size_nm, name=str(p))
-    meta = {"source": str(p), "pixel_size_nm": float(pixel_size_nm), "n_localisations": int(len(x)),
-            "rendered": f"localisations per {pixel_size_nm:g} nm pixel"}
-    kw = dict(name=f"{p.stem} density", metadata=meta, colormap="gray",
-              **image_layer_kwargs(pixel_size_nm, translate_px=0.5))
+    meta = {
+        "source": str(p),
+        "pixel_size_nm": float(pixel_size_nm),
+        "n_localisations": int(len(x)),
+        "rendered": f"localisations per {pixel_size_nm:g} nm pixel",
+    }
+    kw = dict(
+        name=f"{p.stem} density",
+        metadata=meta,
+        colormap="gray",
+        **image_layer_kwargs(pixel_size_nm, translate_px=0.5),
+    )
     return [(img.astype(np.float32), kw, "image")]

@@ -10,8 +10,18 @@ from ..io import write_tiff
 
 __all__ = ["write_rate_map", "pixel_size_from_meta"]
 
-_TO_NM = {"nm": 1.0, "nanometer": 1.0, "um": 1e3, "µm": 1e3, "micrometer": 1e3, "micron": 1e3, "mm": 1e6,
-          "millimeter": 1e6, "m": 1e9, "meter": 1e9}
+_TO_NM = {
+    "nm": 1.0,
+    "nanometer": 1.0,
+    "um": 1e3,
+    "µm": 1e3,
+    "micrometer": 1e3,
+    "micron": 1e3,
+    "mm": 1e6,
+    "millimeter": 1e6,
+    "m": 1e9,
+    "meter": 1e9,
+}
 
 
 def pixel_size_from_meta(meta: dict) -> float | None:

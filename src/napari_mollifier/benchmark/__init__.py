@@ -7,9 +7,28 @@ configuration that does not fit is recorded with status "out_of_memory".
 
 from ._fits import FIT_ARCHS, FIT_DEFAULTS, FIT_PROBLEMS, fit_configs
 from ._report import alignment_figure, derivatives_markdown, machine_description, paper_markdown
-from ._runner import (FULL_GRIDS, QUICK_GRIDS, chromatin_step_configs, derivative_configs, resolve_device,
-                      run_configs)
+from ._runner import (
+    FULL_GRIDS,
+    QUICK_GRIDS,
+    chromatin_step_configs,
+    derivative_configs,
+    resolve_device,
+    run_configs,
+)
 
-__all__ = ["FIT_ARCHS", "FIT_DEFAULTS", "FIT_PROBLEMS", "FULL_GRIDS", "QUICK_GRIDS", "alignment_figure",
-           "chromatin_step_configs", "derivative_configs", "derivatives_markdown", "fit_configs",
-           "machine_description", "paper_markdown", "resolve_device", "run_configs"]
+__all__ = [
+    "FIT_ARCHS",
+    "FIT_DEFAULTS",
+    "FIT_PROBLEMS",
+    "FULL_GRIDS",
+    "QUICK_GRIDS",
+    "alignment_figure",
+    "chromatin_step_configs",
+    "derivative_configs",
+    "derivatives_markdown",
+    "fit_configs",
+    "machine_description",
+    "paper_markdown",
+    "resolve_device",
+    "run_configs",
+]

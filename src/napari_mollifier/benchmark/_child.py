@@ -28,8 +28,13 @@ def _cap_address_space(limit_bytes: int | None) -> None:
 
 def _is_oom(exc: BaseException) -> bool:
     text = f"{type(exc).__name__}: {exc}".lower()
-    return isinstance(exc, MemoryError) or "out of memory" in text or "can't allocate memory" in text \
-        or "cannot allocate memory" in text or "outofmemory" in text
+    return (
+        isinstance(exc, MemoryError)
+        or "out of memory" in text
+        or "can't allocate memory" in text
+        or "cannot allocate memory" in text
+        or "outofmemory" in text
+    )
 
 
 def _memory_baseline(device, proc, sync) -> int:
@@ -55,8 +60,15 @@ def run(config: dict) -> dict:
     device = torch.device(config["device"])
     record = {k: config.get(k) for k in ("problem", "order", "arch", "method", "grid")}
     record["kind"] = config.get("kind", "step")
-    record.update(time_per_step_s=None, peak_memory_bytes=None, recovery_r=None, recovery_rel_error=None,
-                  device=str(device), status="ok", steps_timed=0)
+    record.update(
+        time_per_step_s=None,
+        peak_memory_bytes=None,
+        recovery_r=None,
+        recovery_rel_error=None,
+        device=str(device),
+        status="ok",
+        steps_timed=0,
+    )
     if device.type == "cuda":
         record["device_name"] = torch.cuda.get_device_name(device)
         record["memory_source"] = "torch.cuda.max_memory_allocated minus allocated before the step"
@@ -79,8 +91,9 @@ def run(config: dict) -> dict:
         sync()
         first = time.perf_counter() - t0
         times = []
-        min_time, min_steps, max_steps = (float(config.get(k, d)) for k, d in
-                                          (("min_time_s", 2.0), ("min_steps", 2), ("max_steps", 20)))
+        min_time, min_steps, max_steps = (
+            float(config.get(k, d)) for k, d in (("min_time_s", 2.0), ("min_steps", 2), ("max_steps", 20))
+        )
         # Slow configurations (over ~20 s per step) are timed on fewer steps.
         if first > 20:
             min_steps = 1

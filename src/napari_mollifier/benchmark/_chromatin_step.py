@@ -34,8 +34,9 @@ def build_step(config: dict, device: torch.device) -> Callable[[], float]:
     torch.manual_seed(int(config.get("seed", 0)))
     model = ChromatinModel()
     h = model.spacing(10.0)
-    net = CoordinateMLP(2, 1, width=int(config.get("width", 128)), depth=int(config.get("depth", 4)),
-                        activation="tanh").to(device)
+    net = CoordinateMLP(
+        2, 1, width=int(config.get("width", 128)), depth=int(config.get("depth", 4)), activation="tanh"
+    ).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     coords = grid_coordinates((n, n), h, device=device)
     extent = (n - 1) * h
@@ -43,8 +44,17 @@ def build_step(config: dict, device: torch.device) -> Callable[[], float]:
     k = 2 * math.pi * 8 / (n * h)  # ~8 domains across the grid
     data = 0.5 + 0.4 * torch.tanh(3 * torch.sin(k * x) * torch.sin(k * y))
     gamma_me, gamma_ac = 0.002, 0.004
-    layer = MollifierLayer(float(config.get("radius", 1.01)), DERIVATIVES_NEEDED, spacing=h, boundary="reflect",
-                           kernel="spectral").to(device) if method == "mollifier" else None
+    layer = (
+        MollifierLayer(
+            float(config.get("radius", 1.01)),
+            DERIVATIVES_NEEDED,
+            spacing=h,
+            boundary="reflect",
+            kernel="spectral",
+        ).to(device)
+        if method == "mollifier"
+        else None
+    )
 
     def field(c):
         return net(c / extent)

@@ -47,20 +47,28 @@ def build_step(config: dict, device: torch.device) -> Callable[[], float]:
     elif order not in RESIDUAL_TERMS:
         raise ValueError(f"order must be one of {sorted(RESIDUAL_TERMS)}, got {order}")
     torch.manual_seed(int(config.get("seed", 0)))
-    model = CoordinateMLP(2, 1, width=int(config.get("width", 128)), depth=int(config.get("depth", 4)),
-                          activation="tanh").to(device)
+    model = CoordinateMLP(
+        2, 1, width=int(config.get("width", 128)), depth=int(config.get("depth", 4)), activation="tanh"
+    ).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     h = 1.0 / n
     coords = grid_coordinates((n, n), h, device=device)
     y, x = coords[:, 0].reshape(n, n), coords[:, 1].reshape(n, n)
     w = 2.0 * math.pi
     data = torch.sin(w * x) * torch.sin(w * y)
-    forcing = {0: None, 1: w * (torch.cos(w * x) * torch.sin(w * y) + torch.sin(w * x) * torch.cos(w * y)),
-               2: -2 * w**2 * data, 4: 4 * w**4 * data}[order]
+    forcing = {
+        0: None,
+        1: w * (torch.cos(w * x) * torch.sin(w * y) + torch.sin(w * x) * torch.cos(w * y)),
+        2: -2 * w**2 * data,
+        4: 4 * w**4 * data,
+    }[order]
     scale = 1.0 if forcing is None else float(forcing.pow(2).mean())
     names = ("u",) + RESIDUAL_TERMS.get(order, ())
-    layer = MollifierLayer(float(config.get("radius", 6.0)), names, spacing=h, boundary="periodic").to(device) \
-        if method == "mollifier" else None
+    layer = (
+        MollifierLayer(float(config.get("radius", 6.0)), names, spacing=h, boundary="periodic").to(device)
+        if method == "mollifier"
+        else None
+    )
 
     def step() -> float:
         opt.zero_grad(set_to_none=True)
@@ -71,7 +79,9 @@ def build_step(config: dict, device: torch.device) -> Callable[[], float]:
                 d = layer(model(coords).reshape(1, 1, n, n))
             else:
                 d = coordinate_derivatives(model, coords, names)
-            loss = (d["u"].reshape(n, n) - data).pow(2).mean() + _residual(order, d, forcing).pow(2).mean() / scale
+            loss = (d["u"].reshape(n, n) - data).pow(2).mean() + _residual(order, d, forcing).pow(
+                2
+            ).mean() / scale
         loss.backward()
         opt.step()
         return float(loss.detach())

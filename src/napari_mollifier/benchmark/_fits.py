@@ -93,23 +93,46 @@ def run_fit(config: dict, data, device) -> dict:
 
         fit_fn = fit_first_order if problem == "langevin" else fit_second_order
         kw = {k: config[k] for k in ("radius", "lr", "width") if config.get(k) is not None}
-        res = fit_fn(data, method=config["method"], arch=config["arch"], optimizer=config["optimizer"],
-                     steps=steps, seed=int(config.get("seed", 0)), log_alignment_every=every, **kw)
+        res = fit_fn(
+            data,
+            method=config["method"],
+            arch=config["arch"],
+            optimizer=config["optimizer"],
+            steps=steps,
+            seed=int(config.get("seed", 0)),
+            log_alignment_every=every,
+            **kw,
+        )
         h = res.history
-        out = dict(time_per_step_s=res.time_per_step_s, recovery_r=res.recovery.get("r"),
-                   recovery_rel_error=res.recovery.get("rel_error"), final_data_loss=h["loss_data"][-1],
-                   final_residual_loss=h["loss_residual"][-1])
-        curves = dict(step=h["step"], loss_data=h["loss_data"], loss_residual=h["loss_residual"],
-                      alignment_step=h["alignment_step"], alignment=h["alignment"])
+        out = dict(
+            time_per_step_s=res.time_per_step_s,
+            recovery_r=res.recovery.get("r"),
+            recovery_rel_error=res.recovery.get("rel_error"),
+            final_data_loss=h["loss_data"][-1],
+            final_residual_loss=h["loss_residual"][-1],
+        )
+        curves = dict(
+            step=h["step"],
+            loss_data=h["loss_data"],
+            loss_residual=h["loss_residual"],
+            alignment_step=h["alignment_step"],
+            alignment=h["alignment"],
+        )
     else:
         from ..config import InferenceSettings
         from ..inverse import fit_rates
 
         sim, phi = data
-        settings = InferenceSettings(arch=config["arch"], optimizer=config["optimizer"], steps=steps,
-                                     derivatives=config.get("method", "mollifier"),
-                                     device=str(device), report_every=5, alignment_every=every,
-                                     seed=int(config.get("seed", 0)))
+        settings = InferenceSettings(
+            arch=config["arch"],
+            optimizer=config["optimizer"],
+            steps=steps,
+            derivatives=config.get("method", "mollifier"),
+            device=str(device),
+            report_every=5,
+            alignment_every=every,
+            seed=int(config.get("seed", 0)),
+        )
         *_, fit = fit_rates(phi, sim.mask, sim.pixel_size_nm, settings)
         rs, rels = chromatin_recovery(fit.gamma_me, fit.gamma_ac, sim, fit.analysed)
         # The solver's data term is the mean squared misfit over s_d^2 (s_d: the noise scale).
@@ -117,15 +140,30 @@ def run_fit(config: dict, data, device) -> dict:
         hist = fit.history
         misfit = [r["data"] for r in hist]
         # Both maps must be recovered: the record carries the worse of the two.
-        out = dict(time_per_step_s=fit.time_per_step_s, recovery_r=min(rs), recovery_rel_error=max(rels),
-                   recovery_r_me=rs[0], recovery_r_ac=rs[1], recovery_rel_error_me=rels[0],
-                   recovery_rel_error_ac=rels[1], final_data_loss=misfit[-1] * s_d**2,
-                   final_residual_loss=hist[-1]["residual"], diverged=fit.diverged)
-        curves = dict(step=[r["step"] - 1 for r in hist], loss_data=[m * s_d**2 for m in misfit],
-                      loss_residual=[r["residual"] for r in hist],
-                      alignment_step=[a[0] - 1 for a in fit.alignment], alignment=[a[1] for a in fit.alignment])
-    curves["loss"] = [a + b for a, b in zip(curves["loss_data"], curves["loss_residual"])] \
-        if problem != "chromatin" else [r["total"] for r in fit.history]
+        out = dict(
+            time_per_step_s=fit.time_per_step_s,
+            recovery_r=min(rs),
+            recovery_rel_error=max(rels),
+            recovery_r_me=rs[0],
+            recovery_r_ac=rs[1],
+            recovery_rel_error_me=rels[0],
+            recovery_rel_error_ac=rels[1],
+            final_data_loss=misfit[-1] * s_d**2,
+            final_residual_loss=hist[-1]["residual"],
+            diverged=fit.diverged,
+        )
+        curves = dict(
+            step=[r["step"] - 1 for r in hist],
+            loss_data=[m * s_d**2 for m in misfit],
+            loss_residual=[r["residual"] for r in hist],
+            alignment_step=[a[0] - 1 for a in fit.alignment],
+            alignment=[a[1] for a in fit.alignment],
+        )
+    curves["loss"] = (
+        [a + b for a, b in zip(curves["loss_data"], curves["loss_residual"])]
+        if problem != "chromatin"
+        else [r["total"] for r in fit.history]
+    )
     out["final_loss"] = curves["loss"][-1]
     out["wall_time_s"] = time.perf_counter() - t0
     out["curves"] = _thin(curves)
@@ -135,15 +173,25 @@ def run_fit(config: dict, data, device) -> dict:
 def _thin(curves: dict, n: int = 200) -> dict:
     """At most ``n`` points per loss curve (the alignment curve is already sparse)."""
     k = max(1, len(curves["step"]) // n)
-    out = {key: [float(v) for v in curves[key][::k]] for key in ("step", "loss", "loss_data", "loss_residual")}
+    out = {
+        key: [float(v) for v in curves[key][::k]] for key in ("step", "loss", "loss_data", "loss_residual")
+    }
     out["alignment_step"] = [int(s) for s in curves["alignment_step"]]
     out["alignment"] = [float(a) for a in curves["alignment"]]
     return out
 
 
-def fit_configs(problems, *, archs=None, methods=("mollifier", "autodiff"), optimizers=("adam", "soap"),
-                noises=(0.0, 0.01, 0.05), quick: bool = False, steps: int | None = None,
-                grid: int | None = None) -> list[dict]:
+def fit_configs(
+    problems,
+    *,
+    archs=None,
+    methods=("mollifier", "autodiff"),
+    optimizers=("adam", "soap"),
+    noises=(0.0, 0.01, 0.05),
+    quick: bool = False,
+    steps: int | None = None,
+    grid: int | None = None,
+) -> list[dict]:
     """Configurations of the fit benchmark: problem x architecture x method x optimiser x noise.
 
     Combinations a problem cannot run (see :data:`FIT_ARCHS`) are left out. ``quick`` uses the
@@ -163,7 +211,17 @@ def fit_configs(problems, *, archs=None, methods=("mollifier", "autodiff"), opti
                     if arch == "grid" and optimizer == "soap":
                         continue  # the chromatin solver trains a free field with Adam whatever is asked
                     for noise in noises:
-                        configs.append(dict(problem=problem, kind="fit", order=FIT_PROBLEMS[problem], arch=arch,
-                                            method=method, optimizer=optimizer, noise=float(noise),
-                                            grid=grid or d["grid"], steps=n_steps))
+                        configs.append(
+                            dict(
+                                problem=problem,
+                                kind="fit",
+                                order=FIT_PROBLEMS[problem],
+                                arch=arch,
+                                method=method,
+                                optimizer=optimizer,
+                                noise=float(noise),
+                                grid=grid or d["grid"],
+                                steps=n_steps,
+                            )
+                        )
     return configs

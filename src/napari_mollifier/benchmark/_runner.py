@@ -25,8 +25,9 @@ def resolve_device(device: str = "auto") -> str:
     return str(resolve(device))
 
 
-def derivative_configs(grids: Sequence[int] = FULL_GRIDS, orders: Sequence[int] = (1, 2, 4),
-                       quick: bool = False) -> list[dict]:
+def derivative_configs(
+    grids: Sequence[int] = FULL_GRIDS, orders: Sequence[int] = (1, 2, 4), quick: bool = False
+) -> list[dict]:
     """Configurations of problem "derivatives": per grid, a data-only step, then each order
     with mollifier and autodiff. ``quick`` skips autodiff above 64^2 for orders 2 and 4
     (they take minutes on a 2-core CPU) but keeps the order-4 mollifier and data steps."""
@@ -45,12 +46,20 @@ def derivative_configs(grids: Sequence[int] = FULL_GRIDS, orders: Sequence[int] 
 
 def chromatin_step_configs(grids: Sequence[int] = FULL_GRIDS) -> list[dict]:
     """Configurations of the 4th-order "chromatin" step: mollifier and autodiff per grid."""
-    return [dict(problem="chromatin", kind="step", arch="mlp", grid=n, order=4, method=m)
-            for n in grids for m in ("mollifier", "autodiff")]
+    return [
+        dict(problem="chromatin", kind="step", arch="mlp", grid=n, order=4, method=m)
+        for n in grids
+        for m in ("mollifier", "autodiff")
+    ]
 
 
-def run_configs(configs: Iterable[dict], device: str = "auto", *, timeout_s: float = 1800,
-                memory_cap_bytes: int | None = None) -> Iterator[dict]:
+def run_configs(
+    configs: Iterable[dict],
+    device: str = "auto",
+    *,
+    timeout_s: float = 1800,
+    memory_cap_bytes: int | None = None,
+) -> Iterator[dict]:
     """Run each configuration in a fresh Python process and yield its benchmark record.
 
     On CPU the child's address space is capped at the memory available when it starts (minus
@@ -63,13 +72,28 @@ def run_configs(configs: Iterable[dict], device: str = "auto", *, timeout_s: flo
         if dev == "cpu":
             avail = psutil.virtual_memory().available - _RESERVE_BYTES
             cfg["memory_cap_bytes"] = int(min(avail, memory_cap_bytes) if memory_cap_bytes else avail)
-        base = {k: cfg.get(k) for k in ("problem", "kind", "order", "arch", "method", "optimizer", "noise", "grid")}
+        base = {
+            k: cfg.get(k)
+            for k in ("problem", "kind", "order", "arch", "method", "optimizer", "noise", "grid")
+        }
         try:
-            proc = subprocess.run([sys.executable, "-m", "napari_mollifier.benchmark._child", json.dumps(cfg)],
-                                  capture_output=True, text=True, timeout=timeout_s)
+            proc = subprocess.run(
+                [sys.executable, "-m", "napari_mollifier.benchmark._child", json.dumps(cfg)],
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+            )
         except subprocess.TimeoutExpired:
-            yield dict(base, device=dev, status="error", error=f"timed out after {timeout_s:.0f} s",
-                       time_per_step_s=None, peak_memory_bytes=None, recovery_r=None, recovery_rel_error=None)
+            yield dict(
+                base,
+                device=dev,
+                status="error",
+                error=f"timed out after {timeout_s:.0f} s",
+                time_per_step_s=None,
+                peak_memory_bytes=None,
+                recovery_r=None,
+                recovery_rel_error=None,
+            )
             continue
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
         if proc.returncode == 0 and lines:
@@ -77,6 +101,13 @@ def run_configs(configs: Iterable[dict], device: str = "auto", *, timeout_s: flo
         else:
             killed = proc.returncode in (-9, 137)  # the kernel's OOM killer sends SIGKILL
             tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
-            yield dict(base, device=dev, status="out_of_memory" if killed else "error",
-                       error=f"exit {proc.returncode}: {tail[0][:300]}", time_per_step_s=None,
-                       peak_memory_bytes=None, recovery_r=None, recovery_rel_error=None)
+            yield dict(
+                base,
+                device=dev,
+                status="out_of_memory" if killed else "error",
+                error=f"exit {proc.returncode}: {tail[0][:300]}",
+                time_per_step_s=None,
+                peak_memory_bytes=None,
+                recovery_r=None,
+                recovery_rel_error=None,
+            )

@@ -19,8 +19,15 @@ class SmoothBasis:
     selected by ``region`` (bool (H, W)).
     """
 
-    def __init__(self, shape: tuple[int, int], spacing_px: float, region: torch.Tensor | None = None, *,
-                 dtype=torch.float32, device=None):
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        spacing_px: float,
+        region: torch.Tensor | None = None,
+        *,
+        dtype=torch.float32,
+        device=None,
+    ):
         if not spacing_px >= 2:
             raise ValueError(f"rate basis spacing must be >= 2 pixels, got {spacing_px!r}")
         h, w = shape

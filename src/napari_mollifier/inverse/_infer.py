@@ -13,20 +13,38 @@ from pathlib import Path
 import numpy as np
 
 from ..config import InferenceSettings
-from ..io import (InputError, check_fraction, check_mask, check_pixel_size, intensity_to_fraction, read_image,
-                  segment_nucleus, write_json, write_tiff)
+from ..io import (
+    InputError,
+    check_fraction,
+    check_mask,
+    check_pixel_size,
+    intensity_to_fraction,
+    read_image,
+    segment_nucleus,
+    write_json,
+    write_tiff,
+)
 from ._solver import ProgressEvent, RateFit, fit_rates
 
-__all__ = ["DEFAULT_PSF_SIGMA_NM", "INTENSITY_CAUTION", "RateMaps", "infer_rates", "to_fraction", "write_rate_maps"]
+__all__ = [
+    "DEFAULT_PSF_SIGMA_NM",
+    "INTENSITY_CAUTION",
+    "RateMaps",
+    "infer_rates",
+    "to_fraction",
+    "write_rate_maps",
+]
 
 #: Blur assumed for intensity input when ``settings.psf_sigma_nm`` is None (nm).
 DEFAULT_PSF_SIGMA_NM = 15.0
 
 #: Saved with every intensity-input result (docs/NOTES.md, benchmarks/results/intensity_calibration.md).
-INTENSITY_CAUTION = ("intensity input: phi comes from an approximate intensity-to-fraction map; the rates "
-                     "change ~25 % per 2 % error in that map's contrast, so read these maps as relative "
-                     "patterns, not absolute rates (give calibrated euchromatin_level / heterochromatin_level "
-                     "for absolute ones)")
+INTENSITY_CAUTION = (
+    "intensity input: phi comes from an approximate intensity-to-fraction map; the rates "
+    "change ~25 % per 2 % error in that map's contrast, so read these maps as relative "
+    "patterns, not absolute rates (give calibrated euchromatin_level / heterochromatin_level "
+    "for absolute ones)"
+)
 
 
 @dataclass
@@ -51,10 +69,15 @@ class RateMaps:
         out = {}
         for name, a in (("gamma_me", self.gamma_me), ("gamma_ac", self.gamma_ac), ("lambda", self.lam)):
             v = a[m]
-            out[name] = {"mean": float(np.mean(v)), "std": float(np.std(v)), "min": float(np.min(v)),
-                         "max": float(np.max(v))}
-        out["global_balance"] = float(np.mean((self.gamma_me * (1 - self.phi_hat))[m]) /
-                                      np.mean((self.gamma_ac * self.phi_hat)[m]))
+            out[name] = {
+                "mean": float(np.mean(v)),
+                "std": float(np.std(v)),
+                "min": float(np.min(v)),
+                "max": float(np.max(v)),
+            }
+        out["global_balance"] = float(
+            np.mean((self.gamma_me * (1 - self.phi_hat))[m]) / np.mean((self.gamma_ac * self.phi_hat)[m])
+        )
         out["analysed_pixels"] = int(m.sum())
         return out
 
@@ -66,10 +89,15 @@ def _load(image, pixel_size_nm, name) -> tuple[np.ndarray, float, str, dict]:
         px = pixel_size_nm if pixel_size_nm is not None else data.pixel_size_nm
         if px is None:
             why = data.metadata.get("pixel_size_problem")
-            raise InputError(f"{data.path}: no pixel size in the file's metadata{f' ({why})' if why else ''}; "
-                             "give it with --pixel-size NM (pixel_size_nm=...)")
-        src = {"pixel_size_source": "argument" if pixel_size_nm is not None
-               else data.metadata.get("pixel_size_source", "")}
+            raise InputError(
+                f"{data.path}: no pixel size in the file's metadata{f' ({why})' if why else ''}; "
+                "give it with --pixel-size NM (pixel_size_nm=...)"
+            )
+        src = {
+            "pixel_size_source": "argument"
+            if pixel_size_nm is not None
+            else data.metadata.get("pixel_size_source", "")
+        }
         check_pixel_size(px, name=data.path, source=src["pixel_size_source"])
         return data.data, float(px), data.path, src
     arr = np.asarray(image, dtype=np.float64)
@@ -90,29 +118,44 @@ def _load_mask(mask, data: np.ndarray, source: str, prep: dict) -> np.ndarray:
         prep["mask"] = "segmented (Otsu, largest region)"
         return segment_nucleus(data, name=source)
     if isinstance(mask, (str, os.PathLike)):
-        mdata = (read_image(mask, allow_constant=True).data if Path(mask).suffix.lower() in (".tif", ".tiff")
-                 else None)
+        mdata = (
+            read_image(mask, allow_constant=True).data
+            if Path(mask).suffix.lower() in (".tif", ".tiff")
+            else None
+        )
         if mdata is None:
             raise InputError(f"{mask}: masks must be TIFF files")
         prep["mask"] = str(mask)
     else:
         mdata = np.asarray(mask)
         prep["mask"] = "given"
-    return check_mask(mdata, data.shape, name=prep["mask"] if isinstance(mask, (str, os.PathLike)) else source)
+    return check_mask(
+        mdata, data.shape, name=prep["mask"] if isinstance(mask, (str, os.PathLike)) else source
+    )
 
 
-def to_fraction(data: np.ndarray, mask: np.ndarray, *, input: str, pixel_size_nm: float,
-                settings: InferenceSettings, name: str = "image", prep: dict | None = None):
+def to_fraction(
+    data: np.ndarray,
+    mask: np.ndarray,
+    *,
+    input: str,
+    pixel_size_nm: float,
+    settings: InferenceSettings,
+    name: str = "image",
+    prep: dict | None = None,
+):
     """The heterochromatin fraction phi the solver fits, and the settings adjusted to the input
     (shared by :func:`infer_rates` and the napari widget). Records the normalisation in ``prep``."""
     prep = {} if prep is None else prep
-    source, px, m = name, pixel_size_nm, mask
+    source, m = name, mask
     if input == "fraction":
         # Kept as given outside the mask too: a step to 0 at the mask edge would ring through the
         # spectral derivatives (measured: +37 % bias in the mean rate of a 128^2 nucleus).
         if settings.intensity_levels is not None:
-            raise InputError(f"{source}: euchromatin_level / heterochromatin_level calibrate intensity input; "
-                             "phi input needs none (unset them, or use input 'intensity')")
+            raise InputError(
+                f"{source}: euchromatin_level / heterochromatin_level calibrate intensity input; "
+                "phi input needs none (unset them, or use input 'intensity')"
+            )
         phi = check_fraction(data, m, name=source)
         prep["normalisation"] = "none (input is phi)"
     elif input == "intensity":
@@ -128,9 +171,16 @@ def to_fraction(data: np.ndarray, mask: np.ndarray, *, input: str, pixel_size_nm
     return phi, settings
 
 
-def infer_rates(image, *, pixel_size_nm: float | None = None, mask=None, input: str = "intensity",
-                settings: InferenceSettings | None = None, cancel: threading.Event | None = None,
-                progress: Callable[[ProgressEvent], None] | None = None) -> RateMaps:
+def infer_rates(
+    image,
+    *,
+    pixel_size_nm: float | None = None,
+    mask=None,
+    input: str = "intensity",
+    settings: InferenceSettings | None = None,
+    cancel: threading.Event | None = None,
+    progress: Callable[[ProgressEvent], None] | None = None,
+) -> RateMaps:
     """Methylation and acetylation rate maps from one image of a nucleus.
 
     Parameters
@@ -158,13 +208,25 @@ def infer_rates(image, *, pixel_size_nm: float | None = None, mask=None, input: 
     name = str(image) if isinstance(image, (str, os.PathLike)) else "image"
     data, px, source, prep = _load(image, pixel_size_nm, name)
     m = _load_mask(mask, data, source, prep)
-    phi, settings = to_fraction(data, m, input=input, pixel_size_nm=px, settings=settings, name=source, prep=prep)
+    phi, settings = to_fraction(
+        data, m, input=input, pixel_size_nm=px, settings=settings, name=source, prep=prep
+    )
     notices: list[str] = []
     fit = _fit_with_cpu_fallback(phi, m, px, settings, cancel, progress, source, notices)
     analysed = fit.analysed
-    return RateMaps(gamma_me=fit.gamma_me, gamma_ac=fit.gamma_ac, lam=fit.lam, phi_hat=fit.phi_hat,
-                    mask=analysed, phi=phi, pixel_size_nm=px, source=source, fit=fit, preprocessing=prep,
-                    notices=notices)
+    return RateMaps(
+        gamma_me=fit.gamma_me,
+        gamma_ac=fit.gamma_ac,
+        lam=fit.lam,
+        phi_hat=fit.phi_hat,
+        mask=analysed,
+        phi=phi,
+        pixel_size_nm=px,
+        source=source,
+        fit=fit,
+        preprocessing=prep,
+        notices=notices,
+    )
 
 
 def _run_fit(phi, mask, px, settings, cancel, progress) -> RateFit:
@@ -191,8 +253,10 @@ def _fit_with_cpu_fallback(phi, mask, px, settings, cancel, progress, source: st
         if settings.device == "cpu":
             raise
         first = str(exc).splitlines()[0][:120] if str(exc) else ""
-        notice = (f"{source}: GPU out of memory ({first}); fitted on the CPU instead (slower; crop the "
-                  "image or free GPU memory to stay on the GPU)")
+        notice = (
+            f"{source}: GPU out of memory ({first}); fitted on the CPU instead (slower; crop the "
+            "image or free GPU memory to stay on the GPU)"
+        )
         warnings.warn(notice, RuntimeWarning, stacklevel=3)
         notices.append(notice)
         if torch.cuda.is_available():
@@ -200,8 +264,9 @@ def _fit_with_cpu_fallback(phi, mask, px, settings, cancel, progress, source: st
         return _run_fit(phi, mask, px, settings.model_copy(update={"device": "cpu"}), cancel, progress)
 
 
-def write_rate_maps(maps: RateMaps, out_dir: str | os.PathLike, stem: str | None = None, *,
-                    extra: dict | None = None) -> dict:
+def write_rate_maps(
+    maps: RateMaps, out_dir: str | os.PathLike, stem: str | None = None, *, extra: dict | None = None
+) -> dict:
     """Write the docs/interfaces.md outputs: S_gamma_me/_gamma_ac/_lambda/_phi (float32), S_mask
     (uint8) and S.json, each atomically; S.json last, so that it marks a complete set. ``extra``
     adds entries to S.json (the batch's resume key). Returns name -> path."""
@@ -212,23 +277,46 @@ def write_rate_maps(maps: RateMaps, out_dir: str | os.PathLike, stem: str | None
     out = Path(out_dir)
     stem = stem or Path(maps.source).stem
     fit = maps.fit
-    meta = {"settings": fit.settings, "pixel_size_nm": maps.pixel_size_nm, "source": maps.source,
-            "units": "rates in 1/tau, tau = ell0^2/(M A), ell0 = 10 nm; only ratios to M are identifiable"}
+    meta = {
+        "settings": fit.settings,
+        "pixel_size_nm": maps.pixel_size_nm,
+        "source": maps.source,
+        "units": "rates in 1/tau, tau = ell0^2/(M A), ell0 = 10 nm; only ratios to M are identifiable",
+    }
     paths = {}
-    for key, arr in (("gamma_me", maps.gamma_me), ("gamma_ac", maps.gamma_ac), ("lambda", maps.lam),
-                     ("phi", np.where(maps.mask, maps.phi_hat, np.nan))):
-        paths[key] = write_tiff(out / f"{stem}_{key}.tif", arr.astype(np.float32), maps.pixel_size_nm,
-                                metadata=dict(meta, map=key))
+    for key, arr in (
+        ("gamma_me", maps.gamma_me),
+        ("gamma_ac", maps.gamma_ac),
+        ("lambda", maps.lam),
+        ("phi", np.where(maps.mask, maps.phi_hat, np.nan)),
+    ):
+        paths[key] = write_tiff(
+            out / f"{stem}_{key}.tif",
+            arr.astype(np.float32),
+            maps.pixel_size_nm,
+            metadata=dict(meta, map=key),
+        )
     paths["mask"] = write_tiff(out / f"{stem}_mask.tif", maps.mask.astype(np.uint8), maps.pixel_size_nm)
     record = {
-        "input": maps.source, "pixel_size_nm": maps.pixel_size_nm, "settings": fit.settings,
-        "preprocessing": maps.preprocessing, "device": fit.device, "runtime_s": fit.runtime_s,
-        "steps_done": fit.steps_done, "cancelled": fit.cancelled,
+        "input": maps.source,
+        "pixel_size_nm": maps.pixel_size_nm,
+        "settings": fit.settings,
+        "preprocessing": maps.preprocessing,
+        "device": fit.device,
+        "runtime_s": fit.runtime_s,
+        "steps_done": fit.steps_done,
+        "cancelled": fit.cancelled,
         "diverged": {"step": fit.diverged_step, "message": fit.message} if fit.diverged else None,
-        "notices": list(maps.notices), "losses": fit.losses, "history": fit.history,
+        "notices": list(maps.notices),
+        "losses": fit.losses,
+        "history": fit.history,
         "summary": maps.summary(),
-        "versions": {"napari-mollifier": __version__, "torch": torch.__version__, "numpy": np.__version__,
-                     "python": platform.python_version()},
+        "versions": {
+            "napari-mollifier": __version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
         "units": meta["units"],
     }
     record.update(extra or {})

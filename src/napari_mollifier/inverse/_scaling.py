@@ -24,8 +24,17 @@ import numpy as np
 from ..io import InputError, atomic_write_text
 from ..physics import ChromatinModel
 
-__all__ = ["DEFAULT_PERCENTILE", "DEFAULT_MIN_AREA_PX", "DEFAULT_NEIGHBOURS", "DomainTable", "segment_domains",
-           "domain_scaling_estimate", "compare_with_maps", "read_map_pair", "scaling_crosscheck"]
+__all__ = [
+    "DEFAULT_PERCENTILE",
+    "DEFAULT_MIN_AREA_PX",
+    "DEFAULT_NEIGHBOURS",
+    "DomainTable",
+    "segment_domains",
+    "domain_scaling_estimate",
+    "compare_with_maps",
+    "read_map_pair",
+    "scaling_crosscheck",
+]
 
 #: Domains are the nucleus pixels above this percentile of phi: the top 30 %, the heterochromatin
 #: area fraction of H2B STORM images (docs/model.md section 1).
@@ -36,8 +45,19 @@ DEFAULT_MIN_AREA_PX = 10
 #: d is the mean centroid distance to this many nearest domains (docs/model.md section 5).
 DEFAULT_NEIGHBOURS = 5
 
-_COLUMNS = ("label", "centroid_row", "centroid_col", "area_px", "touches_edge", "radius_nm", "spacing_nm",
-            "gamma_ac", "gamma_me", "lam", "note")
+_COLUMNS = (
+    "label",
+    "centroid_row",
+    "centroid_col",
+    "area_px",
+    "touches_edge",
+    "radius_nm",
+    "spacing_nm",
+    "gamma_ac",
+    "gamma_me",
+    "lam",
+    "note",
+)
 _MAP_COLUMNS = ("map_gamma_ac", "map_gamma_me", "map_lam")
 
 
@@ -91,8 +111,10 @@ class DomainTable:
     def to_rows(self) -> list[dict]:
         """The table as a list of dicts (one per domain) of plain Python values."""
         cols = {c: getattr(self, c) for c in self.columns}
-        return [{c: v[i].item() if isinstance(v[i], np.generic) else v[i] for c, v in cols.items()}
-                for i in range(len(self))]
+        return [
+            {c: v[i].item() if isinstance(v[i], np.generic) else v[i] for c, v in cols.items()}
+            for i in range(len(self))
+        ]
 
     def to_csv(self, path: str | os.PathLike | None = None) -> str:
         """CSV text of the rows (header first); written atomically to ``path`` when given."""
@@ -110,11 +132,15 @@ class DomainTable:
         """Domain count, medians of R and d (nm), means of the rates over the domains with finite
         rates, and with maps: the ratios of means (scaling / map) and Pearson r across domains."""
         ok = np.isfinite(self.gamma_ac)
-        out = {"domains": len(self), "domains_with_rates": int(ok.sum()),
-               "median_radius_nm": float(np.median(self.radius_nm)),
-               "median_spacing_nm": float(np.median(self.spacing_nm)),
-               "mean_gamma_ac": _mean(self.gamma_ac[ok]), "mean_gamma_me": _mean(self.gamma_me[ok]),
-               "mean_lam": _mean(self.lam[ok])}
+        out = {
+            "domains": len(self),
+            "domains_with_rates": int(ok.sum()),
+            "median_radius_nm": float(np.median(self.radius_nm)),
+            "median_spacing_nm": float(np.median(self.spacing_nm)),
+            "mean_gamma_ac": _mean(self.gamma_ac[ok]),
+            "mean_gamma_me": _mean(self.gamma_me[ok]),
+            "mean_lam": _mean(self.lam[ok]),
+        }
         if self.map_gamma_ac is not None:
             for key in ("gamma_ac", "gamma_me", "lam"):
                 est, ref = getattr(self, key), getattr(self, f"map_{key}")
@@ -147,8 +173,12 @@ def pearson_r(a: np.ndarray, b: np.ndarray) -> float:
     da, db = a - a.mean(), b - b.mean()
     na, nb = math.sqrt(float(da @ da)), math.sqrt(float(db @ db))
     # Relative test: the domain means of a constant map differ by rounding only.
-    if na <= 1e-9 * abs(float(a.mean())) * math.sqrt(len(a)) or nb <= 1e-9 * abs(float(b.mean())) * math.sqrt(len(b)) \
-            or na == 0.0 or nb == 0.0:
+    if (
+        na <= 1e-9 * abs(float(a.mean())) * math.sqrt(len(a))
+        or nb <= 1e-9 * abs(float(b.mean())) * math.sqrt(len(b))
+        or na == 0.0
+        or nb == 0.0
+    ):
         return math.nan
     return float(da @ db / (na * nb))
 
@@ -159,8 +189,10 @@ def _check_field(phi, mask, name: str) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(f"{name}: expected a 2-D phi image, got shape {phi.shape}")
     mask = np.ones(phi.shape, bool) if mask is None else np.asarray(mask)
     if mask.shape != phi.shape:
-        raise InputError(f"{name}: mask shape {mask.shape} differs from the image shape {phi.shape}; "
-                         "use a mask made for this image")
+        raise InputError(
+            f"{name}: mask shape {mask.shape} differs from the image shape {phi.shape}; "
+            "use a mask made for this image"
+        )
     mask = mask != 0
     if not mask.any():
         raise InputError(f"{name}: the nucleus mask is empty; give a nonzero mask (nonzero = nucleus)")
@@ -169,9 +201,15 @@ def _check_field(phi, mask, name: str) -> tuple[np.ndarray, np.ndarray]:
     return phi, mask
 
 
-def segment_domains(phi, mask=None, *, percentile: float = DEFAULT_PERCENTILE,
-                    min_area_px: int = DEFAULT_MIN_AREA_PX, smoothing_px: float = 0.0,
-                    name: str = "image") -> tuple[np.ndarray, float]:
+def segment_domains(
+    phi,
+    mask=None,
+    *,
+    percentile: float = DEFAULT_PERCENTILE,
+    min_area_px: int = DEFAULT_MIN_AREA_PX,
+    smoothing_px: float = 0.0,
+    name: str = "image",
+) -> tuple[np.ndarray, float]:
     """Heterochromatin domains: nucleus pixels above a percentile of phi, as connected components.
 
     Parameters
@@ -228,16 +266,27 @@ def segment_domains(phi, mask=None, *, percentile: float = DEFAULT_PERCENTILE,
     new[keep] = np.arange(1, int(keep.sum()) + 1)
     labels = new[labels]
     if labels.max() == 0:
-        raise InputError(f"{name}: no chromatin domain of at least {int(min_area_px)} px above the "
-                         f"{percentile:g}th percentile of phi (phi > {threshold:.3g}) inside the nucleus; "
-                         "check the image and mask, or lower --percentile / --min-area")
+        raise InputError(
+            f"{name}: no chromatin domain of at least {int(min_area_px)} px above the "
+            f"{percentile:g}th percentile of phi (phi > {threshold:.3g}) inside the nucleus; "
+            "check the image and mask, or lower --percentile / --min-area"
+        )
     return labels.astype(np.int32), threshold
 
 
-def domain_scaling_estimate(phi, mask=None, pixel_size_nm: float = 10.0, *, percentile: float = DEFAULT_PERCENTILE,
-                            neighbours: int = DEFAULT_NEIGHBOURS, min_area_px: int = DEFAULT_MIN_AREA_PX,
-                            smoothing_px: float = 0.0, model: ChromatinModel = ChromatinModel(),
-                            diffusivity: float | None = None, name: str = "image") -> DomainTable:
+def domain_scaling_estimate(
+    phi,
+    mask=None,
+    pixel_size_nm: float = 10.0,
+    *,
+    percentile: float = DEFAULT_PERCENTILE,
+    neighbours: int = DEFAULT_NEIGHBOURS,
+    min_area_px: int = DEFAULT_MIN_AREA_PX,
+    smoothing_px: float = 0.0,
+    model: ChromatinModel = ChromatinModel(),
+    diffusivity: float | None = None,
+    name: str = "image",
+) -> DomainTable:
     """One rate pair per heterochromatin domain from its radius and spacing (docs/model.md section 5).
 
     Parameters
@@ -303,13 +352,16 @@ def domain_scaling_estimate(phi, mask=None, pixel_size_nm: float = 10.0, *, perc
     if not D > 0:
         raise ValueError(f"diffusivity must be positive, got {D!r}")
     phi, mask = _check_field(phi, mask, name)
-    labels, threshold = segment_domains(phi, mask, percentile=percentile, min_area_px=min_area_px,
-                                        smoothing_px=smoothing_px, name=name)
+    labels, threshold = segment_domains(
+        phi, mask, percentile=percentile, min_area_px=min_area_px, smoothing_px=smoothing_px, name=name
+    )
     n = int(labels.max())
     if n < k + 1:
-        raise InputError(f"{name}: found {n} chromatin domain{'s' if n != 1 else ''}, but the spacing to the "
-                         f"{k} nearest needs at least {k + 1}; lower --percentile or --min-area, or check the "
-                         "pixel size (domains ~50-300 nm across)")
+        raise InputError(
+            f"{name}: found {n} chromatin domain{'s' if n != 1 else ''}, but the spacing to the "
+            f"{k} nearest needs at least {k + 1}; lower --percentile or --min-area, or check the "
+            "pixel size (domains ~50-300 nm across)"
+        )
     from scipy import ndimage as ndi
     from scipy.spatial import cKDTree
 
@@ -328,15 +380,35 @@ def domain_scaling_estimate(phi, mask=None, pixel_size_nm: float = 10.0, *, perc
         g_ac = np.where(valid, D / d**2, np.nan)
         g_me = np.where(valid, g_ac / ((d / R) ** 2 - 1.0), np.nan)
         lam = np.where(valid, R**2 / (d**2 - R**2), np.nan)
-    note = np.where(valid, "", "d <= R: no scaling-law solution (domain as large as its spacing)").astype(object)
-    meta = {"pixel_size_nm": float(pixel_size_nm), "percentile": float(percentile), "threshold": threshold,
-            "min_area_px": int(min_area_px), "smoothing_px": float(smoothing_px), "neighbours": k,
-            "diffusivity": D, "length_unit_nm": model.ell0_nm,
-            "units": "R, d in nm; rates in 1/tau, tau = ell0^2/(M A); D in ell0^2/tau"}
-    return DomainTable(label=idx, centroid_row=cents[:, 0], centroid_col=cents[:, 1], area_px=area.astype(int),
-                       touches_edge=touches[1:], radius_nm=r_px * float(pixel_size_nm),
-                       spacing_nm=d_px * float(pixel_size_nm), gamma_ac=g_ac, gamma_me=g_me, lam=lam, note=note,
-                       labels=labels, meta=meta)
+    note = np.where(valid, "", "d <= R: no scaling-law solution (domain as large as its spacing)").astype(
+        object
+    )
+    meta = {
+        "pixel_size_nm": float(pixel_size_nm),
+        "percentile": float(percentile),
+        "threshold": threshold,
+        "min_area_px": int(min_area_px),
+        "smoothing_px": float(smoothing_px),
+        "neighbours": k,
+        "diffusivity": D,
+        "length_unit_nm": model.ell0_nm,
+        "units": "R, d in nm; rates in 1/tau, tau = ell0^2/(M A); D in ell0^2/tau",
+    }
+    return DomainTable(
+        label=idx,
+        centroid_row=cents[:, 0],
+        centroid_col=cents[:, 1],
+        area_px=area.astype(int),
+        touches_edge=touches[1:],
+        radius_nm=r_px * float(pixel_size_nm),
+        spacing_nm=d_px * float(pixel_size_nm),
+        gamma_ac=g_ac,
+        gamma_me=g_me,
+        lam=lam,
+        note=note,
+        labels=labels,
+        meta=meta,
+    )
 
 
 def _domain_means(labels: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
@@ -369,8 +441,10 @@ def compare_with_maps(table: DomainTable, gamma_me_map, gamma_ac_map) -> DomainT
     me, ac = (np.asarray(a, dtype=np.float64) for a in (gamma_me_map, gamma_ac_map))
     for nm, a in (("gamma_me_map", me), ("gamma_ac_map", ac)):
         if a.shape != table.labels.shape:
-            raise InputError(f"{nm}: shape {a.shape} differs from the image shape {table.labels.shape}; "
-                             "give the maps inferred from this image")
+            raise InputError(
+                f"{nm}: shape {a.shape} differs from the image shape {table.labels.shape}; "
+                "give the maps inferred from this image"
+            )
     n = len(table)
     m_me, m_ac = _domain_means(table.labels, me, n), _domain_means(table.labels, ac, n)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -378,8 +452,13 @@ def compare_with_maps(table: DomainTable, gamma_me_map, gamma_ac_map) -> DomainT
     return replace(table, map_gamma_me=m_me, map_gamma_ac=m_ac, map_lam=m_lam)
 
 
-def read_map_pair(folder: str | os.PathLike, stem: str, *, shape: tuple[int, int] | None = None,
-                  pixel_size_nm: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def read_map_pair(
+    folder: str | os.PathLike,
+    stem: str,
+    *,
+    shape: tuple[int, int] | None = None,
+    pixel_size_nm: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """``folder/stem_gamma_me.tif`` and ``folder/stem_gamma_ac.tif`` (outputs of ``mollifier infer``).
 
     Raises
@@ -393,24 +472,42 @@ def read_map_pair(folder: str | os.PathLike, stem: str, *, shape: tuple[int, int
     for key in ("gamma_me", "gamma_ac"):
         p = Path(folder) / f"{stem}_{key}.tif"
         if not p.exists():
-            raise InputError(f"{p}: rate map not found; run `mollifier infer IMAGE --out {folder}` first or "
-                             "give the folder of its outputs with --maps")
+            raise InputError(
+                f"{p}: rate map not found; run `mollifier infer IMAGE --out {folder}` first or "
+                "give the folder of its outputs with --maps"
+            )
         img = read_image(p, allow_nan=True, allow_constant=True)
         if shape is not None and img.data.shape != tuple(shape):
-            raise InputError(f"{p}: map shape {img.data.shape} differs from the image shape {tuple(shape)}; "
-                             "give the maps inferred from this image")
-        if pixel_size_nm is not None and img.pixel_size_nm is not None and \
-                not math.isclose(img.pixel_size_nm, pixel_size_nm, rel_tol=1e-3):
-            raise InputError(f"{p}: the maps were inferred at {img.pixel_size_nm:g} nm per pixel but this estimate "
-                             f"uses {pixel_size_nm:g} nm; give the same --pixel-size to both")
+            raise InputError(
+                f"{p}: map shape {img.data.shape} differs from the image shape {tuple(shape)}; "
+                "give the maps inferred from this image"
+            )
+        if (
+            pixel_size_nm is not None
+            and img.pixel_size_nm is not None
+            and not math.isclose(img.pixel_size_nm, pixel_size_nm, rel_tol=1e-3)
+        ):
+            raise InputError(
+                f"{p}: the maps were inferred at {img.pixel_size_nm:g} nm per pixel but this estimate "
+                f"uses {pixel_size_nm:g} nm; give the same --pixel-size to both"
+            )
         out.append(img.data)
     return out[0], out[1]
 
 
-def scaling_crosscheck(image, *, pixel_size_nm: float | None = None, mask=None, input: str = "intensity",
-                       maps=None, percentile: float = DEFAULT_PERCENTILE, neighbours: int = DEFAULT_NEIGHBOURS,
-                       min_area_px: int = DEFAULT_MIN_AREA_PX, smoothing_nm: float | None = None,
-                       model: ChromatinModel = ChromatinModel()) -> DomainTable:
+def scaling_crosscheck(
+    image,
+    *,
+    pixel_size_nm: float | None = None,
+    mask=None,
+    input: str = "intensity",
+    maps=None,
+    percentile: float = DEFAULT_PERCENTILE,
+    neighbours: int = DEFAULT_NEIGHBOURS,
+    min_area_px: int = DEFAULT_MIN_AREA_PX,
+    smoothing_nm: float | None = None,
+    model: ChromatinModel = ChromatinModel(),
+) -> DomainTable:
     """The scaling-law estimate of one image, read and preprocessed as :func:`infer_rates` does,
     optionally beside the per-domain means of rate maps (``mollifier scaling``).
 
@@ -440,18 +537,28 @@ def scaling_crosscheck(image, *, pixel_size_nm: float | None = None, mask=None, 
     InputError
         One line naming the input and the fix.
     """
-    from ._infer import _load, _load_mask, to_fraction
     from ..config import InferenceSettings
+    from ._infer import _load, _load_mask, to_fraction
 
     name = str(image) if isinstance(image, (str, os.PathLike)) else "image"
     data, px, source, prep = _load(image, pixel_size_nm, name)
     m = _load_mask(mask, data, source, prep)
-    phi, _ = to_fraction(data, m, input=input, pixel_size_nm=px, settings=InferenceSettings(), name=source, prep=prep)
+    phi, _ = to_fraction(
+        data, m, input=input, pixel_size_nm=px, settings=InferenceSettings(), name=source, prep=prep
+    )
     if smoothing_nm is None:
         smoothing_nm = 20.0 if input == "intensity" else 0.0
-    table = domain_scaling_estimate(phi, m, px, percentile=percentile, neighbours=neighbours,
-                                    min_area_px=min_area_px, smoothing_px=float(smoothing_nm) / px, model=model,
-                                    name=source)
+    table = domain_scaling_estimate(
+        phi,
+        m,
+        px,
+        percentile=percentile,
+        neighbours=neighbours,
+        min_area_px=min_area_px,
+        smoothing_px=float(smoothing_nm) / px,
+        model=model,
+        name=source,
+    )
     table.meta.update(source=source, input=input, smoothing_nm=float(smoothing_nm), mask=prep.get("mask", ""))
     if maps is None:
         return table

@@ -77,14 +77,16 @@ class RateFit:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """"auto" -> CUDA if available, else MPS if available, else CPU; an explicit device must exist."""
+    """ "auto" -> CUDA if available, else MPS if available, else CPU; an explicit device must exist."""
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
     if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
         raise ValueError(f"device must be auto, cpu, cuda[:N] or mps, got {device!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but torch sees no CUDA GPU; use --device auto or cpu")
+        raise ValueError(
+            f"device {device!r} was asked for but torch sees no CUDA GPU; use --device auto or cpu"
+        )
     if device == "mps" and not mps:
         raise ValueError("device 'mps' was asked for but is not available; use --device auto or cpu")
     return torch.device(device)
@@ -92,7 +94,7 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 def estimate_noise(phi: np.ndarray, region: np.ndarray) -> float:
     """Noise level of phi inside a region: MAD of the discrete Laplacian (robust to domains)."""
-    lap = (4 * phi[1:-1, 1:-1] - phi[:-2, 1:-1] - phi[2:, 1:-1] - phi[1:-1, :-2] - phi[1:-1, 2:])
+    lap = 4 * phi[1:-1, 1:-1] - phi[:-2, 1:-1] - phi[2:, 1:-1] - phi[1:-1, :-2] - phi[1:-1, 2:]
     inner = region[1:-1, 1:-1]
     if not inner.any():
         return 0.0
@@ -126,16 +128,26 @@ def _fft_friendly(lo: int, hi: int, size: int) -> tuple[int, int]:
 class _Problem:
     """Data, regions, mollifier and rate basis on the analysed crop."""
 
-    def __init__(self, phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float, settings: InferenceSettings,
-                 model: ChromatinModel, device: torch.device, noise_level: float = SMOOTHNESS_REFERENCE_NOISE):
+    def __init__(
+        self,
+        phi: np.ndarray,
+        mask: np.ndarray,
+        pixel_size_nm: float,
+        settings: InferenceSettings,
+        model: ChromatinModel,
+        device: torch.device,
+        noise_level: float = SMOOTHNESS_REFERENCE_NOISE,
+    ):
         from scipy.ndimage import binary_erosion
 
         self.model = model
         self.h = model.spacing(pixel_size_nm)
         radius_px = settings.kernel_radius_nm / pixel_size_nm
         if radius_px <= 0.5:
-            raise ValueError(f"kernel_radius_nm={settings.kernel_radius_nm} is only {radius_px:.2f} pixels at "
-                             f"{pixel_size_nm} nm/pixel; use more than half a pixel")
+            raise ValueError(
+                f"kernel_radius_nm={settings.kernel_radius_nm} is only {radius_px:.2f} pixels at "
+                f"{pixel_size_nm} nm/pixel; use more than half a pixel"
+            )
         # Spectral derivatives: the chromatin residual cancels 4th-order terms ~25x larger than
         # the reaction, and 8th-order differences at 10 nm leave errors of that size
         # (measured: rates off by 60-200 % vs 0.2 % with exact multipliers, noise-free).
@@ -145,17 +157,25 @@ class _Problem:
         # reaction with "nested" against 53 % with "chain" (docs/NOTES.md).
         self.nested = settings.residual_form == "nested"
         needed = ("u", "laplacian") if self.nested else DERIVATIVES_NEEDED
-        self.layer = MollifierLayer(radius_px, needed, spacing=self.h, boundary="reflect",
-                                    kernel="spectral").to(device)
-        self.mu_layer = MollifierLayer(radius_px, ("laplacian",), spacing=self.h, boundary="reflect",
-                                       kernel="spectral").to(device) if self.nested else None
+        self.layer = MollifierLayer(
+            radius_px, needed, spacing=self.h, boundary="reflect", kernel="spectral"
+        ).to(device)
+        self.mu_layer = (
+            MollifierLayer(
+                radius_px, ("laplacian",), spacing=self.h, boundary="reflect", kernel="spectral"
+            ).to(device)
+            if self.nested
+            else None
+        )
         self.radius_px = radius_px
         margin = self.layer.margin
         edge_px = max(int(round(settings.edge_margin_nm / pixel_size_nm)), 1)
         interior = binary_erosion(mask, iterations=edge_px, border_value=0)
         if interior.sum() < 100:
-            raise ValueError(f"the nucleus mask leaves only {int(interior.sum())} pixels more than "
-                             f"{settings.edge_margin_nm} nm from its edge; the mask is too small or empty")
+            raise ValueError(
+                f"the nucleus mask leaves only {int(interior.sum())} pixels more than "
+                f"{settings.edge_margin_nm} nm from its edge; the mask is too small or empty"
+            )
         ys, xs = np.nonzero(mask)
         pad = margin + 2
         y0, y1 = _fft_friendly(ys.min() - pad, ys.max() + pad + 1, phi.shape[0])
@@ -164,12 +184,16 @@ class _Problem:
         self.full_shape = phi.shape
         # float32 by default: on a 256^2 nucleus at 3 % noise it gave the same maps as float64 to
         # three digits, 1.45x faster on the CPU (MPS has no float64).
-        self.dtype = torch.float64 if (settings.precision == "float64" and device.type != "mps") else torch.float32
+        self.dtype = (
+            torch.float64 if (settings.precision == "float64" and device.type != "mps") else torch.float32
+        )
         self.phi = torch.as_tensor(phi[self.box], dtype=self.dtype, device=device)
         self.mask = torch.as_tensor(mask[self.box], device=device)
         self.interior = torch.as_tensor(interior[self.box], device=device)
         spacing_px = settings.rate_scale_nm / pixel_size_nm
-        self.basis = SmoothBasis(tuple(self.phi.shape), spacing_px, self.interior, dtype=torch.float64, device=device)
+        self.basis = SmoothBasis(
+            tuple(self.phi.shape), spacing_px, self.interior, dtype=torch.float64, device=device
+        )
         k = self.basis.size
         d2 = self.basis.smoothness_operator().to(device)
         self.roughness = torch.block_diag(d2.T @ d2, d2.T @ d2)  # (2K, 2K)
@@ -260,10 +284,12 @@ class _Problem:
         ac = self.basis.expand(coef[k:]).float()
         nan = torch.tensor(float("nan"), device=me.device)
         inside = self.interior
-        return {"gamma_me": torch.where(inside, me, nan).cpu().numpy(),
-                "gamma_ac": torch.where(inside, ac, nan).cpu().numpy(),
-                "lambda": torch.where(inside, me / ac, nan).cpu().numpy(),
-                "phi_hat": u.detach().float().cpu().numpy()}
+        return {
+            "gamma_me": torch.where(inside, me, nan).cpu().numpy(),
+            "gamma_ac": torch.where(inside, ac, nan).cpu().numpy(),
+            "lambda": torch.where(inside, me / ac, nan).cpu().numpy(),
+            "phi_hat": u.detach().float().cpu().numpy(),
+        }
 
     def to_full(self, crop: np.ndarray, fill=np.nan) -> np.ndarray:
         out = np.full(self.full_shape, fill, dtype=np.float32)
@@ -340,8 +366,16 @@ def _coordinate_net(problem: _Problem, settings: InferenceSettings):
     # deviations reach MIN_PERIOD_PX pixels per cycle.
     scale = max(h, w) / 2 / MIN_PERIOD_PX / 2
     if settings.arch == "mlp":
-        net = CoordinateMLP(2, 1, width=MLP_WIDTH, depth=MLP_DEPTH, activation="tanh", fourier_features=MLP_WIDTH,
-                            fourier_scale=scale, seed=settings.seed).to(dev, dt)
+        net = CoordinateMLP(
+            2,
+            1,
+            width=MLP_WIDTH,
+            depth=MLP_DEPTH,
+            activation="tanh",
+            fourier_features=MLP_WIDTH,
+            fourier_scale=scale,
+            seed=settings.seed,
+        ).to(dev, dt)
         _zero_output(net.net[-1])
     else:
         # PirateNet: gates start closed, so the net starts as a linear model of the embedding;
@@ -349,13 +383,16 @@ def _coordinate_net(problem: _Problem, settings: InferenceSettings):
         # a least-squares fit of the noisy data by the Fourier features would put the noise back
         # into the start field (the residual 1e4 x too high), and the smoothed data is already
         # the better start (docs/NOTES.md).
-        net = PirateNet(2, 1, width=PIRATE_WIDTH, n_blocks=PIRATE_BLOCKS, fourier_scale=scale,
-                        seed=settings.seed).to(dev, dt)
+        net = PirateNet(
+            2, 1, width=PIRATE_WIDTH, n_blocks=PIRATE_BLOCKS, fourier_scale=scale, seed=settings.seed
+        ).to(dev, dt)
         net.last.set_weight(torch.zeros_like(net.last.weight), torch.zeros_like(net.last.bias))
     return net, coords
 
 
-def _field_derivatives(problem: _Problem, settings: InferenceSettings, precond: torch.Tensor, start: torch.Tensor):
+def _field_derivatives(
+    problem: _Problem, settings: InferenceSettings, precond: torch.Tensor, start: torch.Tensor
+):
     """(parameter groups, callable returning the residual's derivatives of the current field).
 
     Mollifier (the method): derivatives of the field g as convolutions (``problem.derivatives``).
@@ -370,20 +407,24 @@ def _field_derivatives(problem: _Problem, settings: InferenceSettings, precond: 
         groups, field_fn = _make_field(problem, settings, precond, start)
         return groups, (lambda: problem.derivatives(field_fn()))
     if settings.arch not in COORDINATE_ARCHS:  # settings built with model_construct skip the validator
-        raise ValueError(f"derivatives='autodiff' needs a coordinate network (mlp or piratenet), not {settings.arch!r}")
+        raise ValueError(
+            f"derivatives='autodiff' needs a coordinate network (mlp or piratenet), not {settings.arch!r}"
+        )
     from ..autodiff import coordinate_derivatives, grid_coordinates
 
     net, _ = _coordinate_net(problem, settings)
     h, w = problem.phi.shape
-    start_layer = MollifierLayer(problem.radius_px, DERIVATIVES_NEEDED, spacing=problem.h, boundary="reflect",
-                                 kernel="spectral").to(problem.device)
+    start_layer = MollifierLayer(
+        problem.radius_px, DERIVATIVES_NEEDED, spacing=problem.h, boundary="reflect", kernel="spectral"
+    ).to(problem.device)
     with torch.no_grad():
         base = {k: v[0, 0] for k, v in start_layer(start[None, None]).items()}
     # Physical coordinates (model length units) -> the network's [-1, 1], so that autograd gives
     # derivatives in the model's units, as the mollifier's spacing does.
     phys = grid_coordinates((h, w), problem.h, dtype=problem.dtype, device=problem.device)
-    to_unit = torch.tensor([2.0 / ((h - 1) * problem.h), 2.0 / ((w - 1) * problem.h)], dtype=problem.dtype,
-                           device=problem.device)
+    to_unit = torch.tensor(
+        [2.0 / ((h - 1) * problem.h), 2.0 / ((w - 1) * problem.h)], dtype=problem.dtype, device=problem.device
+    )
 
     def derivatives():
         dn = coordinate_derivatives(lambda c: net(c * to_unit - 1.0), phys, DERIVATIVES_NEEDED)
@@ -408,12 +449,15 @@ def _convnet_field(problem: _Problem, settings: InferenceSettings, start: torch.
     from ..nets import ConvNet, grid_input
 
     h, w = problem.phi.shape
-    net = ConvNet(3, 1, width=CONV_WIDTH, depth=CONV_DEPTH, activation="tanh",
-                  padding_mode="reflect").to(problem.device, problem.dtype)
+    net = ConvNet(3, 1, width=CONV_WIDTH, depth=CONV_DEPTH, activation="tanh", padding_mode="reflect").to(
+        problem.device, problem.dtype
+    )
     _zero_output(net.net[-1])
     with torch.no_grad():
         norm = (start - start.mean()) / start.std().clamp_min(1e-6)
-        x = torch.cat([norm[None, None], grid_input((h, w), dtype=problem.dtype, device=problem.device)], dim=1)
+        x = torch.cat(
+            [norm[None, None], grid_input((h, w), dtype=problem.dtype, device=problem.device)], dim=1
+        )
 
     def field():
         return start + net(x)[0, 0]
@@ -455,8 +499,14 @@ def _optimizer(settings: InferenceSettings, groups: dict):
     # (docs/optimization.md). PINN settings of the paper: betas (0.9, 0.999), frequency 2.
     if "free_field" in groups:
         return torch.optim.Adam(params, lr=lr)
-    return SOAP(params, lr=lr, betas=(0.9, 0.999), weight_decay=0.0, precondition_frequency=2,
-                eps=SOAP_EPS.get(settings.arch, 1e-8))
+    return SOAP(
+        params,
+        lr=lr,
+        betas=(0.9, 0.999),
+        weight_decay=0.0,
+        precondition_frequency=2,
+        eps=SOAP_EPS.get(settings.arch, 1e-8),
+    )
 
 
 def _scheduler(opt, steps: int, warmup: int):
@@ -464,7 +514,9 @@ def _scheduler(opt, steps: int, warmup: int):
     ``warmup`` steps (at most a sixth of the fit)."""
     warmup = min(warmup, steps // 6)
     if warmup <= 0:
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=0.05 * opt.param_groups[0]["lr"])
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=steps, eta_min=0.05 * opt.param_groups[0]["lr"]
+        )
 
     def factor(i):
         if i < warmup:
@@ -488,9 +540,15 @@ def _divergence(loss: float, best: float) -> str:
     return ""
 
 
-def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
-              settings: InferenceSettings | None = None, *, model: ChromatinModel = ChromatinModel(),
-              cancel: threading.Event | None = None) -> Iterator[ProgressEvent | RateFit]:
+def fit_rates(
+    phi: np.ndarray,
+    mask: np.ndarray,
+    pixel_size_nm: float,
+    settings: InferenceSettings | None = None,
+    *,
+    model: ChromatinModel = ChromatinModel(),
+    cancel: threading.Event | None = None,
+) -> Iterator[ProgressEvent | RateFit]:
     """Fit rate maps to a heterochromatin-fraction image; yield progress, then the result.
 
     Parameters
@@ -539,8 +597,9 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
         # large, while smoothing biases the rates by a factor ~2 at most, fine for a weight.
         from scipy.ndimage import gaussian_filter
 
-        smooth = torch.as_tensor(gaussian_filter(problem.phi.cpu().numpy(), smoothing_px),
-                                 dtype=problem.dtype, device=device)
+        smooth = torch.as_tensor(
+            gaussian_filter(problem.phi.cpu().numpy(), smoothing_px), dtype=problem.dtype, device=device
+        )
         ds = problem.derivatives(smooth)
         coef_s = problem.solve(ds)
         react = (problem.basis.matrix @ coef_s[:k]) * (1 - ds["u"][problem.interior].double())
@@ -554,8 +613,9 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
     diverged_step, message, best_loss, coef_good = None, "", math.inf, coef
     alignment, train_time, steps_timed = [], 0.0, 0
     if steps:
-        groups, derivs_fn = _field_derivatives(problem, settings, _preconditioner(problem, s_d, s_r, mean_rate),
-                                               smooth)
+        groups, derivs_fn = _field_derivatives(
+            problem, settings, _preconditioner(problem, s_d, s_r, mean_rate), smooth
+        )
         opt = _optimizer(settings, groups)
         params = [p for ps in groups.values() for p in ps]
         sched = _scheduler(opt, steps, WARMUP_STEPS.get(settings.arch, 0))
@@ -584,8 +644,10 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
             bad = _divergence(float(loss.detach()), best_loss)
             if bad:
                 diverged_step = step
-                message = (f"training diverged at step {step} ({bad}); kept the maps of step {step - 1}; "
-                           "lower the learning rate or check the input")
+                message = (
+                    f"training diverged at step {step} ({bad}); kept the maps of step {step - 1}; "
+                    "lower the learning rate or check the input"
+                )
                 break
             best_loss = min(best_loss, float(loss.detach()))
             loss.backward()
@@ -595,12 +657,21 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
             steps_timed += 1
             u_last = d["u"].detach()
             coef_good = coef.detach()
-            losses = {"data": float(data_term.detach()), "residual": float(phys_term.detach()),
-                      "total": float(loss.detach())}
+            losses = {
+                "data": float(data_term.detach()),
+                "residual": float(phys_term.detach()),
+                "total": float(loss.detach()),
+            }
             if step % settings.report_every == 0 or step == steps:
                 history.append(dict(step=step, **losses))
-                yield ProgressEvent(step, steps, dict(losses), time.perf_counter() - t0,
-                                    maps=problem.maps(coef, u_last), box=problem.box)
+                yield ProgressEvent(
+                    step,
+                    steps,
+                    dict(losses),
+                    time.perf_counter() - t0,
+                    maps=problem.maps(coef, u_last),
+                    box=problem.box,
+                )
         if diverged_step is None:
             # Autodiff derivatives need the autograd graph: no no_grad for them, detached instead.
             with torch.set_grad_enabled(settings.derivatives == "autodiff"):
@@ -610,21 +681,42 @@ def fit_rates(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float,
                 coef, u_last = coef_end, d["u"]
             else:  # the last update broke the field
                 diverged_step = steps + 1
-                message = f"training diverged after the last step (NaN/Inf field); kept the maps of step {steps}"
+                message = (
+                    f"training diverged after the last step (NaN/Inf field); kept the maps of step {steps}"
+                )
                 coef = coef_good
         else:
             coef = coef_good
     maps = problem.maps(coef, u_last)
     analysed = np.zeros(problem.full_shape, dtype=bool)
     analysed[problem.box] = problem.interior.cpu().numpy()
-    fit = RateFit(gamma_me=problem.to_full(maps["gamma_me"]), gamma_ac=problem.to_full(maps["gamma_ac"]),
-                  lam=problem.to_full(maps["lambda"]), phi_hat=problem.to_full(maps["phi_hat"]),
-                  analysed=analysed, losses=dict(losses, noise_estimate=noise, s_d=s_d, s_r=s_r, smoothness=problem.smoothness, init_smoothing_px=smoothing_px),
-                  history=history, runtime_s=time.perf_counter() - t0, device=str(device),
-                  steps_done=history[-1]["step"] if history else 0, cancelled=cancelled,
-                  settings=settings.model_dump(), diverged=diverged_step is not None,
-                  diverged_step=diverged_step, message=message, alignment=alignment,
-                  time_per_step_s=train_time / steps_timed if steps_timed else 0.0)
-    yield ProgressEvent(fit.steps_done, steps, dict(losses), fit.runtime_s, maps=maps, done=True,
-                        box=problem.box)
+    fit = RateFit(
+        gamma_me=problem.to_full(maps["gamma_me"]),
+        gamma_ac=problem.to_full(maps["gamma_ac"]),
+        lam=problem.to_full(maps["lambda"]),
+        phi_hat=problem.to_full(maps["phi_hat"]),
+        analysed=analysed,
+        losses=dict(
+            losses,
+            noise_estimate=noise,
+            s_d=s_d,
+            s_r=s_r,
+            smoothness=problem.smoothness,
+            init_smoothing_px=smoothing_px,
+        ),
+        history=history,
+        runtime_s=time.perf_counter() - t0,
+        device=str(device),
+        steps_done=history[-1]["step"] if history else 0,
+        cancelled=cancelled,
+        settings=settings.model_dump(),
+        diverged=diverged_step is not None,
+        diverged_step=diverged_step,
+        message=message,
+        alignment=alignment,
+        time_per_step_s=train_time / steps_timed if steps_timed else 0.0,
+    )
+    yield ProgressEvent(
+        fit.steps_done, steps, dict(losses), fit.runtime_s, maps=maps, done=True, box=problem.box
+    )
     yield fit

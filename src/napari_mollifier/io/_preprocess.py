@@ -19,8 +19,10 @@ def segment_nucleus(image: np.ndarray, *, smoothing_px: float = 4.0, name: str =
 
     image = np.asarray(image, float)
     if image.ndim != 2 or not np.isfinite(image).all():
-        raise InputError(f"{name}: segmentation needs a finite 2-D image, got shape {image.shape}"
-                         f"{'' if np.isfinite(image).all() else ' with NaN/Inf'}; replace NaN/Inf or give --mask")
+        raise InputError(
+            f"{name}: segmentation needs a finite 2-D image, got shape {image.shape}"
+            f"{'' if np.isfinite(image).all() else ' with NaN/Inf'}; replace NaN/Inf or give --mask"
+        )
     smooth = ndi.gaussian_filter(image, smoothing_px)
     # A relative test: a constant image picks up rounding-level ripples from the filter.
     if float(smooth.max() - smooth.min()) <= 1e-9 * max(1.0, float(np.abs(smooth).max())):
@@ -39,24 +41,32 @@ def check_mask(mask: np.ndarray, shape: tuple[int, int], *, name: str = "mask") 
     """A nucleus mask must match the image and cover a usable, not complete, area."""
     mask = np.asarray(mask)
     if mask.ndim != 2 or mask.shape != tuple(shape):
-        raise InputError(f"{name}: mask shape {mask.shape} differs from the image shape {tuple(shape)}; "
-                         "use a mask made for this image")
+        raise InputError(
+            f"{name}: mask shape {mask.shape} differs from the image shape {tuple(shape)}; "
+            "use a mask made for this image"
+        )
     if mask.dtype.kind == "f" and not np.isfinite(mask).all():
         raise InputError(f"{name}: the mask has NaN/Inf values; give a binary mask (nonzero = nucleus)")
     if mask.dtype.kind in "fc" and not np.array_equal(mask, np.round(mask)):
         # A mask is binary or a label image; fractional values mean an image was given as mask.
-        raise InputError(f"{name}: the mask has fractional values, so it looks like an image, not a mask; "
-                         "give a binary or label mask (nonzero = nucleus)")
+        raise InputError(
+            f"{name}: the mask has fractional values, so it looks like an image, not a mask; "
+            "give a binary or label mask (nonzero = nucleus)"
+        )
     mask = mask != 0
     area = int(mask.sum())
     if area == 0:
         raise InputError(f"{name}: the nucleus mask is empty; draw or give a nonzero mask")
     if area < 40 * 40:
-        raise InputError(f"{name}: the nucleus mask has only {area} pixels; at least 40x40 are needed "
-                         "(check the mask, or the image's pixel size and crop)")
+        raise InputError(
+            f"{name}: the nucleus mask has only {area} pixels; at least 40x40 are needed "
+            "(check the mask, or the image's pixel size and crop)"
+        )
     if area == mask.size:
-        raise InputError(f"{name}: the nucleus mask covers the whole image; give a mask of the nucleus only "
-                         "(nonzero inside) or let the tool segment it")
+        raise InputError(
+            f"{name}: the nucleus mask covers the whole image; give a mask of the nucleus only "
+            "(nonzero inside) or let the tool segment it"
+        )
     return mask
 
 
@@ -65,16 +75,23 @@ def check_fraction(phi: np.ndarray, mask: np.ndarray, *, name: str = "image") ->
     v = phi[mask]
     lo, hi = float(v.min()), float(v.max())
     if lo < -0.5 or hi > 1.5:
-        raise InputError(f"{name}: --input fraction expects values in [0, 1] but found [{lo:.3g}, {hi:.3g}]; "
-                         "use --input intensity for raw images")
+        raise InputError(
+            f"{name}: --input fraction expects values in [0, 1] but found [{lo:.3g}, {hi:.3g}]; "
+            "use --input intensity for raw images"
+        )
     if hi - lo < 0.05:
         raise InputError(f"{name}: phi varies by only {hi - lo:.3g} inside the nucleus; no domains to fit")
     return phi
 
 
-def intensity_to_fraction(image: np.ndarray, mask: np.ndarray, *, name: str = "image",
-                          smoothing_px: float = 1.0,
-                          levels: tuple[float, float] | None = None) -> tuple[np.ndarray, dict]:
+def intensity_to_fraction(
+    image: np.ndarray,
+    mask: np.ndarray,
+    *,
+    name: str = "image",
+    smoothing_px: float = 1.0,
+    levels: tuple[float, float] | None = None,
+) -> tuple[np.ndarray, dict]:
     """Map a chromatin intensity image to phi inside the nucleus.
 
     Intensity grows with chromatin density and euchromatin still carries signal, so phi is the
@@ -100,13 +117,17 @@ def intensity_to_fraction(image: np.ndarray, mask: np.ndarray, *, name: str = "i
     if levels is not None:
         eu, het = (float(v) for v in levels)
         if not (np.isfinite(eu) and np.isfinite(het) and het > eu):
-            raise InputError(f"{name}: the intensity levels must be finite with heterochromatin above "
-                             f"euchromatin, got {eu} and {het}")
+            raise InputError(
+                f"{name}: the intensity levels must be finite with heterochromatin above "
+                f"euchromatin, got {eu} and {het}"
+            )
         # Levels in another unit or of another channel put the whole nucleus outside them.
         lo, hi = (float(v) for v in np.percentile(raw[mask], [10, 90]))
         if hi < eu or lo > het:
-            raise InputError(f"{name}: the intensity levels {eu:g} / {het:g} do not bracket this nucleus "
-                             f"(its 10-90 % intensities are {lo:g}-{hi:g}); check their unit and channel")
+            raise InputError(
+                f"{name}: the intensity levels {eu:g} / {het:g} do not bracket this nucleus "
+                f"(its 10-90 % intensities are {lo:g}-{hi:g}); check their unit and channel"
+            )
         record = {"euchromatin_level": eu, "heterochromatin_level": het, "levels": "given (calibration)"}
     else:
         img = ndi.gaussian_filter(raw, smoothing_px) if smoothing_px else raw
@@ -116,8 +137,15 @@ def intensity_to_fraction(image: np.ndarray, mask: np.ndarray, *, name: str = "i
         t = threshold_otsu(v)
         eu, het = float(np.median(v[v <= t])), float(np.median(v[v > t]))
         if not het > eu:
-            raise InputError(f"{name}: cannot separate heterochromatin from euchromatin levels; check the image")
-        record = {"euchromatin_level": eu, "heterochromatin_level": het, "threshold": float(t),
-                  "level_smoothing_px": smoothing_px, "levels": "Otsu class medians (uncalibrated)"}
+            raise InputError(
+                f"{name}: cannot separate heterochromatin from euchromatin levels; check the image"
+            )
+        record = {
+            "euchromatin_level": eu,
+            "heterochromatin_level": het,
+            "threshold": float(t),
+            "level_smoothing_px": smoothing_px,
+            "levels": "Otsu class medians (uncalibrated)",
+        }
     phi = (raw - eu) / (het - eu)
     return np.where(mask, phi, np.clip(phi, 0.0, 1.0)), record

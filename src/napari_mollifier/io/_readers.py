@@ -16,8 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["InputError", "ImageData", "read_image", "read_localisations", "render_localisations",
-           "check_pixel_size", "MAX_PIXELS", "PIXEL_SIZE_RANGE_NM"]
+__all__ = [
+    "InputError",
+    "ImageData",
+    "read_image",
+    "read_localisations",
+    "render_localisations",
+    "check_pixel_size",
+    "MAX_PIXELS",
+    "PIXEL_SIZE_RANGE_NM",
+]
 
 #: Largest image accepted (pixels); beyond it a 2-core CPU fit would take hours: crop first.
 MAX_PIXELS = 4096 * 4096
@@ -25,9 +33,22 @@ MAX_PIXELS = 4096 * 4096
 #: length unit is 10 nm: below 1 nm or above 1 µm a value is almost surely in the wrong unit
 #: (0.01 meant as µm, or 10 µm from a resolution tag in inches).
 PIXEL_SIZE_RANGE_NM = (1.0, 1000.0)
-_UNIT_TO_NM = {"nm": 1.0, "nanometer": 1.0, "um": 1e3, "µm": 1e3, "\\u00B5m": 1e3, "micron": 1e3,
-               "micrometer": 1e3, "mm": 1e6, "millimeter": 1e6, "cm": 1e7, "centimeter": 1e7, "m": 1e9,
-               "meter": 1e9, "inch": 2.54e7}
+_UNIT_TO_NM = {
+    "nm": 1.0,
+    "nanometer": 1.0,
+    "um": 1e3,
+    "µm": 1e3,
+    "\\u00B5m": 1e3,
+    "micron": 1e3,
+    "micrometer": 1e3,
+    "mm": 1e6,
+    "millimeter": 1e6,
+    "cm": 1e7,
+    "centimeter": 1e7,
+    "m": 1e9,
+    "meter": 1e9,
+    "inch": 2.54e7,
+}
 
 
 class InputError(ValueError):
@@ -63,17 +84,24 @@ def check_pixel_size(pixel_size_nm, *, name: str = "image", source: str = "") ->
     try:
         px = float(pixel_size_nm)
     except (TypeError, ValueError):
-        raise InputError(f"{name}: pixel size {pixel_size_nm!r} is not a number; give it in nm with "
-                         "--pixel-size NM") from None
+        raise InputError(
+            f"{name}: pixel size {pixel_size_nm!r} is not a number; give it in nm with --pixel-size NM"
+        ) from None
     if not math.isfinite(px) or px <= 0:
-        raise InputError(f"{name}: pixel size {px:g} nm{where} must be a positive number; give it in nm "
-                         "with --pixel-size NM")
+        raise InputError(
+            f"{name}: pixel size {px:g} nm{where} must be a positive number; give it in nm "
+            "with --pixel-size NM"
+        )
     if px < lo:
-        raise InputError(f"{name}: pixel size {px:g} nm{where} is below {lo:g} nm, probably a value in µm; "
-                         f"give it in nm with --pixel-size NM (e.g. {px * 1e3:g} for {px:g} µm)")
+        raise InputError(
+            f"{name}: pixel size {px:g} nm{where} is below {lo:g} nm, probably a value in µm; "
+            f"give it in nm with --pixel-size NM (e.g. {px * 1e3:g} for {px:g} µm)"
+        )
     if px > hi:
-        raise InputError(f"{name}: pixel size {px:g} nm{where} is above {hi:g} nm, too coarse for chromatin "
-                         "domains or a wrong unit; check the file's calibration or give --pixel-size NM in nm")
+        raise InputError(
+            f"{name}: pixel size {px:g} nm{where} is above {hi:g} nm, too coarse for chromatin "
+            "domains or a wrong unit; check the file's calibration or give --pixel-size NM in nm"
+        )
     return px
 
 
@@ -110,7 +138,9 @@ def _pixel_size_from_tiff(tif) -> tuple[float | None, str]:
     return None, ""
 
 
-def read_image(path: str | os.PathLike, *, allow_nan: bool = False, allow_constant: bool = False) -> ImageData:
+def read_image(
+    path: str | os.PathLike, *, allow_nan: bool = False, allow_constant: bool = False
+) -> ImageData:
     """Read a single-plane grayscale TIFF / OME-TIFF and its pixel size.
 
     ``allow_nan=True`` accepts NaN pixels (rate maps are NaN outside the analysed region);
@@ -148,15 +178,19 @@ def read_image(path: str | os.PathLike, *, allow_nan: bool = False, allow_consta
             info = (tif.imagej_metadata or {}).get("Info") if tif.is_imagej else None
         damaged = [m for m in collect.messages if re.search(r"offset|truncat", m, re.IGNORECASE)]
         if damaged:
-            raise InputError(f"{p}: not a readable TIFF (truncated or damaged: {' '.join(damaged[0].split())[:80]}); "
-                             "re-export or copy it again")
+            raise InputError(
+                f"{p}: not a readable TIFF (truncated or damaged: {' '.join(damaged[0].split())[:80]}); "
+                "re-export or copy it again"
+            )
     except InputError:
         raise
     except MemoryError:
         raise InputError(f"{p}: not enough memory to read it; crop the image to the nucleus first") from None
     except Exception as exc:  # tifffile raises many types for truncated / non-TIFF files
-        raise InputError(f"{p}: not a readable TIFF ({type(exc).__name__}: {' '.join(str(exc).split())[:80]}); "
-                         "re-export it as TIFF or OME-TIFF") from None
+        raise InputError(
+            f"{p}: not a readable TIFF ({type(exc).__name__}: {' '.join(str(exc).split())[:80]}); "
+            "re-export it as TIFF or OME-TIFF"
+        ) from None
     finally:
         tiff_log.removeHandler(collect)
         tiff_log.setLevel(saved[0])
@@ -164,26 +198,40 @@ def read_image(path: str | os.PathLike, *, allow_nan: bool = False, allow_consta
     data = np.asarray(data)
     data = np.squeeze(data)
     if data.ndim == 3 and data.shape[-1] in (3, 4) and ("S" in axes or data.dtype == np.uint8):
-        raise InputError(f"{p}: RGB(A) image of shape {data.shape}; export a single grayscale channel "
-                         "(the chromatin stain) as a 2-D TIFF")
+        raise InputError(
+            f"{p}: RGB(A) image of shape {data.shape}; export a single grayscale channel "
+            "(the chromatin stain) as a 2-D TIFF"
+        )
     if data.ndim != 2:
-        raise InputError(f"{p}: expected one 2-D image, got shape {data.shape} (axes {axes or '?'}); "
-                         "save the one plane/channel to analyse (e.g. a maximum projection) as a 2-D TIFF")
+        raise InputError(
+            f"{p}: expected one 2-D image, got shape {data.shape} (axes {axes or '?'}); "
+            "save the one plane/channel to analyse (e.g. a maximum projection) as a 2-D TIFF"
+        )
     if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
         raise InputError(f"{p}: unsupported pixel type {data.dtype}; use integer or float gray values")
     data = data.astype(np.float64)
-    if not np.isfinite(data).all() and not (allow_nan and not np.isinf(data).any() and np.isfinite(data).any()):
+    if not np.isfinite(data).all() and not (
+        allow_nan and not np.isinf(data).any() and np.isfinite(data).any()
+    ):
         n = int((~np.isfinite(data)).sum())
-        raise InputError(f"{p}: {n} NaN/Inf pixels; replace them (e.g. by 0 outside the nucleus) before analysis")
+        raise InputError(
+            f"{p}: {n} NaN/Inf pixels; replace them (e.g. by 0 outside the nucleus) before analysis"
+        )
     if min(data.shape) < 32:
-        raise InputError(f"{p}: image of {data.shape[0]}x{data.shape[1]} pixels is too small; at least "
-                         "32x32 pixels are needed (several chromatin domains across)")
+        raise InputError(
+            f"{p}: image of {data.shape[0]}x{data.shape[1]} pixels is too small; at least "
+            "32x32 pixels are needed (several chromatin domains across)"
+        )
     if data.size > MAX_PIXELS:
-        raise InputError(f"{p}: image of {data.shape[0]}x{data.shape[1]} pixels is too large (limit "
-                         f"{MAX_PIXELS} pixels); crop it to the nucleus first")
+        raise InputError(
+            f"{p}: image of {data.shape[0]}x{data.shape[1]} pixels is too large (limit "
+            f"{MAX_PIXELS} pixels); crop it to the nucleus first"
+        )
     if not allow_constant and float(np.nanmax(data)) == float(np.nanmin(data)):
-        raise InputError(f"{p}: the image is constant ({np.nanmax(data):g}); check the export (channel, "
-                         "contrast) and give an image of the stained nucleus")
+        raise InputError(
+            f"{p}: the image is constant ({np.nanmax(data):g}); check the export (channel, "
+            "contrast) and give an image of the stained nucleus"
+        )
     if pixel_size is not None:
         meta = {"pixel_size_source": source}
     else:
@@ -215,16 +263,20 @@ def _check_before_reading(tif, p: Path) -> None:
     shape = tuple(int(n) for n in tif.series[0].shape if int(n) != 1)
     n_pixels = math.prod(shape[:2]) if len(shape) >= 2 else math.prod(shape)
     if len(shape) == 2 and n_pixels > MAX_PIXELS:
-        raise InputError(f"{p}: image of {shape[0]}x{shape[1]} pixels is too large (limit {MAX_PIXELS} "
-                         "pixels); crop it to the nucleus first")
+        raise InputError(
+            f"{p}: image of {shape[0]}x{shape[1]} pixels is too large (limit {MAX_PIXELS} "
+            "pixels); crop it to the nucleus first"
+        )
     size = p.stat().st_size
     page = tif.pages[0]
     offsets = getattr(page, "dataoffsets", ()) or ()
     counts = getattr(page, "databytecounts", ()) or ()
     ends = [int(o) + int(c) for o, c in zip(offsets, counts) if int(c) > 0]
     if ends and max(ends) > size:
-        raise InputError(f"{p}: not a readable TIFF (truncated: {size} bytes where the image data needs "
-                         f"{max(ends)}); re-export or copy it again")
+        raise InputError(
+            f"{p}: not a readable TIFF (truncated: {size} bytes where the image data needs "
+            f"{max(ends)}); re-export or copy it again"
+        )
 
 
 _X_NAMES = ("x [nm]", "x_nm", "x (nm)", "x", "xnm", "position_x", "x_position")
@@ -240,8 +292,10 @@ def _find_column(header: list[str], names, path, axis) -> int:
         if re.fullmatch(rf"{axis}\s*[\[(]\s*(\S+)\s*[\])]", h):
             unit = re.fullmatch(rf"{axis}\s*[\[(]\s*(\S+)\s*[\])]", h).group(1)
             raise InputError(f"{path}: column '{header[i]}' is in {unit}, not nm; convert the table to nm")
-    raise InputError(f"{path}: no {axis} column (looked for {', '.join(repr(n) for n in names[:3])}); "
-                     f"the header is {header[:8]}; export x and y in nm, e.g. ThunderSTORM's 'x [nm]', 'y [nm]'")
+    raise InputError(
+        f"{path}: no {axis} column (looked for {', '.join(repr(n) for n in names[:3])}); "
+        f"the header is {header[:8]}; export x and y in nm, e.g. ThunderSTORM's 'x [nm]', 'y [nm]'"
+    )
 
 
 def read_localisations(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -252,10 +306,15 @@ def read_localisations(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]
     try:
         text = p.read_text(encoding="utf-8-sig", errors="strict")
     except UnicodeDecodeError:
-        raise InputError(f"{p}: not a text table; export the localisations as CSV with a header row") from None
+        raise InputError(
+            f"{p}: not a text table; export the localisations as CSV with a header row"
+        ) from None
     # Keep each kept line's number in the file, for error messages.
-    numbered = [(n, ln) for n, ln in enumerate(text.splitlines(), start=1)
-                if ln.strip() and not ln.lstrip().startswith("#")]
+    numbered = [
+        (n, ln)
+        for n, ln in enumerate(text.splitlines(), start=1)
+        if ln.strip() and not ln.lstrip().startswith("#")
+    ]
     lines = [ln for _, ln in numbered]
     if len(lines) < 2:
         raise InputError(f"{p}: the table has no data rows; export the localisations with a header row")
@@ -274,7 +333,9 @@ def read_localisations(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]
             xs.append(float(row[ix]))
             ys.append(float(row[iy]))
         except (ValueError, IndexError):
-            raise InputError(f"{p}: line {n} has no numeric x/y ({row[:4]}); fix or remove that row") from None
+            raise InputError(
+                f"{p}: line {n} has no numeric x/y ({row[:4]}); fix or remove that row"
+            ) from None
     x, y = np.asarray(xs), np.asarray(ys)
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise InputError(f"{p}: NaN/Inf coordinates; remove those rows")
@@ -283,24 +344,40 @@ def read_localisations(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]
     return x, y
 
 
-def render_localisations(x_nm: np.ndarray, y_nm: np.ndarray, pixel_size_nm: float = 10.0, *,
-                         shape: tuple[int, int] | None = None, origin_nm: tuple[float, float] = (0.0, 0.0),
-                         name: str = "localisations") -> np.ndarray:
+def render_localisations(
+    x_nm: np.ndarray,
+    y_nm: np.ndarray,
+    pixel_size_nm: float = 10.0,
+    *,
+    shape: tuple[int, int] | None = None,
+    origin_nm: tuple[float, float] = (0.0, 0.0),
+    name: str = "localisations",
+) -> np.ndarray:
     """Histogram localisations into a density image (counts per pixel) at ``pixel_size_nm``.
 
     Pixel (i, j) covers y in [origin_y + i p, origin_y + (i + 1) p) and likewise x; by default the
     image spans the localisations. ``name`` (the table's file) starts error messages.
     """
-    if not (isinstance(pixel_size_nm, (int, float, np.floating, np.integer)) and math.isfinite(pixel_size_nm) and pixel_size_nm > 0):
-        raise InputError(f"{name}: pixel size must be positive (a number of nm), got {pixel_size_nm!r}; "
-                         "choose a render pixel size such as 10 nm")
+    if not (
+        isinstance(pixel_size_nm, (int, float, np.floating, np.integer))
+        and math.isfinite(pixel_size_nm)
+        and pixel_size_nm > 0
+    ):
+        raise InputError(
+            f"{name}: pixel size must be positive (a number of nm), got {pixel_size_nm!r}; "
+            "choose a render pixel size such as 10 nm"
+        )
     oy, ox = origin_nm
     if shape is None:
-        shape = (int(math.ceil((y_nm.max() - oy) / pixel_size_nm)) + 1,
-                 int(math.ceil((x_nm.max() - ox) / pixel_size_nm)) + 1)
+        shape = (
+            int(math.ceil((y_nm.max() - oy) / pixel_size_nm)) + 1,
+            int(math.ceil((x_nm.max() - ox) / pixel_size_nm)) + 1,
+        )
     if shape[0] * shape[1] > MAX_PIXELS:
-        raise InputError(f"{name}: rendering at {pixel_size_nm} nm gives {shape[0]}x{shape[1]} pixels (limit "
-                         f"{MAX_PIXELS}); use a larger pixel size or crop the table")
+        raise InputError(
+            f"{name}: rendering at {pixel_size_nm} nm gives {shape[0]}x{shape[1]} pixels (limit "
+            f"{MAX_PIXELS}); use a larger pixel size or crop the table"
+        )
     iy = np.floor((y_nm - oy) / pixel_size_nm).astype(int)
     ix = np.floor((x_nm - ox) / pixel_size_nm).astype(int)
     ok = (iy >= 0) & (iy < shape[0]) & (ix >= 0) & (ix < shape[1])

@@ -14,8 +14,13 @@ from ._atomic import atomic_write_bytes, atomic_write_text
 __all__ = ["write_tiff", "write_json"]
 
 
-def write_tiff(path: str | os.PathLike, data: np.ndarray, pixel_size_nm: float | None = None, *,
-               metadata: dict | None = None) -> Path:
+def write_tiff(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    pixel_size_nm: float | None = None,
+    *,
+    metadata: dict | None = None,
+) -> Path:
     """ImageJ-compatible TIFF (pixel size in µm as resolution) written atomically.
 
     ``metadata`` (JSON-serialisable) is stored in the ImageJ ``Info`` property, so that the settings

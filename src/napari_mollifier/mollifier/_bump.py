@@ -133,8 +133,17 @@ def bump_transform(k, radius: float = 1.0, ndim: int = 2) -> np.ndarray:
 
 # Orders of each named derivative along (y, x) for 2-D and (x,) for 1-D fields.
 _ORDERS_2D = {
-    "u": (0, 0), "dx": (0, 1), "dy": (1, 0), "dxx": (0, 2), "dyy": (2, 0), "dxy": (1, 1),
-    "dxxx": (0, 3), "dyyy": (3, 0), "dxxxx": (0, 4), "dyyyy": (4, 0), "dxxyy": (2, 2),
+    "u": (0, 0),
+    "dx": (0, 1),
+    "dy": (1, 0),
+    "dxx": (0, 2),
+    "dyy": (2, 0),
+    "dxy": (1, 1),
+    "dxxx": (0, 3),
+    "dyyy": (3, 0),
+    "dxxxx": (0, 4),
+    "dyyyy": (4, 0),
+    "dxxyy": (2, 2),
 }
 _ORDERS_1D = {"u": (0,), "dx": (1,), "dxx": (2,), "dxxx": (3,), "dxxxx": (4,)}
 # Combinations: name -> list of (coefficient, multi-index).

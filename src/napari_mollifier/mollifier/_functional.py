@@ -90,8 +90,14 @@ def _plan(radius: float, names: tuple[str, ...], ndim: int, kernel: str, accurac
     return _Plan(ndim, radius, names, kernel, half, tuple(out_terms))
 
 
-def mollifier_margin(radius: float = 6.0, derivatives: Sequence[str] = ("u",), *, ndim: int = 2,
-                     kernel: str = "composed", accuracy: int = 8) -> int:
+def mollifier_margin(
+    radius: float = 6.0,
+    derivatives: Sequence[str] = ("u",),
+    *,
+    ndim: int = 2,
+    kernel: str = "composed",
+    accuracy: int = 8,
+) -> int:
     """Width in grid points of the edge band whose outputs depend on the boundary rule.
 
     Outside this band every output is the exact discrete convolution of interior data only,
@@ -134,8 +140,12 @@ def _correlate_valid(x: torch.Tensor, weight: torch.Tensor, fft: bool) -> torch.
             # cuDNN would otherwise use TF32 (10-bit mantissa) on Ampere and later: ~1e-3
             # relative error, which 4th-order stencils amplify. Measured on an H100.
             cudnn = torch.backends.cudnn
-            with cudnn.flags(enabled=cudnn.enabled, benchmark=cudnn.benchmark,
-                             deterministic=cudnn.deterministic, allow_tf32=False):
+            with cudnn.flags(
+                enabled=cudnn.enabled,
+                benchmark=cudnn.benchmark,
+                deterministic=cudnn.deterministic,
+                allow_tf32=False,
+            ):
                 return conv(x, weight[:, None])
         return conv(x, weight[:, None])
     size = x.shape[-nd:]
@@ -155,13 +165,17 @@ def _scaled_bank(plan: _Plan, spacing: tuple[float, ...]) -> np.ndarray:
     """(n_outputs, K, ...) float64 kernels for the given spacing (per axis)."""
     if plan.kernel == "spectral":  # one smoothing kernel; derivatives are Fourier multipliers
         return bump_kernel(plan.radius, plan.ndim)[None].copy()
-    return np.stack([
-        sum(coef * k / np.prod([h**o for h, o in zip(spacing, idx)]) for coef, idx, k in terms)
-        for terms in plan.terms
-    ])
+    return np.stack(
+        [
+            sum(coef * k / np.prod([h**o for h, o in zip(spacing, idx)]) for coef, idx, k in terms)
+            for terms in plan.terms
+        ]
+    )
 
 
-def sampled_bump_symbol(eta: torch.Tensor, size: Sequence[int], *, dtype=torch.float64, device=None) -> torch.Tensor:
+def sampled_bump_symbol(
+    eta: torch.Tensor, size: Sequence[int], *, dtype=torch.float64, device=None
+) -> torch.Tensor:
     """Real DFT (``rfftn`` layout) of a sampled bump centred on sample 0 of a grid of ``size``."""
     nd = len(size)
     dims = tuple(range(-nd, 0))
@@ -172,13 +186,16 @@ def sampled_bump_symbol(eta: torch.Tensor, size: Sequence[int], *, dtype=torch.f
     return torch.fft.rfftn(kpad, dim=dims).real
 
 
-def _spectral(g: torch.Tensor, plan: _Plan, boundary: str, spacing: tuple[float, ...],
-              eta: torch.Tensor) -> dict[str, torch.Tensor]:
+def _spectral(
+    g: torch.Tensor, plan: _Plan, boundary: str, spacing: tuple[float, ...], eta: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """Exact derivatives of the trigonometric interpolant of ``g * eta_h`` (periodic or even extension)."""
     nd = plan.ndim
     if boundary not in ("periodic", "reflect"):
-        raise ValueError(f"kernel='spectral' needs boundary 'periodic' or 'reflect' (a smooth periodic "
-                         f"extension), got {boundary!r}")
+        raise ValueError(
+            f"kernel='spectral' needs boundary 'periodic' or 'reflect' (a smooth periodic "
+            f"extension), got {boundary!r}"
+        )
     shape = g.shape
     spatial = shape[-nd:]
     x = g.reshape(-1, *spatial)
@@ -188,7 +205,9 @@ def _spectral(g: torch.Tensor, plan: _Plan, boundary: str, spacing: tuple[float,
         for axis in range(-nd, 0):
             n = x.shape[axis]
             if n < 3:
-                raise ValueError(f"field axis of {n} points is too short for the 'reflect' spectral extension")
+                raise ValueError(
+                    f"field axis of {n} points is too short for the 'reflect' spectral extension"
+                )
             x = torch.cat([x, torch.flip(x.narrow(axis, 1, n - 2), (axis,))], dim=axis)
     size = tuple(x.shape[-nd:])
     dims = tuple(range(-nd, 0))
@@ -209,8 +228,14 @@ _SYMBOL_CACHE: dict = {}
 _SYMBOL_CACHE_SIZE = 16
 
 
-def _spectral_symbols(plan: _Plan, spacing: tuple[float, ...], size: tuple[int, ...], dt: torch.dtype,
-                      device: torch.device, eta: torch.Tensor) -> torch.Tensor:
+def _spectral_symbols(
+    plan: _Plan,
+    spacing: tuple[float, ...],
+    size: tuple[int, ...],
+    dt: torch.dtype,
+    device: torch.device,
+    eta: torch.Tensor,
+) -> torch.Tensor:
     """(n_outputs, *rfft shape) complex symbols of the mollified derivatives on a grid of ``size``."""
     key = (plan.radius, plan.names, plan.ndim, tuple(spacing), size, dt, str(device))
     hit = _SYMBOL_CACHE.get(key)
@@ -254,8 +279,14 @@ def _spectral_symbols(plan: _Plan, spacing: tuple[float, ...], size: tuple[int, 
     return symbols
 
 
-def _apply(g: torch.Tensor, plan: _Plan, boundary: str, path: str, bank: torch.Tensor,
-           spacing: tuple[float, ...] | None = None) -> dict[str, torch.Tensor]:
+def _apply(
+    g: torch.Tensor,
+    plan: _Plan,
+    boundary: str,
+    path: str,
+    bank: torch.Tensor,
+    spacing: tuple[float, ...] | None = None,
+) -> dict[str, torch.Tensor]:
     nd = plan.ndim
     if boundary not in BOUNDARIES:
         raise ValueError(f"boundary must be one of {sorted(BOUNDARIES)}, got {boundary!r}")
@@ -281,9 +312,17 @@ def _apply(g: torch.Tensor, plan: _Plan, boundary: str, path: str, bank: torch.T
     return {name: y[:, i].reshape(shape) for i, name in enumerate(plan.names)}
 
 
-def mollify(g: torch.Tensor, radius: float = 6.0, derivatives: Iterable[str] = ("u",), *,
-            spacing: float | Sequence[float] = 1.0, boundary: str = "periodic", path: str = "auto",
-            kernel: str = "composed", accuracy: int = 8) -> dict[str, torch.Tensor]:
+def mollify(
+    g: torch.Tensor,
+    radius: float = 6.0,
+    derivatives: Iterable[str] = ("u",),
+    *,
+    spacing: float | Sequence[float] = 1.0,
+    boundary: str = "periodic",
+    path: str = "auto",
+    kernel: str = "composed",
+    accuracy: int = 8,
+) -> dict[str, torch.Tensor]:
     """Mollify a gridded field and return the requested derivatives of the mollified field.
 
     Parameters

@@ -31,9 +31,18 @@ class MollifierLayer(nn.Module):
     (['laplacian', 'u'], torch.Size([2, 1, 48, 48]))
     """
 
-    def __init__(self, radius: float = 6.0, derivatives: Sequence[str] = _DEFAULT_2D, *,
-                 spacing: float | Sequence[float] = 1.0, boundary: str = "periodic", path: str = "auto",
-                 kernel: str = "composed", accuracy: int = 8, ndim: int = 2):
+    def __init__(
+        self,
+        radius: float = 6.0,
+        derivatives: Sequence[str] = _DEFAULT_2D,
+        *,
+        spacing: float | Sequence[float] = 1.0,
+        boundary: str = "periodic",
+        path: str = "auto",
+        kernel: str = "composed",
+        accuracy: int = 8,
+        ndim: int = 2,
+    ):
         super().__init__()
         derivatives = (derivatives,) if isinstance(derivatives, str) else tuple(derivatives)
         if ndim not in (1, 2):
@@ -70,5 +79,7 @@ class MollifierLayer(nn.Module):
         return _apply(g, self._plan, self.boundary, self.path, self.bank, self.spacing)
 
     def extra_repr(self) -> str:
-        return (f"radius={self.radius}, derivatives={self.derivatives}, spacing={self.spacing}, "
-                f"boundary={self.boundary!r}, path={self.path!r}, kernel={self.kernel!r}")
+        return (
+            f"radius={self.radius}, derivatives={self.derivatives}, spacing={self.spacing}, "
+            f"boundary={self.boundary!r}, path={self.path!r}, kernel={self.kernel!r}"
+        )

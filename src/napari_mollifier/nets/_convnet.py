@@ -48,9 +48,17 @@ class ConvNet(nn.Module):
     torch.Size([1, 1, 17, 23])
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1, *, width: int = 32, depth: int = 4,
-                 dilations: Sequence[int] | None = None, activation: str = "tanh",
-                 padding_mode: str = "reflect"):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        *,
+        width: int = 32,
+        depth: int = 4,
+        dilations: Sequence[int] | None = None,
+        activation: str = "tanh",
+        padding_mode: str = "reflect",
+    ):
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
@@ -67,8 +75,10 @@ class ConvNet(nn.Module):
         c = in_channels
         for d in dilations:
             # padding = dilation keeps H, W for a 3x3 kernel.
-            layers += [nn.Conv2d(c, width, 3, padding=d, dilation=d, padding_mode=padding_mode),
-                       _ACTIVATIONS[activation]()]
+            layers += [
+                nn.Conv2d(c, width, 3, padding=d, dilation=d, padding_mode=padding_mode),
+                _ACTIVATIONS[activation](),
+            ]
             c = width
         layers.append(nn.Conv2d(c, out_channels, 1))
         self.net = nn.Sequential(*layers)
@@ -89,8 +99,15 @@ class ConvNet(nn.Module):
         return f"dilations={self.dilations}, padding_mode={self.padding_mode!r}"
 
 
-def grid_input(shape: Sequence[int], kind: str = "coords", *, channels: int = 2, seed: int = 0,
-               dtype=torch.float32, device=None) -> torch.Tensor:
+def grid_input(
+    shape: Sequence[int],
+    kind: str = "coords",
+    *,
+    channels: int = 2,
+    seed: int = 0,
+    dtype=torch.float32,
+    device=None,
+) -> torch.Tensor:
     """A fixed (1, C, H, W) input image for a :class:`ConvNet` that has no data input.
 
     ``kind="coords"``: two channels ``(y, x)`` running from -1 to 1 along each axis;

@@ -25,7 +25,9 @@ class FourierFeatures(nn.Module):
     convolutions, or the derivatives alias (docs/optimization.md).
     """
 
-    def __init__(self, in_features: int, n_features: int = 64, scale: float = 1.0, *, seed: int | None = None):
+    def __init__(
+        self, in_features: int, n_features: int = 64, scale: float = 1.0, *, seed: int | None = None
+    ):
         super().__init__()
         if n_features < 1:
             raise ValueError(f"n_features must be >= 1, got {n_features}")
@@ -62,16 +64,28 @@ class CoordinateMLP(nn.Module):
         Seed for the Fourier frequencies (weights follow torch's global RNG).
     """
 
-    def __init__(self, in_features: int = 2, out_features: int = 1, *, width: int = 128, depth: int = 4,
-                 activation: str = "tanh", fourier_features: int = 0, fourier_scale: float = 1.0,
-                 seed: int | None = None):
+    def __init__(
+        self,
+        in_features: int = 2,
+        out_features: int = 1,
+        *,
+        width: int = 128,
+        depth: int = 4,
+        activation: str = "tanh",
+        fourier_features: int = 0,
+        fourier_scale: float = 1.0,
+        seed: int | None = None,
+    ):
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
         if depth < 1 or width < 1:
             raise ValueError(f"depth and width must be >= 1, got depth={depth}, width={width}")
-        self.embedding = FourierFeatures(in_features, fourier_features, fourier_scale, seed=seed) \
-            if fourier_features else nn.Identity()
+        self.embedding = (
+            FourierFeatures(in_features, fourier_features, fourier_scale, seed=seed)
+            if fourier_features
+            else nn.Identity()
+        )
         n_in = self.embedding.out_features if fourier_features else in_features
         layers: list[nn.Module] = []
         for _ in range(depth):

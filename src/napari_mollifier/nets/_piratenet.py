@@ -43,8 +43,15 @@ class FactorizedLinear(nn.Module):
     therefore the optimiser's geometry) changes.
     """
 
-    def __init__(self, in_features: int, out_features: int, *, mu: float = 1.0, sigma: float = 0.1,
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        mu: float = 1.0,
+        sigma: float = 0.1,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         if in_features < 1 or out_features < 1:
             raise ValueError(f"in_features and out_features must be >= 1, got {in_features}, {out_features}")
@@ -86,8 +93,9 @@ class PirateBlock(nn.Module):
 
     def __init__(self, width: int, *, mu: float = 1.0, sigma: float = 0.1, generator=None):
         super().__init__()
-        self.layers = nn.ModuleList(FactorizedLinear(width, width, mu=mu, sigma=sigma, generator=generator)
-                                    for _ in range(3))
+        self.layers = nn.ModuleList(
+            FactorizedLinear(width, width, mu=mu, sigma=sigma, generator=generator) for _ in range(3)
+        )
         # The gate starts closed: the block is the identity until training opens it.
         self.alpha = nn.Parameter(torch.zeros(()))
 
@@ -133,9 +141,18 @@ class PirateNet(nn.Module):
     torch.Size([5, 1])
     """
 
-    def __init__(self, in_features: int = 2, out_features: int = 1, *, width: int = 64, n_blocks: int = 3,
-                 fourier_scale: float = 1.0, rwf_mu: float = 1.0, rwf_sigma: float = 0.1,
-                 seed: int | None = None):
+    def __init__(
+        self,
+        in_features: int = 2,
+        out_features: int = 1,
+        *,
+        width: int = 64,
+        n_blocks: int = 3,
+        fourier_scale: float = 1.0,
+        rwf_mu: float = 1.0,
+        rwf_sigma: float = 0.1,
+        seed: int | None = None,
+    ):
         super().__init__()
         if width < 2 or width % 2:
             raise ValueError(f"width must be an even number >= 2 (it is the embedding size), got {width}")
@@ -168,8 +185,9 @@ class PirateNet(nn.Module):
         return f"width={self.width}, n_blocks={self.n_blocks}"
 
 
-def init_last_layer_lstsq(net: PirateNet, coords: torch.Tensor, targets: torch.Tensor, *,
-                          ridge: float = 0.0, feature_map=None) -> float:
+def init_last_layer_lstsq(
+    net: PirateNet, coords: torch.Tensor, targets: torch.Tensor, *, ridge: float = 0.0, feature_map=None
+) -> float:
     """Set the last layer of ``net`` to the least-squares fit of ``targets`` on its features.
 
     Parameters
@@ -208,7 +226,9 @@ def init_last_layer_lstsq(net: PirateNet, coords: torch.Tensor, targets: torch.T
             feats = feature_map(feats)
         a = feats.detach().cpu().double().numpy()
     if targets.numel() != a.shape[0] * n_out:
-        raise ValueError(f"targets must have shape ({a.shape[0]},) or ({a.shape[0]}, {n_out}), got {tuple(targets.shape)}")
+        raise ValueError(
+            f"targets must have shape ({a.shape[0]},) or ({a.shape[0]}, {n_out}), got {tuple(targets.shape)}"
+        )
     t = targets.reshape(a.shape[0], n_out)
     a = np.hstack([a, np.ones((a.shape[0], 1))])
     b = t.detach().cpu().double().numpy()

@@ -9,8 +9,9 @@ import torch
 __all__ = ["alignment_score", "loss_term_gradients"]
 
 
-def loss_term_gradients(losses: Sequence[torch.Tensor], params: Iterable[torch.Tensor], *,
-                        retain_graph: bool = True) -> list[torch.Tensor]:
+def loss_term_gradients(
+    losses: Sequence[torch.Tensor], params: Iterable[torch.Tensor], *, retain_graph: bool = True
+) -> list[torch.Tensor]:
     """Gradient of each loss term with respect to ``params``, flattened into one vector per term.
 
     Parameters
@@ -43,8 +44,11 @@ def loss_term_gradients(losses: Sequence[torch.Tensor], params: Iterable[torch.T
             raise ValueError(f"losses[{i}] must be a scalar, got shape {tuple(loss.shape)}")
         keep = retain_graph or i < len(losses) - 1
         grads = torch.autograd.grad(loss, params, retain_graph=keep, allow_unused=True)
-        out.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
-                              for p, g in zip(params, grads)]).detach())
+        out.append(
+            torch.cat(
+                [(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, grads)]
+            ).detach()
+        )
     return out
 
 

@@ -44,5 +44,11 @@ def make_optimizer(name: str, params: Iterable, lr: float = 1e-3, **overrides) -
         return torch.optim.Adam(params, **{"lr": lr, "betas": (0.9, 0.999), **overrides})
     from pytorch_optimizer import SOAP  # imported here: keeps `import napari_mollifier` light
 
-    settings = {"lr": lr, "betas": (0.9, 0.999), "weight_decay": 0.0, "precondition_frequency": 2, **overrides}
+    settings = {
+        "lr": lr,
+        "betas": (0.9, 0.999),
+        "weight_decay": 0.0,
+        "precondition_frequency": 2,
+        **overrides,
+    }
     return SOAP(params, **settings)

@@ -78,5 +78,7 @@ class GradNormWeights:
         return sum(float(w) * loss for w, loss in zip(self.weights, losses))
 
     def __repr__(self) -> str:
-        return (f"GradNormWeights(n_terms={self.n_terms}, update_every={self.update_every}, "
-                f"momentum={self.momentum}, weights={self.weights.tolist()})")
+        return (
+            f"GradNormWeights(n_terms={self.n_terms}, update_every={self.update_every}, "
+            f"momentum={self.momentum}, weights={self.weights.tolist()})"
+        )

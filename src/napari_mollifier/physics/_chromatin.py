@@ -13,8 +13,16 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-__all__ = ["ChromatinModel", "chemical_potential", "f_prime", "f_second", "f_third", "mu_laplacian", "steady_state_residual",
-           "DERIVATIVES_NEEDED"]
+__all__ = [
+    "ChromatinModel",
+    "chemical_potential",
+    "f_prime",
+    "f_second",
+    "f_third",
+    "mu_laplacian",
+    "steady_state_residual",
+    "DERIVATIVES_NEEDED",
+]
 
 #: Mollifier outputs the residual needs (lap f'(u) is expanded by the chain rule).
 DERIVATIVES_NEEDED = ("u", "dx", "dy", "laplacian", "biharmonic")
@@ -84,8 +92,9 @@ def mu_laplacian(d: dict, model: ChromatinModel = ChromatinModel(), lamina_lapla
     return out
 
 
-def steady_state_residual(d: dict, gamma_me, gamma_ac, model: ChromatinModel = ChromatinModel(),
-                          lamina_laplacian=None) -> torch.Tensor:
+def steady_state_residual(
+    d: dict, gamma_me, gamma_ac, model: ChromatinModel = ChromatinModel(), lamina_laplacian=None
+) -> torch.Tensor:
     """``M lap(mu) + Gamma_me (1 - u) - Gamma_ac u``: zero at a steady state."""
     u = d["u"]
     return model.mobility * mu_laplacian(d, model, lamina_laplacian) + gamma_me * (1.0 - u) - gamma_ac * u

@@ -20,9 +20,18 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-__all__ = ["PAPER_DERIVATIVES_D", "PAPER_DERIVATIVES_W", "PaperModel", "fields_from_fraction",
-           "fields_from_segmentation", "lambda_from_fields", "paper_chemical_potential", "paper_fractions",
-           "paper_mu_laplacian", "paper_residual"]
+__all__ = [
+    "PAPER_DERIVATIVES_D",
+    "PAPER_DERIVATIVES_W",
+    "PaperModel",
+    "fields_from_fraction",
+    "fields_from_segmentation",
+    "lambda_from_fields",
+    "paper_chemical_potential",
+    "paper_fractions",
+    "paper_mu_laplacian",
+    "paper_residual",
+]
 
 #: Derivatives of phi_w and of phi_d the chain-rule residual needs.
 PAPER_DERIVATIVES_W = ("u", "dx", "dy", "laplacian")
@@ -109,8 +118,9 @@ def paper_residual(d_w: dict, d_d: dict, lam, model: PaperModel = PaperModel(), 
     return lap_mu + 2.0 * (lam * phi_e - phi_h)
 
 
-def lambda_from_fields(d_w: dict, d_d: dict, model: PaperModel = PaperModel(), *, mu_laplacian=None,
-                       min_phi_e: float = 1e-3):
+def lambda_from_fields(
+    d_w: dict, d_d: dict, model: PaperModel = PaperModel(), *, mu_laplacian=None, min_phi_e: float = 1e-3
+):
     """Solve the steady state for ``lambda = (phi_h - lap(mu_d) / 2) / phi_e``.
 
     Parameters

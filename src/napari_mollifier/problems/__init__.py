@@ -2,12 +2,23 @@
 
 from ._fit import ARCHS, METHODS, FitResult, chebyshev_basis, fit_first_order, fit_second_order
 from ._simulate import (
-                        ProblemData,
-                        default_conductivity,
-                        default_forcing,
-                        simulate_first_order,
-                        simulate_second_order,
+    ProblemData,
+    default_conductivity,
+    default_forcing,
+    simulate_first_order,
+    simulate_second_order,
 )
 
-__all__ = ["ARCHS", "METHODS", "FitResult", "ProblemData", "chebyshev_basis", "default_conductivity",
-           "default_forcing", "fit_first_order", "fit_second_order", "simulate_first_order", "simulate_second_order"]
+__all__ = [
+    "ARCHS",
+    "METHODS",
+    "FitResult",
+    "ProblemData",
+    "chebyshev_basis",
+    "default_conductivity",
+    "default_forcing",
+    "fit_first_order",
+    "fit_second_order",
+    "simulate_first_order",
+    "simulate_second_order",
+]

@@ -75,24 +75,48 @@ def _make_net(arch: str, nd: int, width: int, fourier_scale: float, seed: int):
         return ConvNet(2, 1, width=width // 2, depth=4)
 
     if arch == "mlp":
-        return CoordinateMLP(nd, 1, width=width, depth=3, fourier_features=width // 2,
-                             fourier_scale=fourier_scale, seed=seed)
+        return CoordinateMLP(
+            nd, 1, width=width, depth=3, fourier_features=width // 2, fourier_scale=fourier_scale, seed=seed
+        )
     if arch == "piratenet":
         return PirateNet(nd, 1, width=width, n_blocks=2, fourier_scale=fourier_scale, seed=seed)
     raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
 
 
-def _fit(problem: ProblemData, names: tuple[str, ...], linear_parts, residual_scale: float, *, method: str, arch: str, optimizer: str,
-         steps: int, seed: int, lr: float, radius: float, degree: int, width: int, fourier_scale: float,
-         residual_weight: float, weighting: str, gradnorm_every: int, log_alignment_every: int,
-         dtype, lstsq_ridge: float = 0.0, data_on: str = "u", boundary: str = "network") -> FitResult:
+def _fit(
+    problem: ProblemData,
+    names: tuple[str, ...],
+    linear_parts,
+    residual_scale: float,
+    *,
+    method: str,
+    arch: str,
+    optimizer: str,
+    steps: int,
+    seed: int,
+    lr: float,
+    radius: float,
+    degree: int,
+    width: int,
+    fourier_scale: float,
+    residual_weight: float,
+    weighting: str,
+    gradnorm_every: int,
+    log_alignment_every: int,
+    dtype,
+    lstsq_ridge: float = 0.0,
+    data_on: str = "u",
+    boundary: str = "network",
+) -> FitResult:
     from ..optim import GradNormWeights, alignment_score, loss_term_gradients, make_optimizer
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if arch == "convnet" and (method != "mollifier" or len(problem.shape) != 2):
-        raise ValueError("arch 'convnet' maps a 2-D grid to a grid: it needs method='mollifier' and a 2-D "
-                         "problem (autodiff differentiates a coordinate network; use mlp or piratenet)")
+        raise ValueError(
+            "arch 'convnet' maps a 2-D grid to a grid: it needs method='mollifier' and a 2-D "
+            "problem (autodiff differentiates a coordinate network; use mlp or piratenet)"
+        )
     if weighting not in ("none", "gradnorm"):
         raise ValueError(f"weighting must be 'none' or 'gradnorm', got {weighting!r}")
     if steps < 1:
@@ -105,14 +129,16 @@ def _fit(problem: ProblemData, names: tuple[str, ...], linear_parts, residual_sc
     shape, nd = problem.shape, len(problem.shape)
     spacing = tuple(float(h) for h in problem.spacing)
     extent = torch.tensor([(n - 1) * h for n, h in zip(shape, spacing)], dtype=dtype)
-    coords = grid_coordinates(shape, spacing, dtype=dtype)          # physical units
+    coords = grid_coordinates(shape, spacing, dtype=dtype)  # physical units
     # The fit works on (data - offset) / scale: zero mean, unit variance, so that no network
     # spends its first thousand steps moving its output bias (the heat data sit at ~2 std).
     # u enters the 1st-order residual undifferentiated; the offset goes into lambda's constant.
     offset = float(np.mean(problem.data))
     scale = float(np.std(problem.data)) or 1.0
     target = torch.as_tensor((problem.data.reshape(-1) - offset) / scale, dtype=dtype)
-    source = None if problem.source is None else torch.as_tensor(problem.source.reshape(-1) / scale, dtype=dtype)
+    source = (
+        None if problem.source is None else torch.as_tensor(problem.source.reshape(-1) / scale, dtype=dtype)
+    )
     net = _make_net(arch, nd, width, fourier_scale, seed).to(dtype)
     grid_in = None
     if arch == "convnet":
@@ -137,7 +163,9 @@ def _fit(problem: ProblemData, names: tuple[str, ...], linear_parts, residual_sc
     loss_region = inner_t if (method == "mollifier" and not extend) else torch.ones_like(inner_t)
     if extend:
         ext_shape = tuple(n + 2 * margin for n in shape)
-        ext_coords = grid_coordinates(ext_shape, spacing, dtype=dtype) - margin * torch.tensor(spacing, dtype=dtype)
+        ext_coords = grid_coordinates(ext_shape, spacing, dtype=dtype) - margin * torch.tensor(
+            spacing, dtype=dtype
+        )
         crop = (slice(None), slice(None)) + tuple(slice(margin, margin + n) for n in shape)
     if arch == "piratenet":
         from ..nets import init_last_layer_lstsq
@@ -149,20 +177,29 @@ def _fit(problem: ProblemData, names: tuple[str, ...], linear_parts, residual_sc
             # (noise-free 1st order, 300 steps: rel. error 2.7e-2 that way, 1.2e-2 this way).
             def through_mollifier(feats):
                 f = feats.T.reshape(feats.shape[1], 1, *ext_shape)
-                return mollify(f, radius, ("u",), spacing=spacing, boundary="zeros")["u"][crop].reshape(feats.shape[1], -1).T
+                return (
+                    mollify(f, radius, ("u",), spacing=spacing, boundary="zeros")["u"][crop]
+                    .reshape(feats.shape[1], -1)
+                    .T
+                )
 
-            init_last_layer_lstsq(net, ext_coords / extent, target, ridge=lstsq_ridge, feature_map=through_mollifier)
+            init_last_layer_lstsq(
+                net, ext_coords / extent, target, ridge=lstsq_ridge, feature_map=through_mollifier
+            )
         else:
             init_last_layer_lstsq(net, coords / extent, target, ridge=lstsq_ridge)
 
     def derivatives():
         if method == "mollifier":
-            if extend:   # beyond the edges the kernel sees the network itself: no padding reaches the grid
+            if extend:  # beyond the edges the kernel sees the network itself: no padding reaches the grid
                 g, edge, keep = net(ext_coords / extent).reshape(1, 1, *ext_shape), "zeros", crop
             else:
                 g = (net(grid_in) if grid_in is not None else net(coords / extent)).reshape(1, 1, *shape)
                 edge, keep = "reflect", (...,)
-            d = {k: v[keep].reshape(-1) for k, v in mollify(g, radius, names, spacing=spacing, boundary=edge).items()}
+            d = {
+                k: v[keep].reshape(-1)
+                for k, v in mollify(g, radius, names, spacing=spacing, boundary=edge).items()
+            }
             d["g"] = g[keep].reshape(-1)
             return d
         d = coordinate_derivatives(lambda c: net(c / extent), coords, names)
@@ -170,17 +207,17 @@ def _fit(problem: ProblemData, names: tuple[str, ...], linear_parts, residual_sc
 
     def losses():
         d = derivatives()
-        a, b = linear_parts(d, source)                # residual = a * lambda + b, linear in lambda
+        a, b = linear_parts(d, source)  # residual = a * lambda + b, linear in lambda
         a_r, b_r = a[loss_region], b[loss_region]
         # Variable projection: lambda = basis @ c solved exactly (least squares) for the current
         # fields; detached, so the gradient is that of the minimised residual (envelope theorem).
         # float64 and an SVD-based driver: float32 gelsy gave run-to-run different solutions.
-        design = (a_r.detach().double()[:, None] * basis64[loss_region])
+        design = a_r.detach().double()[:, None] * basis64[loss_region]
         coef = torch.linalg.lstsq(design, -b_r.detach().double()[:, None], driver="gelsd").solution[:, 0]
         lam = basis @ coef.to(dtype)
         res = a_r * lam[loss_region] + b_r
         if method == "mollifier" and data_on == "g":
-            l_data = ((d["g"] - target) ** 2).mean()     # g sees no padding: every point
+            l_data = ((d["g"] - target) ** 2).mean()  # g sees no padding: every point
         else:
             l_data = ((d["u"] - target)[loss_region] ** 2).mean()
         l_res = (res**2).mean() / residual_scale**2
@@ -189,7 +226,14 @@ def _fit(problem: ProblemData, names: tuple[str, ...], linear_parts, residual_sc
     params = [p for p in net.parameters() if p.requires_grad]
     opt = make_optimizer(optimizer, params, lr=lr)
     weights = GradNormWeights(2, update_every=gradnorm_every) if weighting == "gradnorm" else None
-    hist = {"step": [], "loss_data": [], "loss_residual": [], "alignment_step": [], "alignment": [], "weights": []}
+    hist = {
+        "step": [],
+        "loss_data": [],
+        "loss_residual": [],
+        "alignment_step": [],
+        "alignment": [],
+        "weights": [],
+    }
     train_time = 0.0
     for step in range(steps):
         t0 = time.perf_counter()
@@ -218,18 +262,36 @@ def _fit(problem: ProblemData, names: tuple[str, ...], linear_parts, residual_sc
     with torch.no_grad() if method == "mollifier" else torch.enable_grad():
         _, _, lam, u = losses()
     # 1st order: u_t - u - lambda on u = scale * u_n + offset gives lambda = scale * lambda_n - offset.
-    lam_hat = lam.detach().numpy().reshape(shape) * scale - offset if problem.order == 1 \
+    lam_hat = (
+        lam.detach().numpy().reshape(shape) * scale - offset
+        if problem.order == 1
         else lam.detach().numpy().reshape(shape)
+    )
     u_hat = u.detach().numpy().reshape(shape) * scale + offset
     recovery = {}
     if "lambda" in problem.truth:
         t, e = problem.truth["lambda"][inner], lam_hat[inner]
-        recovery = {"rel_error": float(np.linalg.norm(e - t) / np.linalg.norm(t)),
-                    "r": float(np.corrcoef(e, t)[0, 1]) if np.std(t) > 0 and np.std(e) > 0 else float("nan")}
-    settings = dict(method=method, arch=arch, optimizer=optimizer, steps=steps, seed=seed, lr=lr, radius=radius,
-                    degree=degree, width=width, fourier_scale=fourier_scale, residual_weight=residual_weight,
-                    weighting=weighting, margin=margin, data_on=data_on,
-                    boundary="network" if extend else ("reflect" if method == "mollifier" else "none"))
+        recovery = {
+            "rel_error": float(np.linalg.norm(e - t) / np.linalg.norm(t)),
+            "r": float(np.corrcoef(e, t)[0, 1]) if np.std(t) > 0 and np.std(e) > 0 else float("nan"),
+        }
+    settings = dict(
+        method=method,
+        arch=arch,
+        optimizer=optimizer,
+        steps=steps,
+        seed=seed,
+        lr=lr,
+        radius=radius,
+        degree=degree,
+        width=width,
+        fourier_scale=fourier_scale,
+        residual_weight=residual_weight,
+        weighting=weighting,
+        margin=margin,
+        data_on=data_on,
+        boundary="network" if extend else ("reflect" if method == "mollifier" else "none"),
+    )
     return FitResult(lam_hat, u_hat, inner, hist, train_time / steps, recovery, settings)
 
 
@@ -302,12 +364,28 @@ _DOC_COMMON = """
 """
 
 
-def fit_first_order(problem: ProblemData, *, method: str = "mollifier", arch: str = "mlp", optimizer: str = "adam",
-                    steps: int = 500, seed: int = 0, lr: float = 1e-3, radius: float = 3.0, degree: int = 12,
-                    width: int = 64, fourier_scale: float = 1.0, residual_weight: float = 1.0,
-                    weighting: str = "none", gradnorm_every: int = 100, log_alignment_every: int = 0,
-                    lstsq_ridge: float = 1e-3, data_on: str = "u", boundary: str = "network",
-                    dtype=torch.float32) -> FitResult:
+def fit_first_order(
+    problem: ProblemData,
+    *,
+    method: str = "mollifier",
+    arch: str = "mlp",
+    optimizer: str = "adam",
+    steps: int = 500,
+    seed: int = 0,
+    lr: float = 1e-3,
+    radius: float = 3.0,
+    degree: int = 12,
+    width: int = 64,
+    fourier_scale: float = 1.0,
+    residual_weight: float = 1.0,
+    weighting: str = "none",
+    gradnorm_every: int = 100,
+    log_alignment_every: int = 0,
+    lstsq_ridge: float = 1e-3,
+    data_on: str = "u",
+    boundary: str = "network",
+    dtype=torch.float32,
+) -> FitResult:
     """Recover ``lambda(t)`` from a noisy path of ``u_t = u + lambda(t)``.
 
     Parameters
@@ -319,7 +397,7 @@ def fit_first_order(problem: ProblemData, *, method: str = "mollifier", arch: st
         raise ValueError(f"problem must be a 1st-order problem, got order {problem.order}")
 
     def linear_parts(d, _source):
-        return -torch.ones_like(d["u"]), d["dx"] - d["u"]   # u_t - u - lambda
+        return -torch.ones_like(d["u"]), d["dx"] - d["u"]  # u_t - u - lambda
 
     # Residual scale: the size of u_t - u read off the data, smoothed first (Gaussian, n/25 samples:
     # the scale the default lambda basis resolves) and away from the edges. Finite differences of
@@ -332,18 +410,54 @@ def fit_first_order(problem: ProblemData, *, method: str = "mollifier", arch: st
     edge = max(n // 12, 1)
     dudt = np.gradient(smooth, problem.spacing[0])
     res_scale = float(np.sqrt(np.mean(((dudt - smooth)[edge:-edge]) ** 2)) / (np.std(problem.data) or 1.0))
-    return _fit(problem, ("u", "dx"), linear_parts, res_scale, method=method, arch=arch, optimizer=optimizer, steps=steps,
-                seed=seed, lr=lr, radius=radius, degree=degree, width=width, fourier_scale=fourier_scale,
-                residual_weight=residual_weight, weighting=weighting, gradnorm_every=gradnorm_every,
-                log_alignment_every=log_alignment_every, dtype=dtype, lstsq_ridge=lstsq_ridge, data_on=data_on, boundary=boundary)
+    return _fit(
+        problem,
+        ("u", "dx"),
+        linear_parts,
+        res_scale,
+        method=method,
+        arch=arch,
+        optimizer=optimizer,
+        steps=steps,
+        seed=seed,
+        lr=lr,
+        radius=radius,
+        degree=degree,
+        width=width,
+        fourier_scale=fourier_scale,
+        residual_weight=residual_weight,
+        weighting=weighting,
+        gradnorm_every=gradnorm_every,
+        log_alignment_every=log_alignment_every,
+        dtype=dtype,
+        lstsq_ridge=lstsq_ridge,
+        data_on=data_on,
+        boundary=boundary,
+    )
 
 
-def fit_second_order(problem: ProblemData, *, method: str = "mollifier", arch: str = "mlp", optimizer: str = "adam",
-                     steps: int = 500, seed: int = 0, lr: float = 1e-3, radius: float = 3.0, degree: int = 8,
-                     width: int = 64, fourier_scale: float = 1.0, residual_weight: float = 1.0,
-                     weighting: str = "none", gradnorm_every: int = 100, log_alignment_every: int = 0,
-                     lstsq_ridge: float = 0.0, data_on: str = "u", boundary: str = "network",
-                    dtype=torch.float32) -> FitResult:
+def fit_second_order(
+    problem: ProblemData,
+    *,
+    method: str = "mollifier",
+    arch: str = "mlp",
+    optimizer: str = "adam",
+    steps: int = 500,
+    seed: int = 0,
+    lr: float = 1e-3,
+    radius: float = 3.0,
+    degree: int = 8,
+    width: int = 64,
+    fourier_scale: float = 1.0,
+    residual_weight: float = 1.0,
+    weighting: str = "none",
+    gradnorm_every: int = 100,
+    log_alignment_every: int = 0,
+    lstsq_ridge: float = 0.0,
+    data_on: str = "u",
+    boundary: str = "network",
+    dtype=torch.float32,
+) -> FitResult:
     """Recover ``lambda(x, y)`` from noisy ``u`` of ``0 = lambda lap(u) + m`` with known ``m``.
 
     Parameters
@@ -355,15 +469,34 @@ def fit_second_order(problem: ProblemData, *, method: str = "mollifier", arch: s
         raise ValueError("problem must be a 2nd-order problem with its source m")
 
     def linear_parts(d, source):
-        return d["laplacian"], source                         # lambda lap(u) + m
+        return d["laplacian"], source  # lambda lap(u) + m
 
     # Residual scale: the size of the known source (in units of the normalised data).
     res_scale = float(np.sqrt(np.mean(problem.source**2)) / (np.std(problem.data) or 1.0))
-    return _fit(problem, ("u", "laplacian"), linear_parts, res_scale, method=method, arch=arch, optimizer=optimizer,
-                steps=steps, seed=seed, lr=lr, radius=radius, degree=degree, width=width,
-                fourier_scale=fourier_scale, residual_weight=residual_weight, weighting=weighting,
-                gradnorm_every=gradnorm_every, log_alignment_every=log_alignment_every, dtype=dtype,
-                lstsq_ridge=lstsq_ridge, data_on=data_on, boundary=boundary)
+    return _fit(
+        problem,
+        ("u", "laplacian"),
+        linear_parts,
+        res_scale,
+        method=method,
+        arch=arch,
+        optimizer=optimizer,
+        steps=steps,
+        seed=seed,
+        lr=lr,
+        radius=radius,
+        degree=degree,
+        width=width,
+        fourier_scale=fourier_scale,
+        residual_weight=residual_weight,
+        weighting=weighting,
+        gradnorm_every=gradnorm_every,
+        log_alignment_every=log_alignment_every,
+        dtype=dtype,
+        lstsq_ridge=lstsq_ridge,
+        data_on=data_on,
+        boundary=boundary,
+    )
 
 
 fit_first_order.__doc__ = fit_first_order.__doc__.rstrip() + _DOC_COMMON

@@ -67,9 +67,15 @@ def default_forcing(t_end: float) -> Callable[[np.ndarray], np.ndarray]:
     return lambda t: 0.5 + np.sin(2 * math.pi * t / t_end) + 0.3 * np.cos(5 * math.pi * t / t_end)
 
 
-def simulate_first_order(n: int = 128, *, t_end: float = 2.0, u0: float = 1.0,
-                         forcing: Callable[[np.ndarray], np.ndarray] | None = None, noise: float = 0.0,
-                         seed: int = 0) -> ProblemData:
+def simulate_first_order(
+    n: int = 128,
+    *,
+    t_end: float = 2.0,
+    u0: float = 1.0,
+    forcing: Callable[[np.ndarray], np.ndarray] | None = None,
+    noise: float = 0.0,
+    seed: int = 0,
+) -> ProblemData:
     """Path of ``u_t = u + lambda(t)`` on ``n`` equally spaced times in ``[0, t_end]``, plus noise.
 
     Parameters
@@ -101,8 +107,15 @@ def simulate_first_order(n: int = 128, *, t_end: float = 2.0, u0: float = 1.0,
         raise ValueError(f"t_end must be positive, got {t_end}")
     lam = forcing or default_forcing(t_end)
     t = np.linspace(0.0, t_end, n)
-    sol = solve_ivp(lambda s, y: y + lam(np.asarray(s)), (0.0, t_end), [u0], t_eval=t, method="DOP853",
-                    rtol=1e-12, atol=1e-12)
+    sol = solve_ivp(
+        lambda s, y: y + lam(np.asarray(s)),
+        (0.0, t_end),
+        [u0],
+        t_eval=t,
+        method="DOP853",
+        rtol=1e-12,
+        atol=1e-12,
+    )
     u = sol.y[0]
     truth = {"u": u, "lambda": np.asarray(lam(t), dtype=float) * np.ones_like(t)}
     return ProblemData(1, (t,), (t[1] - t[0],), _noisy(u, noise, seed), truth, None, float(noise), int(seed))
@@ -113,9 +126,14 @@ def default_conductivity(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return 1.0 + 0.5 * np.exp(-((x - 0.6) ** 2 + (y - 0.4) ** 2) / (2 * 0.15**2))
 
 
-def simulate_second_order(n: int = 48, *, amplitude: float = 0.01,
-                          conductivity: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-                          noise: float = 0.0, seed: int = 0) -> ProblemData:
+def simulate_second_order(
+    n: int = 48,
+    *,
+    amplitude: float = 0.01,
+    conductivity: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    noise: float = 0.0,
+    seed: int = 0,
+) -> ProblemData:
     """Steady state of ``0 = lambda(x, y) lap(u) + m(x, y)`` on an ``n x n`` grid of ``[0, 1]^2``.
 
     Parameters
@@ -153,4 +171,6 @@ def simulate_second_order(n: int = 48, *, amplitude: float = 0.01,
         raise ValueError("conductivity must be positive on the grid")
     truth = {"u": u, "lambda": lam, "laplacian": lap}
     h = ax[1] - ax[0]
-    return ProblemData(2, (ax, ax), (h, h), _noisy(u, noise, seed), truth, -lam * lap, float(noise), int(seed))
+    return ProblemData(
+        2, (ax, ax), (h, h), _noisy(u, noise, seed), truth, -lam * lap, float(noise), int(seed)
+    )

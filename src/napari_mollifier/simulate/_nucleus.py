@@ -17,8 +17,15 @@ import torch
 
 from ..physics import ChromatinModel, f_prime
 
-__all__ = ["NucleusSimulation", "nucleus_mask", "rate_preset", "lamina_shell", "simulate_nucleus",
-           "spectral_residual", "RATE_PRESETS"]
+__all__ = [
+    "NucleusSimulation",
+    "nucleus_mask",
+    "rate_preset",
+    "lamina_shell",
+    "simulate_nucleus",
+    "spectral_residual",
+    "RATE_PRESETS",
+]
 
 RATE_PRESETS = ("uniform", "gradient", "patches")
 #: Default rates (1/tau): ~150 nm domains at ~30 % area fraction with the default model.
@@ -49,8 +56,13 @@ class NucleusSimulation:
         return np.where(self.mask, out, np.nan)
 
 
-def nucleus_mask(shape: tuple[int, int], kind: str = "ellipse", *, semi_axes: tuple[float, float] | None = None,
-                 angle_deg: float = 20.0) -> np.ndarray:
+def nucleus_mask(
+    shape: tuple[int, int],
+    kind: str = "ellipse",
+    *,
+    semi_axes: tuple[float, float] | None = None,
+    angle_deg: float = 20.0,
+) -> np.ndarray:
     """Boolean mask of a circular or elliptical nucleus centred in the image.
 
     semi_axes are (a, b) in pixels; defaults fill ~85 % (circle) or 90 % x 70 % (ellipse) of
@@ -72,8 +84,14 @@ def nucleus_mask(shape: tuple[int, int], kind: str = "ellipse", *, semi_axes: tu
     return (xr / a) ** 2 + (yr / b) ** 2 <= 1.0
 
 
-def rate_preset(name: str, shape: tuple[int, int], *, gamma_me: float = GAMMA_ME, gamma_ac: float = GAMMA_AC,
-                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def rate_preset(
+    name: str,
+    shape: tuple[int, int],
+    *,
+    gamma_me: float = GAMMA_ME,
+    gamma_ac: float = GAMMA_AC,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Smooth rate maps (Gamma_me, Gamma_ac) in 1/tau.
 
     uniform: constant. gradient: Gamma_me rises 0.8x -> 1.2x and Gamma_ac falls 1.1x -> 0.9x
@@ -130,10 +148,20 @@ def spectral_residual(phi, gamma_me, gamma_ac, model: ChromatinModel, h: float, 
     return (model.mobility * lap(mu) + g_me * (1 - phi) - g_ac * phi).numpy()
 
 
-def simulate_nucleus(size: int | tuple[int, int] = 256, *, rates: str | tuple = "gradient", mask: str | np.ndarray = "ellipse",
-                     pixel_size_nm: float = 10.0, model: ChromatinModel = ChromatinModel(), lamina_width_px: float = 3.0,
-                     t_end: float = 1.0e5, dt: float = 10.0, seed: int = 0, device: str = "cpu",
-                     progress: Callable[[float, float], None] | None = None) -> NucleusSimulation:
+def simulate_nucleus(
+    size: int | tuple[int, int] = 256,
+    *,
+    rates: str | tuple = "gradient",
+    mask: str | np.ndarray = "ellipse",
+    pixel_size_nm: float = 10.0,
+    model: ChromatinModel = ChromatinModel(),
+    lamina_width_px: float = 3.0,
+    t_end: float = 1.0e5,
+    dt: float = 10.0,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: Callable[[float, float], None] | None = None,
+) -> NucleusSimulation:
     """Integrate the "chr" model to a steady state inside a nucleus.
 
     Parameters
@@ -164,7 +192,11 @@ def simulate_nucleus(size: int | tuple[int, int] = 256, *, rates: str | tuple = 
         term ``Gamma_me (1 - phi)`` inside the nucleus (eroded by 5 px): the convergence check.
     """
     shape = (size, size) if isinstance(size, int) else tuple(size)
-    m = nucleus_mask(shape, mask, angle_deg=20.0 + 40.0 * (seed % 3)) if isinstance(mask, str) else np.asarray(mask, bool)
+    m = (
+        nucleus_mask(shape, mask, angle_deg=20.0 + 40.0 * (seed % 3))
+        if isinstance(mask, str)
+        else np.asarray(mask, bool)
+    )
     if m.shape != shape:
         raise ValueError(f"mask shape {m.shape} differs from the image shape {shape}")
     if isinstance(rates, str):
@@ -211,6 +243,15 @@ def simulate_nucleus(size: int | tuple[int, int] = 256, *, rates: str | tuple = 
     inner = binary_erosion(m, iterations=5)
     react_term = g_me_full * (1 - phi_np)
     ratio = float(np.sqrt(np.mean(res[inner] ** 2)) / np.sqrt(np.mean(react_term[inner] ** 2)))
-    return NucleusSimulation(phi=phi_np, gamma_me=np.where(m, g_me, np.nan), gamma_ac=np.where(m, g_ac, np.nan),
-                             mask=m, pixel_size_nm=float(pixel_size_nm), model=model, lamina=lamina,
-                             time=n_steps * dt, residual_ratio=ratio, history=history)
+    return NucleusSimulation(
+        phi=phi_np,
+        gamma_me=np.where(m, g_me, np.nan),
+        gamma_ac=np.where(m, g_ac, np.nan),
+        mask=m,
+        pixel_size_nm=float(pixel_size_nm),
+        model=model,
+        lamina=lamina,
+        time=n_steps * dt,
+        residual_ratio=ratio,
+        history=history,
+    )

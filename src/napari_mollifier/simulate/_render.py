@@ -6,7 +6,15 @@ import numpy as np
 
 __all__ = ["render_intensity", "render_localisation_table", "THUNDERSTORM_HEADER"]
 
-THUNDERSTORM_HEADER = ("id", "frame", "x [nm]", "y [nm]", "sigma [nm]", "intensity [photon]", "uncertainty [nm]")
+THUNDERSTORM_HEADER = (
+    "id",
+    "frame",
+    "x [nm]",
+    "y [nm]",
+    "sigma [nm]",
+    "intensity [photon]",
+    "uncertainty [nm]",
+)
 
 
 def _density(phi: np.ndarray, mask: np.ndarray, euchromatin_level: float) -> np.ndarray:
@@ -14,9 +22,17 @@ def _density(phi: np.ndarray, mask: np.ndarray, euchromatin_level: float) -> np.
     return np.where(mask, euchromatin_level + (1.0 - euchromatin_level) * np.clip(phi, 0, 1), 0.0)
 
 
-def render_intensity(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float = 10.0, *,
-                     euchromatin_level: float = 0.3, photons: float = 50.0, precision_nm: float = 15.0,
-                     background: float = 0.0, seed: int = 0) -> np.ndarray:
+def render_intensity(
+    phi: np.ndarray,
+    mask: np.ndarray,
+    pixel_size_nm: float = 10.0,
+    *,
+    euchromatin_level: float = 0.3,
+    photons: float = 50.0,
+    precision_nm: float = 15.0,
+    background: float = 0.0,
+    seed: int = 0,
+) -> np.ndarray:
     """Intensity image: density blurred by the localisation precision, then Poisson counts.
 
     ``photons`` is the mean count of a heterochromatin pixel; the exterior has only
@@ -29,9 +45,16 @@ def render_intensity(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float = 1
     return rng.poisson(photons * dens + background).astype(np.float64)
 
 
-def render_localisation_table(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: float = 10.0, *,
-                              euchromatin_level: float = 0.3, per_pixel: float = 8.0, precision_nm: float = 15.0,
-                              seed: int = 0) -> np.ndarray:
+def render_localisation_table(
+    phi: np.ndarray,
+    mask: np.ndarray,
+    pixel_size_nm: float = 10.0,
+    *,
+    euchromatin_level: float = 0.3,
+    per_pixel: float = 8.0,
+    precision_nm: float = 15.0,
+    seed: int = 0,
+) -> np.ndarray:
     """Localisations (x, y in nm) drawn as a Poisson process with the chromatin density.
 
     Each pixel of density d contributes Poisson(per_pixel * d) points, uniform within the pixel,
@@ -47,7 +70,16 @@ def render_localisation_table(phi: np.ndarray, mask: np.ndarray, pixel_size_nm: 
     n = iy.size
     y = (iy + rng.random(n)) * pixel_size_nm + rng.normal(0, precision_nm, n)
     x = (ix + rng.random(n)) * pixel_size_nm + rng.normal(0, precision_nm, n)
-    table = np.column_stack([np.arange(1, n + 1), rng.integers(1, 20000, n), x, y,
-                             np.full(n, 120.0), rng.gamma(5.0, 400.0, n), np.full(n, precision_nm)])
+    table = np.column_stack(
+        [
+            np.arange(1, n + 1),
+            rng.integers(1, 20000, n),
+            x,
+            y,
+            np.full(n, 120.0),
+            rng.gamma(5.0, 400.0, n),
+            np.full(n, precision_nm),
+        ]
+    )
     keep = (x >= 0) & (y >= 0)
     return table[keep]
