@@ -1,10 +1,11 @@
 """The benchmark harness: record contract, honest out-of-memory handling, report, CLI."""
 
 import json
+import sys
 
 import pytest
 
-from napari_mollifier.benchmark import derivative_configs, derivatives_markdown, run_configs
+from mollifier_bench import derivative_configs, derivatives_markdown, run_configs
 from napari_mollifier.cli import main
 
 KEYS = {
@@ -109,3 +110,9 @@ def test_cli_writes_json(tmp_path):
 def test_cli_rejects_unknown_problem():
     with pytest.raises(SystemExit, match="unknown problem 'nonsense'"):
         main(["benchmark", "--problems", "nonsense", "--device", "cpu"])
+
+
+def test_cli_without_psutil_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psutil", None)  # `import psutil` now raises ImportError
+    with pytest.raises(SystemExit, match=r"pip install 'napari-mollifier\[bench\]'"):
+        main(["benchmark", "--grids", "8", "--orders", "1", "--device", "cpu"])

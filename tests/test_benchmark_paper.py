@@ -5,9 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from napari_mollifier.benchmark import fit_configs, paper_markdown, run_configs
-from napari_mollifier.benchmark._fits import steps_to_loss
-from napari_mollifier.cli import benchmark_configs, main
+from mollifier_bench import fit_configs, paper_markdown, run_configs
+from mollifier_bench.cli import benchmark_configs
+from mollifier_bench.fits import steps_to_loss
+from napari_mollifier.cli import main
 
 
 def test_configurations_cover_the_grid_and_skip_what_cannot_run():

@@ -101,10 +101,19 @@ def test_wheel_ships_the_manifest(tmp_path):
                 assert zf.read(name) == (REPO / "sample_images" / f"nucleus{n}_{suffix}.tif").read_bytes(), (
                     name
                 )
+        # the research harness ships beside the library (`mollifier benchmark`)
+        for module in ("__init__", "cli", "child", "paper_physics", "problems/__init__"):
+            assert f"mollifier_bench/{module}.py" in names, module
         entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         text = zf.read(entry_points).decode()
+        metadata = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "[napari.manifest]" in text
     assert "napari_mollifier:napari.yaml" in text
+    # psutil (the harness's memory figures) is an extra, not a dependency of the library
+    psutil_reqs = [ln for ln in metadata.splitlines() if ln.startswith("Requires-Dist: psutil")]
+    assert psutil_reqs, metadata
+    assert all("extra ==" in ln for ln in psutil_reqs), psutil_reqs
+    assert any("extra == 'bench'" in ln or 'extra == "bench"' in ln for ln in psutil_reqs), psutil_reqs
 
 
 def test_import_loads_no_gui_modules():
@@ -123,6 +132,8 @@ def test_import_loads_no_gui_modules():
     loaded = json.loads(proc.stdout.strip().splitlines()[-1])
     offenders = [m for m in loaded if GUI_MODULE.match(m)]
     assert not offenders, f"`import napari_mollifier` loaded GUI modules: {offenders}"
+    harness = [m for m in loaded if m.split(".")[0] == "mollifier_bench"]
+    assert not harness, f"`import napari_mollifier` loaded the research harness: {harness}"
 
 
 def test_console_script_help():

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_mollifier import coordinate_derivatives, grid_coordinates, mollify
-from napari_mollifier.physics import (
+from mollifier_bench.paper_physics import (
     PAPER_DERIVATIVES_D,
     PAPER_DERIVATIVES_W,
     PaperModel,
@@ -26,6 +25,7 @@ from napari_mollifier.physics import (
     paper_mu_laplacian,
     paper_residual,
 )
+from napari_mollifier import coordinate_derivatives, grid_coordinates, mollify
 
 L = 10.0
 K = 2 * math.pi / L

@@ -10,7 +10,7 @@ from ._scaling import (
     scaling_crosscheck,
     segment_domains,
 )
-from ._solver import ProgressEvent, RateFit, estimate_noise, fit_rates
+from ._solver import ProgressEvent, RateFit, estimate_noise, fit_rates, resolve_device
 
 __all__ = [
     "DomainTable",
@@ -24,6 +24,7 @@ __all__ = [
     "fit_rates",
     "infer_rates",
     "read_map_pair",
+    "resolve_device",
     "scaling_crosscheck",
     "segment_domains",
     "to_fraction",

@@ -7,7 +7,7 @@ import os
 import platform
 from collections.abc import Sequence
 
-import psutil
+from ._deps import require_psutil
 
 
 def machine_description(records: Sequence[dict] = ()) -> str:
@@ -24,8 +24,10 @@ def machine_description(records: Sequence[dict] = ()) -> str:
         pass
     gpus = sorted({r["device_name"] for r in records if r.get("device_name")})
     parts = [
-        f"CPU: {cpu}, {os.cpu_count()} logical cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM",
-        f"torch {torch.__version__} ({torch.get_num_threads()} intra-op threads), Python {platform.python_version()}, {platform.system()} {platform.release()}",
+        f"CPU: {cpu}, {os.cpu_count()} logical cores, "
+        f"{require_psutil().virtual_memory().total / 2**30:.0f} GiB RAM",
+        f"torch {torch.__version__} ({torch.get_num_threads()} intra-op threads), "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}",
     ]
     if gpus:
         parts.append("GPU: " + ", ".join(gpus))
@@ -116,7 +118,7 @@ def _fmt_grid(r: dict) -> str:
 def _common_losses(fits: Sequence[dict]) -> dict:
     """Per (problem, grid, steps, arch, method, noise): the loss every optimiser reached (the larger of their
     lowest training losses), and per record the steps it took to get there."""
-    from ._fits import steps_to_loss
+    from .fits import steps_to_loss
 
     groups: dict = {}
     for r in fits:
@@ -146,14 +148,16 @@ def paper_markdown(records: Sequence[dict], command: str, figure: str | None = N
         "",
         f"Machine: {machine_description(records)}",
         "",
-        "Problems (docs/model.md section 3; napari_mollifier.problems, napari_mollifier.inverse): "
+        'Problems (docs/model.md, "The paper\'s benchmark problems"; mollifier_bench.problems, '
+        "napari_mollifier.inverse): "
         "`langevin` u_t = u + λ(t), 128 samples; `heat` 0 = λ(x, y) ∇²u + m, 32²; `chromatin` the "
         "4th-order chr model, a simulated 'gradient' nucleus, both rate maps (the record keeps the worse "
         "map's r and error). Noise: Gaussian, as a fraction of std(u) (chromatin: of std(φ) in the "
         "nucleus, ~0.3). λ is solved each step by least squares on a smooth basis (variable projection); "
         "the network is trained. Chromatin with autodiff: the network's correction to the (fixed, mollified) "
         "smoothed-data start is differentiated by recursive autograd and lap(μ) taken by the chain rule; the "
-        "grid field and the ConvNet have no coordinates to differentiate. r: Pearson correlation of the recovered and true λ (chromatin: Γ_me and "
+        "grid field and the ConvNet have no coordinates to differentiate. r: Pearson correlation of the "
+        "recovered and true λ (chromatin: Γ_me and "
         "Γ_ac) on the scored region; rel. error: ‖λ̂ − λ‖₂/‖λ‖₂. Time per step excludes the alignment "
         "logging. Peak memory: " + (records[0].get("memory_source", "") if records else "") + ". "
         "'Steps to common loss': steps until the training loss first reaches the larger of the lowest "
@@ -167,8 +171,8 @@ def paper_markdown(records: Sequence[dict], command: str, figure: str | None = N
         lines += [
             f"## {problem} (order {recs[0]['order']})",
             "",
-            "| grid | arch | method | optimizer | noise | r | rel. error | time / step | peak memory | steps | "
-            "final loss | steps to common loss | time to common loss | status |",
+            "| grid | arch | method | optimizer | noise | r | rel. error | time / step | peak memory | "
+            "steps | final loss | steps to common loss | time to common loss | status |",
             "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for r in sorted(
@@ -192,7 +196,7 @@ def paper_markdown(records: Sequence[dict], command: str, figure: str | None = N
                 f"{_fmt(t, '{:.1f} s')} | {status} |"
             )
         if problem == "chromatin" and any(r.get("grid", 128) < 96 for r in recs):
-            # Measured (docs/NOTES.md "Session 13"): r of -0.8 to -0.97 for 64^2 fits with 3-20 % error.
+            # Measured on the quick benchmark's 64^2 nucleus: r of -0.8 to -0.97 with 3-20 % error.
             lines += [
                 "",
                 "Below 96²: the scored region (the nucleus eroded by 20 px) is small and the true maps "
@@ -205,7 +209,7 @@ def paper_markdown(records: Sequence[dict], command: str, figure: str | None = N
             "## Gradient alignment during training",
             "",
             "Alignment score of the data and residual gradients (1: aligned, −1: opposed; "
-            "docs/optimization.md), Adam against SOAP, mollifier fits:",
+            "docs/method.md), Adam against SOAP, mollifier fits:",
             "",
             f"![alignment]({figure})",
             "",
@@ -235,7 +239,8 @@ def _mollifier_vs_autodiff(fits) -> list[str]:
         em, ea = m.get("recovery_rel_error"), a.get("recovery_rel_error")
         verdict = "—" if em is None or ea is None else ("mollifier" if em < ea else "autodiff")
         rows.append(
-            f"| {problem} | {_fmt_grid(m)} | {n_steps} | {arch} | {opt} | {noise:g} | {_fmt(em)} | {_fmt(ea)} | {verdict} | "
+            f"| {problem} | {_fmt_grid(m)} | {n_steps} | {arch} | {opt} | {noise:g} | {_fmt(em)} | "
+            f"{_fmt(ea)} | {verdict} | "
             f"{_ratio(a.get('time_per_step_s'), m.get('time_per_step_s'))} | "
             f"{_ratio(a.get('peak_memory_bytes'), m.get('peak_memory_bytes'))} |"
         )
@@ -244,8 +249,8 @@ def _mollifier_vs_autodiff(fits) -> list[str]:
     return [
         "## Mollifier vs autodiff (same data, architecture, steps, optimiser and noise)",
         "",
-        "| problem | grid | steps | arch | optimizer | noise | rel. error mollifier | rel. error autodiff | better | "
-        "time ratio (autodiff / mollifier) | memory ratio |",
+        "| problem | grid | steps | arch | optimizer | noise | rel. error mollifier | rel. error autodiff | "
+        "better | time ratio (autodiff / mollifier) | memory ratio |",
         "|---|---:|---:|---|---|---:|---:|---:|---|---:|---:|",
         *rows,
         "",
@@ -274,7 +279,8 @@ def _soap_vs_adam(fits, common) -> list[str]:
         target, na, ta = common.get(id(adam), (None, None, None))
         _, ns, ts = common.get(id(soap), (None, None, None))
         rows.append(
-            f"| {problem} | {_fmt_grid(adam)} | {arch} | {method} | {noise:g} | {_fmt(target, '{:.3g}')} | {_fmt(na, '{:d}')} / "
+            f"| {problem} | {_fmt_grid(adam)} | {arch} | {method} | {noise:g} | "
+            f"{_fmt(target, '{:.3g}')} | {_fmt(na, '{:d}')} / "
             f"{_fmt(ns, '{:d}')} | {_fmt(ta, '{:.1f}')} / {_fmt(ts, '{:.1f}')} | "
             f"{_fmt(adam.get('recovery_rel_error'))} / {_fmt(soap.get('recovery_rel_error'))} |"
         )
@@ -283,7 +289,8 @@ def _soap_vs_adam(fits, common) -> list[str]:
     return [
         "## SOAP vs Adam (Adam / SOAP)",
         "",
-        "| problem | grid | arch | method | noise | common loss | steps to it | seconds to it | final rel. error |",
+        "| problem | grid | arch | method | noise | common loss | steps to it | seconds to it | "
+        "final rel. error |",
         "|---|---:|---|---|---:|---:|---:|---:|---:|",
         *rows,
         "",
@@ -366,7 +373,7 @@ def alignment_figure(records: Sequence[dict], path) -> bool:
     fig.tight_layout()
     import io as _io
 
-    from ..io import atomic_write_bytes
+    from napari_mollifier.io import atomic_write_bytes
 
     buf = _io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)

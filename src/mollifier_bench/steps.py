@@ -11,9 +11,9 @@ STEP_PROBLEMS = ("derivatives", "chromatin")
 def build_step(config: dict, device: torch.device):
     problem = config.get("problem", "derivatives")
     if problem == "derivatives":
-        from ._derivatives import build_step as build
+        from .derivative_step import build_step as build
     elif problem == "chromatin":
-        from ._chromatin_step import build_step as build
+        from .chromatin_step import build_step as build
     else:
         raise ValueError(f"unknown benchmark step problem {problem!r}; choose from {STEP_PROBLEMS}")
     return build(config, device)

@@ -1,4 +1,5 @@
-"""Simulated data of the paper's 1st- and 2nd-order benchmark problems (docs/model.md section 3)."""
+"""Simulated data of the paper's 1st- and 2nd-order benchmark problems
+(docs/model.md, "The paper's benchmark problems")."""
 
 from __future__ import annotations
 

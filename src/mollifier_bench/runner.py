@@ -7,9 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 
-import psutil
-
-from ._derivatives import RESIDUAL_TERMS
+from ._deps import require_psutil
 
 #: Grids of the full and the quick derivative benchmark (points per side).
 FULL_GRIDS = (64, 128, 256)
@@ -20,7 +18,7 @@ _RESERVE_BYTES = 1536 * 2**20
 
 def resolve_device(device: str = "auto") -> str:
     """The device name a benchmark runs on (see ``napari_mollifier.inverse.resolve_device``)."""
-    from ..inverse._solver import resolve_device as resolve
+    from napari_mollifier.inverse import resolve_device as resolve
 
     return str(resolve(device))
 
@@ -31,6 +29,8 @@ def derivative_configs(
     """Configurations of problem "derivatives": per grid, a data-only step, then each order
     with mollifier and autodiff. ``quick`` skips autodiff above 64^2 for orders 2 and 4
     (they take minutes on a 2-core CPU) but keeps the order-4 mollifier and data steps."""
+    from .derivative_step import RESIDUAL_TERMS
+
     configs = []
     for n in grids:
         configs.append(dict(problem="derivatives", arch="mlp", grid=n, order=0, method="data"))
@@ -70,7 +70,7 @@ def run_configs(
     for config in configs:
         cfg = dict(config, device=dev)
         if dev == "cpu":
-            avail = psutil.virtual_memory().available - _RESERVE_BYTES
+            avail = require_psutil().virtual_memory().available - _RESERVE_BYTES
             cfg["memory_cap_bytes"] = int(min(avail, memory_cap_bytes) if memory_cap_bytes else avail)
         base = {
             k: cfg.get(k)
@@ -78,7 +78,7 @@ def run_configs(
         }
         try:
             proc = subprocess.run(
-                [sys.executable, "-m", "napari_mollifier.benchmark._child", json.dumps(cfg)],
+                [sys.executable, "-m", "mollifier_bench.child", json.dumps(cfg)],
                 capture_output=True,
                 text=True,
                 timeout=timeout_s,

@@ -2,7 +2,7 @@
 
 A fresh process per configuration makes CPU peak memory honest (peak resident set of this
 process minus its idle baseline) and keeps an out-of-memory failure from taking down the run.
-Usage (internal): python -m napari_mollifier.benchmark._child '<config json>'
+Usage (internal): python -m mollifier_bench.child '<config json>'
 """
 
 from __future__ import annotations
@@ -14,15 +14,20 @@ import sys
 import time
 import traceback
 
-import psutil
 import torch
+
+# The harness and the library (torch, scipy, ...) are loaded before the address-space cap: a
+# library whose start-up allocation fails under the cap can spin instead of raising (scipy's
+# OpenBLAS does).
+from . import chromatin_step, derivative_step, fits, problems, steps  # noqa: F401
+from ._deps import require_psutil
 
 
 def _cap_address_space(limit_bytes: int | None) -> None:
     """Make allocations beyond the cap fail with an exception instead of waking the OOM killer."""
     if not limit_bytes:
         return
-    vms = psutil.Process().memory_info().vms
+    vms = require_psutil().Process().memory_info().vms
     resource.setrlimit(resource.RLIMIT_AS, (vms + limit_bytes, vms + limit_bytes))
 
 
@@ -55,8 +60,6 @@ def _peak_above(device, base: int) -> int:
 
 
 def run(config: dict) -> dict:
-    from . import _problems
-
     device = torch.device(config["device"])
     record = {k: config.get(k) for k in ("problem", "order", "arch", "method", "grid")}
     record["kind"] = config.get("kind", "step")
@@ -75,7 +78,7 @@ def run(config: dict) -> dict:
     else:
         record["memory_source"] = "peak RSS of a fresh process minus its RSS after set-up"
         torch.set_flush_denormal(True)
-    proc = psutil.Process()
+    proc = require_psutil().Process()
 
     def sync():
         if device.type == "cuda":
@@ -84,7 +87,7 @@ def run(config: dict) -> dict:
     if config.get("kind") == "fit":
         return _run_fit(config, device, record, proc, sync)
     try:
-        step = _problems.build_step(config, device)
+        step = steps.build_step(config, device)
         base = _memory_baseline(device, proc, sync)
         t0 = time.perf_counter()
         step()  # warm-up (also allocates the optimiser state)
@@ -118,14 +121,12 @@ def run(config: dict) -> dict:
 
 def _run_fit(config: dict, device, record: dict, proc, sync) -> dict:
     """A whole fit: the simulation is set-up; memory is the fit's peak above it."""
-    from . import _fits
-
     record.update({k: config.get(k) for k in ("kind", "optimizer", "noise", "steps")})
     try:
-        data = _fits.prepare(config)
+        data = fits.prepare(config)
         base = _memory_baseline(device, proc, sync)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        record.update(_fits.run_fit(config, data, device))
+        record.update(fits.run_fit(config, data, device))
         sync()
         record["peak_memory_bytes"] = _peak_above(device, base)
         # ru_maxrss is the lifetime peak: if the set-up peaked higher, the fit's own peak is

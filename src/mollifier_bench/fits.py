@@ -1,4 +1,5 @@
-"""Benchmark fits of the paper's three problems (docs/model.md section 3).
+"""Benchmark fits of the paper's three problems (docs/model.md, "The paper's benchmark
+problems").
 
 ``langevin`` (1st order, ``u_t = u + lambda(t)``), ``heat`` (2nd order, ``0 = lambda lap u + m``)
 and ``chromatin`` (4th order, the "chr" model): simulate data with known parameters, fit with one
@@ -55,15 +56,15 @@ def prepare(config: dict):
     problem, grid = config["problem"], int(config["grid"])
     noise, seed = float(config.get("noise", 0.0)), int(config.get("data_seed", 7))
     if problem == "langevin":
-        from ..problems import simulate_first_order
+        from .problems import simulate_first_order
 
         return simulate_first_order(grid, noise=noise, seed=seed)
     if problem == "heat":
-        from ..problems import simulate_second_order
+        from .problems import simulate_second_order
 
         return simulate_second_order(grid, noise=noise, seed=seed)
     if problem == "chromatin":
-        from ..simulate import simulate_nucleus
+        from napari_mollifier.simulate import simulate_nucleus
 
         sim = simulate_nucleus(grid, rates="gradient", seed=seed)
         rng = np.random.default_rng(seed + 1000)
@@ -89,7 +90,7 @@ def run_fit(config: dict, data, device) -> dict:
     every = int(config.get("alignment_every", 10))
     t0 = time.perf_counter()
     if problem in ("langevin", "heat"):
-        from ..problems import fit_first_order, fit_second_order
+        from .problems import fit_first_order, fit_second_order
 
         fit_fn = fit_first_order if problem == "langevin" else fit_second_order
         kw = {k: config[k] for k in ("radius", "lr", "width") if config.get(k) is not None}
@@ -119,8 +120,8 @@ def run_fit(config: dict, data, device) -> dict:
             alignment=h["alignment"],
         )
     else:
-        from ..config import InferenceSettings
-        from ..inverse import fit_rates
+        from napari_mollifier.config import InferenceSettings
+        from napari_mollifier.inverse import fit_rates
 
         sim, phi = data
         settings = InferenceSettings(

@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import torch
 
-from ..autodiff import coordinate_derivatives, grid_coordinates
-from ..mollifier import MollifierLayer
-from ..nets import CoordinateMLP
+from napari_mollifier.autodiff import coordinate_derivatives, grid_coordinates
+from napari_mollifier.mollifier import MollifierLayer
+from napari_mollifier.nets import CoordinateMLP
 
 #: Derivative names each residual order needs.
 RESIDUAL_TERMS = {1: ("dx", "dy"), 2: ("laplacian",), 4: ("biharmonic",)}

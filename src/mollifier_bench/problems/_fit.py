@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..autodiff import coordinate_derivatives, grid_coordinates
-from ..mollifier import mollifier_margin, mollify
+from napari_mollifier.autodiff import coordinate_derivatives, grid_coordinates
+from napari_mollifier.mollifier import mollifier_margin, mollify
+
 from ._simulate import ProblemData
 
 __all__ = ["ARCHS", "METHODS", "FitResult", "chebyshev_basis", "fit_first_order", "fit_second_order"]
@@ -68,7 +69,7 @@ def chebyshev_basis(shape, degree: int, *, dtype=torch.float64) -> torch.Tensor:
 
 
 def _make_net(arch: str, nd: int, width: int, fourier_scale: float, seed: int):
-    from ..nets import ConvNet, CoordinateMLP, PirateNet
+    from napari_mollifier.nets import ConvNet, CoordinateMLP, PirateNet
 
     if arch == "convnet":
         torch.manual_seed(seed)
@@ -108,7 +109,7 @@ def _fit(
     data_on: str = "u",
     boundary: str = "network",
 ) -> FitResult:
-    from ..optim import GradNormWeights, alignment_score, loss_term_gradients, make_optimizer
+    from napari_mollifier.optim import GradNormWeights, alignment_score, loss_term_gradients, make_optimizer
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -142,7 +143,7 @@ def _fit(
     net = _make_net(arch, nd, width, fourier_scale, seed).to(dtype)
     grid_in = None
     if arch == "convnet":
-        from ..nets import grid_input
+        from napari_mollifier.nets import grid_input
 
         grid_in = grid_input(shape, "coords", dtype=dtype)
     basis64 = chebyshev_basis(shape, degree)
@@ -168,7 +169,7 @@ def _fit(
         )
         crop = (slice(None), slice(None)) + tuple(slice(margin, margin + n) for n in shape)
     if arch == "piratenet":
-        from ..nets import init_last_layer_lstsq
+        from napari_mollifier.nets import init_last_layer_lstsq
 
         if extend and data_on == "u":
             # The data term compares the mollified output: fit the last layer to the data through
@@ -332,7 +333,7 @@ _DOC_COMMON = """
         costs accuracy without noise: 3.3e-3 -> 2.5e-2). In 2-D it did not help (default 0).
     data_on : {"u", "g"}
         Mollifier method: the data term compares the mollified field ``u = g * eta`` (default,
-        docs/mollifier.md) or the network's raw output ``g`` (on every point) with the data.
+        docs/method.md) or the network's raw output ``g`` (on every point) with the data.
         Measured (1st order, 5 % noise, PirateNet, 1000 steps): no better; with the old
         ``"reflect"`` edges 0.35 vs 0.39 over seeds 1-5, with ``"network"`` 0.214 vs 0.196 on
         seed 3. Kept for comparison.

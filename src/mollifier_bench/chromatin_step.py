@@ -4,7 +4,7 @@ steady-state residual, with mollifier or with recursive autodiff derivatives.
 ``u`` is fitted to a phase-separated test pattern on an n x n grid at 10 nm pixels; the
 residual ``M lap(mu(u)) + Gamma_me (1 - u) - Gamma_ac u`` (default model and rates) takes
 ``u, u_x, u_y, lap u, biharmonic u`` (the chain-rule form, the same expression for both methods;
-docs/model.md section 1). The mollifier takes them as spectral derivatives of the mollified
+docs/model.md, "Default model"). The mollifier takes them as spectral derivatives of the mollified
 network output (the inference solver's kernel); autodiff differentiates the network in its
 coordinates. Only the derivatives differ, so time and memory compare the two.
 """
@@ -16,11 +16,10 @@ from collections.abc import Callable
 
 import torch
 
-from ..autodiff import coordinate_derivatives, grid_coordinates
-from ..mollifier import MollifierLayer
-from ..nets import CoordinateMLP
-from ..physics import ChromatinModel, steady_state_residual
-from ..physics._chromatin import DERIVATIVES_NEEDED
+from napari_mollifier.autodiff import coordinate_derivatives, grid_coordinates
+from napari_mollifier.mollifier import MollifierLayer
+from napari_mollifier.nets import CoordinateMLP
+from napari_mollifier.physics import DERIVATIVES_NEEDED, ChromatinModel, steady_state_residual
 
 METHODS = ("mollifier", "autodiff")
 
