@@ -89,7 +89,8 @@ def machine() -> str:
     except OSError:
         pass
     return (
-        f"{cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}, torch {torch.__version__}, "
+        f"{cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}, "
+        f"torch {torch.__version__}, "
         f"dask {dask.__version__}, distributed {distributed.__version__}, "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
     )
@@ -146,13 +147,14 @@ def main(argv=None) -> int:
         f"Machine: {machine()}  ",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         "",
-        f"{args.files} simulated nuclei of {args.size}x{args.size} pixels (phi input with masks, 10 nm pixels), "
+        f"{args.files} simulated nuclei of {args.size}x{args.size} pixels "
+        "(phi input with masks, 10 nm pixels), "
         f"{args.steps} training steps each (grid field, Adam, float32, CPU), one torch thread per worker. "
         "Wall time from the call to the summary.csv, including starting and stopping the local cluster "
         "(worker processes import torch); 'first file' is when the first result came back.",
         "",
-        "| workers | files ok | wall (s) | first file (s) | files / min | speed-up vs 1 worker | mean fit (s) "
-        "| load avg (start, end) |",
+        "| workers | files ok | wall (s) | first file (s) | files / min | speed-up vs 1 worker "
+        "| mean fit (s) | load avg (start, end) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:

@@ -1,4 +1,4 @@
-"""Intensity input with and without calibrated levels, through ``infer_rates`` (issue 3).
+"""Intensity input with and without calibrated levels, through ``infer_rates``.
 
     .venv/bin/python benchmarks/calibrated_intensity.py
 
@@ -8,7 +8,7 @@ counts per heterochromatin pixel and fitted with default settings, once with the
 (``euchromatin_level`` = 0.3 x counts, ``heterochromatin_level`` = counts, i.e. ``--intensity-levels``)
 and once without (Otsu class medians). Prints Pearson r and the mean relative error of both maps on the
 interior 20 px inside the edge, and the fit time (about 40 s per fit on 2 CPU cores).
-Output of session 11: benchmarks/results/calibrated_intensity.md.
+Saved output: benchmarks/results/calibrated_intensity.md.
 """
 
 import numpy as np

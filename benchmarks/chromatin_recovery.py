@@ -1,7 +1,7 @@
-"""Rate-map recovery on simulated 256^2 nuclei (issue 3 acceptance figures, work in progress).
+"""Rate-map recovery on simulated 256^2 nuclei (the acceptance figures).
 
-    .venv/bin/python benchmarks/chromatin_recovery.py [--quick] [--arch grid|mlp|piratenet|convnet] [--optimizer adam|soap]
-        [--steps N] [--input fraction|intensity] [--photons P ...] [--out FILE]
+    .venv/bin/python benchmarks/chromatin_recovery.py [--quick] [--arch grid|mlp|piratenet|convnet]
+        [--optimizer adam|soap] [--steps N] [--input fraction|intensity] [--photons P ...] [--out FILE]
 
 For each rate preset (gradient, patches: seed 11 and 12; uniform: seed 13; none of them are
 the sample images) the forward simulator makes a steady state; Gaussian noise of sigma
@@ -107,11 +107,12 @@ def main():
             args.out = OUT.with_name(f"chromatin_recovery_{'_'.join(tags)}.md")
     level_name = "photons" if args.input == "intensity" else "noise"
     lines = [
-        "# Chromatin rate recovery on simulated nuclei (issue 3)",
+        "# Chromatin rate recovery on simulated nuclei",
         "",
         f"Reproduce: `.venv/bin/python benchmarks/chromatin_recovery.py{(' ' + cmd) if cmd else ''}`",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__} "
         f"({torch.get_num_threads()} intra-op threads); "
         f"fit on device {args.device}"
         + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else "")
@@ -124,7 +125,8 @@ def main():
         )
         + ", true mask; scored 20 px inside the nucleus edge. Fit time includes preprocessing.",
         "",
-        f"| preset | {level_name} | r Γ_me | r Γ_ac | rel. err Γ_me | rel. err Γ_ac | std/mean Γ_me | std/mean Γ_ac "
+        f"| preset | {level_name} | r Γ_me | r Γ_ac | rel. err Γ_me | rel. err Γ_ac | std/mean Γ_me "
+        "| std/mean Γ_ac "
         "| balance fit | balance truth | fit time |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -145,7 +147,8 @@ def main():
             dt = time.perf_counter() - t0
             r = score(fit, sim, sim.phi)
             line = (
-                f"| {preset} (residual {sim.residual_ratio:.1%}) | {level:g} | {r['r_me']:.3f} | {r['r_ac']:.3f} | "
+                f"| {preset} (residual {sim.residual_ratio:.1%}) | {level:g} | {r['r_me']:.3f} | "
+                f"{r['r_ac']:.3f} | "
                 f"{r['rel_me']:.1%} | {r['rel_ac']:.1%} | {r['cv_me']:.1%} | {r['cv_ac']:.1%} | "
                 f"{r['balance_fit']:.3f} | {r['balance_true']:.3f} | {dt:.0f} s |"
             )
@@ -171,12 +174,13 @@ def perturbation(args):
     me, ac = rate_preset("uniform", (256, 256))
     out = args.out.with_name("chromatin_perturbation.md") if args.out == OUT else args.out
     lines = [
-        "# Perturbation check: Gamma_ac x 1.5 (issue 3, work in progress)",
+        "# Perturbation check: Gamma_ac x 1.5",
         "",
         "Reproduce: `.venv/bin/python benchmarks/chromatin_recovery.py --perturbation`",
         "",
         "Uniform rates (Gamma_me 0.002, Gamma_ac 0.004 /tau) vs Gamma_ac x 1.5, same seed (13) and mask; "
-        "fraction input with Gaussian noise; default settings; means over the interior 20 px inside the edge.",
+        "fraction input with Gaussian noise; default settings; means over the interior 20 px inside the "
+        "edge.",
         "",
         "| noise | mean Γ_ac ratio (goal 1.5 ± 0.15) | mean λ base | mean λ perturbed | λ falls |",
         "|---:|---:|---:|---:|---|",

@@ -1,4 +1,4 @@
-"""Wall time of one default fit per sample nucleus (issue 3's runtime line: <= 60 s per 256^2
+"""Wall time of one default fit per sample nucleus (the runtime target: <= 60 s per 256^2
 nucleus with default settings on the 2-core CPU).
 
     .venv/bin/python benchmarks/fit_runtime.py [--threads N] [--out FILE]
@@ -53,12 +53,14 @@ def main():
     lines = [
         "# Fit runtime of the sample nuclei (default settings, CPU)",
         "",
-        f"Reproduce: `.venv/bin/python benchmarks/fit_runtime.py{f' --threads {args.threads}' if args.threads else ''}`",
+        "Reproduce: `.venv/bin/python benchmarks/fit_runtime.py"
+        f"{f' --threads {args.threads}' if args.threads else ''}`",
         "",
         f"Machine: {cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} "
         f"({torch.get_num_threads()} intra-op threads); {time.strftime('%Y-%m-%d')}.",
         "",
-        "| image | wall time (load, read, fit, maps) | time per training step | load average before / after |",
+        "| image | wall time (load, read, fit, maps) | time per training step "
+        "| load average before / after |",
         "|---|---:|---:|---:|",
     ]
     for name, wall, per_step, l0, l1 in rows:

@@ -1,4 +1,4 @@
-"""How exactly must an intensity image be mapped to phi for the rates to come out right? (issue 3)
+"""How exactly must an intensity image be mapped to phi for the rates to come out right?
 
     .venv/bin/python benchmarks/intensity_calibration.py [--fits] [--photons P ...]
 
@@ -94,11 +94,11 @@ def scan(sim, inner):
 
 def residual_ratio(phi, sim):
     """Steady-state residual / reaction (rms) left by the direct read-out of ``phi``."""
-    from napari_mollifier.inverse._solver import _Problem
+    from napari_mollifier.inverse import RateProblem
     from napari_mollifier.physics import ChromatinModel
 
     settings = InferenceSettings(device="cpu", method="direct", precision="float64")
-    p = _Problem(
+    p = RateProblem(
         phi, sim.mask, sim.pixel_size_nm, settings, ChromatinModel(), torch.device("cpu"), noise_level=0.01
     )
     with torch.no_grad():
@@ -197,11 +197,12 @@ def main():
     inner = ndi.binary_erosion(sim.mask, iterations=20)
     cmd = " ".join(sys.argv[1:])
     lines = [
-        "# Intensity -> phi calibration and the rates (issue 3)",
+        "# Intensity -> phi calibration and the rates",
         "",
         f"Reproduce: `.venv/bin/python benchmarks/intensity_calibration.py{(' ' + cmd) if cmd else ''}`",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__} "
         f"({torch.get_num_threads()} intra-op threads). Nucleus: 256^2 'gradient' preset, seed 11 "
         f"(steady-state residual {sim.residual_ratio:.1%} of the reaction).",
         "",

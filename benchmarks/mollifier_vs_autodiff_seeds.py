@@ -1,6 +1,7 @@
-"""Mollifier vs autodiff at 5 % noise over five data seeds, 1st- and 2nd-order problems (issue 5).
+"""Mollifier vs autodiff at 5 % noise over five data seeds, 1st- and 2nd-order problems.
 
-    .venv/bin/python benchmarks/mollifier_vs_autodiff_seeds.py langevin piratenet,mlp 1000 [radius=8] [boundary=reflect]
+    .venv/bin/python benchmarks/mollifier_vs_autodiff_seeds.py langevin piratenet,mlp 1000 \
+        [radius=8] [boundary=reflect]
     .venv/bin/python benchmarks/mollifier_vs_autodiff_seeds.py heat piratenet,mlp 600
 
 For each architecture and data seed 1-5, ``simulate_first_order(128)`` / ``simulate_second_order(32)``
@@ -8,7 +9,7 @@ with noise 0.05 is fitted by ``fit_first_order`` / ``fit_second_order`` with bot
 (library defaults, Adam, network seed 0, one thread); extra ``key=value`` arguments go to the fit
 (numbers, or the words of ``data_on`` / ``boundary``).
 Prints the relative error of λ per seed and its mean and std per method.
-Output of sessions 11 and 12: benchmarks/results/mollifier_vs_autodiff_seeds.md.
+Saved output: benchmarks/results/mollifier_vs_autodiff_seeds.md.
 """
 
 import sys
@@ -16,7 +17,7 @@ import sys
 import numpy as np
 import torch
 
-from napari_mollifier.problems import (
+from mollifier_bench.problems import (
     fit_first_order,
     fit_second_order,
     simulate_first_order,

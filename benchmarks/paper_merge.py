@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/paper_merge.py OUT.md FIGURE.png RUN.json [RUN.json ...] --command TEXT
 
-The papers' full table (issue 5) comes from runs too long to repeat together on this 2-core
+The papers' full table comes from runs too long to repeat together on this 2-core
 machine (the 1st/2nd-order fits, the chromatin fits, the 4th-order step costs); each run saves
 its records with ``--json``, and this script renders them with the same report functions as
 ``mollifier benchmark --markdown`` (``paper_markdown``, ``alignment_figure``). ``--command``
@@ -14,7 +14,7 @@ import json
 import os
 from pathlib import Path
 
-from napari_mollifier.benchmark import _report
+from mollifier_bench import alignment_figure, paper_markdown
 from napari_mollifier.io import atomic_write_text
 
 
@@ -30,9 +30,9 @@ def main():
         records += json.loads(path.read_text())
     fits = [r for r in records if r.get("kind") == "fit"]
     figure = None
-    if _report.alignment_figure(fits, args.figure):
+    if alignment_figure(fits, args.figure):
         figure = os.path.relpath(args.figure, args.markdown.parent)
-    atomic_write_text(args.markdown, _report.paper_markdown(records, args.command, figure))
+    atomic_write_text(args.markdown, paper_markdown(records, args.command, figure))
     print(f"wrote {args.markdown} ({len(records)} records) and {args.figure}")
 
 

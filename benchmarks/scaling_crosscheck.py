@@ -31,8 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_mollifier.inverse import compare_with_maps, domain_scaling_estimate
-from napari_mollifier.inverse._scaling import pearson_r
+from napari_mollifier.scaling import compare_with_maps, domain_scaling_estimate, pearson_r
 from napari_mollifier.simulate import simulate_nucleus
 
 OUT = Path(__file__).resolve().parent / "results" / "scaling_crosscheck.md"
@@ -61,9 +60,11 @@ def main() -> None:
     lines = [
         "# Scaling-law estimate (model.md section 5) vs the true rate maps, per domain",
         "",
-        f"Reproduce: `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/scaling_crosscheck.py{(' ' + cmd) if cmd else ''}`",
+        "Reproduce: `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/scaling_crosscheck.py"
+        f"{(' ' + cmd) if cmd else ''}`",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}. "
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}. "
         "Nuclei: simulate_nucleus(256, rates=preset, seed) with default settings (10 nm pixels, model "
         "defaults: true Γ_me 0.002, Γ_ac 0.004 /τ, λ 0.5 for uniform; gradient: Γ_me 0.8-1.2x, Γ_ac "
         "1.1-0.9x across x). Estimate on the true phi and mask: domains = nucleus pixels above the "
@@ -80,8 +81,9 @@ def main() -> None:
         "",
         "## With fit_rates maps (default settings, CPU), per domain at the 70th percentile",
         "",
-        "| nucleus | fit time | Γ_ac scaling/fit | Γ_me scaling/fit | r Γ_ac scaling-fit | r Γ_me scaling-fit "
-        "| Γ_ac fit/true | Γ_me fit/true | r Γ_ac fit-true | r Γ_me fit-true | fit spread Γ_ac | fit spread Γ_me |",
+        "| nucleus | fit time | Γ_ac scaling/fit | Γ_me scaling/fit | r Γ_ac scaling-fit "
+        "| r Γ_me scaling-fit | Γ_ac fit/true | Γ_me fit/true | r Γ_ac fit-true | r Γ_me fit-true "
+        "| fit spread Γ_ac | fit spread Γ_me |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for preset, seed in CASES:
@@ -107,7 +109,8 @@ def main() -> None:
                 np.mean(h_me) / np.mean(t.map_gamma_me[ok]),
             )
             line = (
-                f"| {name} | {p:g} | {s['domains']} | {s['median_radius_nm']:.0f} | {s['median_spacing_nm']:.0f} "
+                f"| {name} | {p:g} | {s['domains']} | {s['median_radius_nm']:.0f} "
+                f"| {s['median_spacing_nm']:.0f} "
                 f"| {r2d2:.3f} | {true_frac:.3f} | {_f(s['ratio_gamma_ac'])} | {_f(s['ratio_gamma_me'])} "
                 f"| {_f(s['ratio_lam'])} | {_f(s['r_gamma_ac'], '.2f')} | {_f(s['r_gamma_me'], '.2f')} "
                 f"| {_f(s['r_lam'], '.2f')} | {h_ratio[0]:.3f} | {h_ratio[1]:.3f} |"

@@ -1,6 +1,7 @@
 """Chromatin fit, mollifier vs autodiff derivatives: recovery error against the training step.
 
-    .venv/bin/python benchmarks/experiments/chromatin_autodiff_curve.py ARCH METHOD STEPS OUT.json [GRID] [NOISE] [FORM]
+    .venv/bin/python benchmarks/experiments/chromatin_autodiff_curve.py ARCH METHOD STEPS OUT.json
+        [GRID] [NOISE] [FORM]
 
 The data of ``mollifier benchmark --problems chromatin --grids GRID --noise NOISE`` (gradient
 nucleus, data seed 7; GRID default 64, NOISE default 0.05 of std(phi)), Adam, the solver's
@@ -10,7 +11,7 @@ mollifier on the same formula). Every 25 steps the
 current rate maps are scored as the benchmark scores its records (inner nucleus: the mask eroded
 by 20 px; the worse map's rel. error and r) and OUT.json is rewritten (atomically), so a run
 stopped early keeps its curve. Why: at 4th order an autodiff step of the PirateNet takes ~17 s
-at 64^2 on one CPU core, so a whole fit (hours) may not fit a session; both methods follow the
+at 64^2 on one CPU core, so a whole fit (hours) may have to be cut short; both methods follow the
 same learning-rate schedule of STEPS steps, so their errors at equal steps compare.
 
     .venv/bin/python benchmarks/experiments/chromatin_autodiff_curve.py --table OUT.md RUN.json [RUN.json ...]
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_mollifier.benchmark._fits import chromatin_recovery, prepare
+from mollifier_bench.fits import chromatin_recovery, prepare
 from napari_mollifier.config import InferenceSettings
 from napari_mollifier.inverse import fit_rates
 from napari_mollifier.io import atomic_write_text
@@ -54,7 +55,8 @@ def table(out: Path, runs: list[Path]) -> None:
         cells = " | ".join("—" if m not in at else f"{at[m]:.3f}" for m in marks)
         lines.append(
             f"| {r['grid']}² | {r['noise']:g} | {r['arch']} | {r['method']} | "
-            f"{'chain (autodiff always)' if r['method'] == 'autodiff' else r.get('residual_form', 'nested')} | "
+            f"{'chain (autodiff always)' if r['method'] == 'autodiff' else r.get('residual_form', 'nested')}"
+            " | "
             f"{cells} | "
             f"{last['wall_s'] / last['step']:.3g} |"
         )
