@@ -94,11 +94,11 @@ def scan(sim, inner):
 
 def residual_ratio(phi, sim):
     """Steady-state residual / reaction (rms) left by the direct read-out of ``phi``."""
-    from napari_mollifier.inverse._solver import _Problem
+    from napari_mollifier.inverse import RateProblem
     from napari_mollifier.physics import ChromatinModel
 
     settings = InferenceSettings(device="cpu", method="direct", precision="float64")
-    p = _Problem(
+    p = RateProblem(
         phi, sim.mask, sim.pixel_size_nm, settings, ChromatinModel(), torch.device("cpu"), noise_level=0.01
     )
     with torch.no_grad():

@@ -31,8 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_mollifier.inverse import compare_with_maps, domain_scaling_estimate
-from napari_mollifier.inverse._scaling import pearson_r
+from napari_mollifier.scaling import compare_with_maps, domain_scaling_estimate, pearson_r
 from napari_mollifier.simulate import simulate_nucleus
 
 OUT = Path(__file__).resolve().parent / "results" / "scaling_crosscheck.md"

@@ -11,7 +11,7 @@ the scale of phi_hat (benchmarks/results/intensity_calibration.md, part 1b: the 
 residual of phi_true is 100x smaller at the true calibration than 2 % away from it), so a and b
 should converge to the normalisation's actual relation to phi.
 
-It patches two private functions of the solver (``_Problem.imaged``, ``_optimizer``), so it is a
+It patches two private functions of the solver (``RateProblem.imaged``, ``_optimizer``), so it is a
 measurement script only. Findings (session 11, docs/NOTES.md): at 1e6 photons, LR_CAL 1e-2, 3000
 steps, a -> 1.48 and b -> -0.125 (the normalisation's relation to blur(phi): 1.474, -0.122); rates'
 mean ratio 1.10 / 1.08 (Otsu alone: -7.2 / -6.6), r 0.79 / 0.78. At 1000 photons it runs away
@@ -46,7 +46,7 @@ def main():
     print(f"normalised image ~ {a_t:.3f} blur(phi) {b_t:+.3f}", flush=True)
 
     cal = {"a": torch.ones((), requires_grad=True), "b": torch.zeros((), requires_grad=True)}
-    imaged, make_optimizer = solver._Problem.imaged, solver._optimizer
+    imaged, make_optimizer = solver.RateProblem.imaged, solver._optimizer
 
     def calibrated_imaged(self, u):
         return cal["a"].to(u.dtype) * imaged(self, u) + cal["b"].to(u.dtype)
@@ -56,7 +56,7 @@ def main():
         opt.add_param_group({"params": [cal["a"], cal["b"]], "lr": lr_cal})
         return opt
 
-    solver._Problem.imaged, solver._optimizer = calibrated_imaged, optimizer_with_calibration
+    solver.RateProblem.imaged, solver._optimizer = calibrated_imaged, optimizer_with_calibration
     t0 = time.perf_counter()
     for item in solver.fit_rates(
         phi, mask, sim.pixel_size_nm, InferenceSettings(device="cpu", psf_sigma_nm=15.0, steps=steps)

@@ -21,7 +21,7 @@ sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.dirname(_
 from chromatin_recovery import score
 
 from napari_mollifier.config import InferenceSettings
-from napari_mollifier.inverse import _solver, fit_rates
+from napari_mollifier.inverse import fit_rates
 from napari_mollifier.simulate import simulate_nucleus
 
 
@@ -33,10 +33,17 @@ def main():
     steps = int(sys.argv[3]) if len(sys.argv) > 3 else 1200
     grid = int(sys.argv[4]) if len(sys.argv) > 4 else 256
     arch = sys.argv[5] if len(sys.argv) > 5 else "piratenet"
-    _solver.PIRATE_WIDTH, _solver.PIRATE_BLOCKS = width, blocks
     sim = simulate_nucleus(grid, rates="gradient", seed=11)
     data = sim.phi + 0.01 * np.random.default_rng(111).standard_normal(sim.phi.shape)
-    settings = InferenceSettings(arch=arch, optimizer="soap", steps=steps, device="cpu", report_every=100)
+    settings = InferenceSettings(
+        arch=arch,
+        optimizer="soap",
+        steps=steps,
+        device="cpu",
+        report_every=100,
+        network_width=width,
+        network_blocks=blocks,
+    )
     t0 = time.perf_counter()
     for ev in fit_rates(data, sim.mask, sim.pixel_size_nm, settings):
         if hasattr(ev, "step") and not hasattr(ev, "gamma_me"):
