@@ -1,8 +1,8 @@
-"""The trainable-field architectures of the inverse solver (issue 5): fast checks.
+"""The trainable-field architectures of the inverse solver: fast checks.
 
 Every network learns a correction to the smoothed data, so at step 0 the field must be the
 smoothed data exactly (and still trainable); an unknown name must fail with the list of names.
-The recovery figures are in tests/test_arch_recovery.py (slow) and docs/NOTES.md.
+The recovery figures are in tests/test_arch_recovery.py (slow) and docs/decisions.md.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from napari_mollifier.cli import build_parser
-from napari_mollifier.config import InferenceSettings
-from napari_mollifier.inverse import fit_rates
-from napari_mollifier.inverse._solver import ARCHS, _make_field, _Problem
+from napari_mollifier.config import ARCHS, DEFAULT_NETWORK_SIZE, InferenceSettings
+from napari_mollifier.inverse import RateProblem, fit_rates
+from napari_mollifier.inverse._solver import _make_field
 from napari_mollifier.physics import ChromatinModel
 
 NETWORKS = ("mlp", "piratenet", "convnet")
@@ -28,10 +28,10 @@ def _data(n=48):
     return phi, mask
 
 
-def _problem(arch):
+def _problem(arch, **sizes):
     phi, mask = _data()
-    settings = InferenceSettings(device="cpu", arch=arch)
-    problem = _Problem(phi, mask, 10.0, settings, ChromatinModel(), torch.device("cpu"))
+    settings = InferenceSettings(device="cpu", arch=arch, **sizes)
+    problem = RateProblem(phi, mask, 10.0, settings, ChromatinModel(), torch.device("cpu"))
     gen = torch.Generator().manual_seed(0)
     start = problem.phi + 0.01 * torch.randn(problem.phi.shape, generator=gen, dtype=problem.dtype)
     return problem, settings, start
@@ -57,6 +57,26 @@ def test_network_field_starts_at_the_smoothed_data_and_trains(arch):
     g.pow(2).sum().backward()
     params = [p for ps in groups.values() for p in ps]
     assert params and any(p.grad is not None and float(p.grad.abs().max()) > 0 for p in params)
+
+
+def _n_parameters(groups) -> int:
+    return sum(p.numel() for ps in groups.values() for p in ps)
+
+
+@pytest.mark.parametrize("arch", NETWORKS)
+def test_network_size_settings(arch):
+    """None keeps the architecture's default size; explicit values equal to the defaults build the
+    same network, and other values another one."""
+    width, blocks = DEFAULT_NETWORK_SIZE[arch]
+    assert InferenceSettings(arch=arch).network_size() == (width, blocks)
+    problem, settings, start = _problem(arch)
+    default = _n_parameters(_make_field(problem, settings, torch.ones(1), start)[0])
+    problem, same, start = _problem(arch, network_width=width, network_blocks=blocks)
+    assert _n_parameters(_make_field(problem, same, torch.ones(1), start)[0]) == default
+    problem, small, start = _problem(arch, network_width=8, network_blocks=1)
+    assert _n_parameters(_make_field(problem, small, torch.ones(1), start)[0]) < default
+    with pytest.raises(pydantic.ValidationError):
+        InferenceSettings(network_width=0)
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -16,7 +16,7 @@ from _batch_data import FAST, variant, write_nuclei  # noqa: E402
 
 from napari_mollifier import infer_rates  # noqa: E402
 from napari_mollifier.batch import infer_file, sibling_mask  # noqa: E402
-from napari_mollifier.inverse import ProgressEvent, RateFit, _infer, _solver, fit_rates  # noqa: E402
+from napari_mollifier.inverse import ProgressEvent, RateFit, RateProblem, _infer, fit_rates  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -44,7 +44,7 @@ def test_exploding_loss_stops_with_a_message_and_finite_maps():
 
 
 def test_nan_loss_keeps_the_maps_of_the_last_good_step(monkeypatch):
-    real = _solver._Problem.residual_energy
+    real = RateProblem.residual_energy
     calls = {"n": 0}
 
     def nan_at_step_7(self, d, coef):
@@ -52,7 +52,7 @@ def test_nan_loss_keeps_the_maps_of_the_last_good_step(monkeypatch):
         e = real(self, d, coef)
         return e * float("nan") if calls["n"] == 7 else e
 
-    monkeypatch.setattr(_solver._Problem, "residual_energy", nan_at_step_7)
+    monkeypatch.setattr(RateProblem, "residual_energy", nan_at_step_7)
     events, fit = _fit(FAST.model_copy(update={"report_every": 1}))
     assert fit.diverged and fit.diverged_step == 7 and "loss nan" in fit.message
     step6 = [e for e in events if e.step == 6 and not e.done][0]

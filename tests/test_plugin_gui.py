@@ -20,7 +20,7 @@ pytest.importorskip("napari", reason="napari is not installed (dev extra)")
 
 from _plugin_data import PIXEL_NM, tiny_nucleus, write_nucleus  # noqa: E402
 
-from napari_mollifier.config import InferenceSettings  # noqa: E402
+from napari_mollifier.config import COMPARISON_FIELDS, InferenceSettings  # noqa: E402
 from napari_mollifier.io import write_tiff  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -163,6 +163,8 @@ def test_widget_defaults_tooltips_and_device(make_napari_viewer_proxy, qtbot):
     for name in ("arch", "steps", "kernel_radius_nm", "rate_scale_nm"):
         assert w.form.widgets[name].toolTip() == InferenceSettings.model_fields[name].description
     assert w.form.widgets["device"].toolTip()  # undocumented fields get a tooltip too
+    # every setting but the comparison switches is in the form
+    assert set(w.form.widgets) == set(InferenceSettings.model_fields) - set(COMPARISON_FIELDS)
     assert not w.form.advanced.isVisibleTo(w) and w.form.advanced_toggle.text() == "Advanced settings"
     w.form.advanced_toggle.setChecked(True)
     assert w.form.advanced.isVisibleTo(w)

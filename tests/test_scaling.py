@@ -9,21 +9,19 @@ import pytest
 import tifffile
 
 from napari_mollifier.cli import main
-from napari_mollifier.inverse import (
-    DomainTable,
-    compare_with_maps,
-    domain_scaling_estimate,
-    scaling_crosscheck,
-    segment_domains,
-)
-from napari_mollifier.inverse._scaling import (
+from napari_mollifier.io import InputError, write_tiff
+from napari_mollifier.physics import ChromatinModel
+from napari_mollifier.scaling import (
     DEFAULT_MIN_AREA_PX,
     DEFAULT_NEIGHBOURS,
     DEFAULT_PERCENTILE,
+    DomainTable,
+    compare_with_maps,
+    domain_scaling_estimate,
     pearson_r,
+    scaling_crosscheck,
+    segment_domains,
 )
-from napari_mollifier.io import InputError, write_tiff
-from napari_mollifier.physics import ChromatinModel
 
 SQRT3 = math.sqrt(3.0)
 

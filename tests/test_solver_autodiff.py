@@ -1,4 +1,4 @@
-"""The chromatin solver with the autodiff baseline (``derivatives="autodiff"``, issue 5).
+"""The chromatin solver with the autodiff baseline (``derivatives="autodiff"``).
 
 The baseline differentiates the coordinate network's correction by recursive autograd and adds
 the start field's (fixed) derivatives; checked against an analytic correction, against the
@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from napari_mollifier.config import InferenceSettings
-from napari_mollifier.inverse import _solver, fit_rates
+from napari_mollifier.inverse import RateProblem, _solver, fit_rates
 from napari_mollifier.physics import ChromatinModel, mu_laplacian
 
 
@@ -48,7 +48,7 @@ def _derivatives(method, monkeypatch):
     settings = InferenceSettings(
         device="cpu", arch="mlp", derivatives=method, residual_form="chain", precision="float64"
     )
-    problem = _solver._Problem(phi, mask, 10.0, settings, ChromatinModel(), torch.device("cpu"))
+    problem = RateProblem(phi, mask, 10.0, settings, ChromatinModel(), torch.device("cpu"))
     real = _solver._coordinate_net
     monkeypatch.setattr(_solver, "_coordinate_net", lambda p, s: (_CosineCorrection(), real(p, s)[1]))
     groups, fn = _solver._field_derivatives(

@@ -16,57 +16,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
-from .mollifier._bump import derivative_terms
+from ._derivative_terms import DerivativeTree, derivative_terms, partial_derivative
 
 __all__ = ["partial_derivative", "coordinate_derivatives", "grid_coordinates"]
-
-
-class _Tree:
-    """Memo of partial derivatives of one scalar field w.r.t. a list of coordinate tensors."""
-
-    def __init__(self, field: torch.Tensor, coords: Sequence[torch.Tensor], create_graph: bool):
-        self.coords = list(coords)
-        self.create_graph = create_graph
-        self.memo: dict[tuple[int, ...], torch.Tensor] = {(0,) * len(coords): field}
-
-    def get(self, index: tuple[int, ...]) -> torch.Tensor:
-        if index in self.memo:
-            return self.memo[index]
-        # Differentiate the parent that removes one order from the last nonzero axis; one
-        # backward pass gives all first derivatives of the parent, so store them all.
-        axis = max(a for a, o in enumerate(index) if o > 0)
-        parent = tuple(o - (a == axis) for a, o in enumerate(index))
-        f = self.get(parent)
-        grads = torch.autograd.grad(f.sum(), self.coords, create_graph=self.create_graph, allow_unused=True)
-        for a, gr in enumerate(grads):
-            child = tuple(o + (b == a) for b, o in enumerate(parent))
-            self.memo.setdefault(child, torch.zeros_like(f) if gr is None else gr)
-        return self.memo[index]
-
-
-def partial_derivative(
-    fn: Callable[..., torch.Tensor],
-    coords: Sequence[torch.Tensor],
-    index: Sequence[int],
-    *,
-    create_graph: bool = False,
-) -> torch.Tensor:
-    """Partial derivative ``d^index fn`` at every point, by recursive autodiff.
-
-    Parameters
-    ----------
-    fn : callable
-        ``fn(*coords)`` returns one value per point and acts on each point independently.
-    coords : sequence of torch.Tensor
-        One 1-D tensor per axis (all of length P) with ``requires_grad=True``.
-    index : sequence of int
-        Derivative order per axis.
-    create_graph : bool
-        Keep the graph (needed when the result enters a loss that is back-propagated).
-    """
-    # Intermediate orders always need their graph; only the result may drop it.
-    result = _Tree(fn(*coords), coords, True).get(tuple(int(i) for i in index))
-    return result if create_graph else result.detach()
 
 
 def grid_coordinates(
@@ -117,7 +69,7 @@ def coordinate_derivatives(
     u = model(torch.stack(cols, dim=1))
     u = u.reshape(u.shape[0])
     # Every intermediate order needs its graph for the next backward pass.
-    tree = _Tree(u, cols, True)
+    tree = DerivativeTree(u, cols, True)
     out: dict[str, torch.Tensor] = {}
     lap_tree = None
     for name in derivatives:
@@ -127,7 +79,7 @@ def coordinate_derivatives(
                 out[name] = lap
                 continue
             if lap_tree is None:
-                lap_tree = _Tree(lap, cols, True)
+                lap_tree = DerivativeTree(lap, cols, True)
             out[name] = lap_tree.get((2, 0)) + lap_tree.get((0, 2))
             continue
         total = None

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import InferenceSettings
-from .io import InputError, atomic_write_text
+from .io import InputError, atomic_write_text, one_line_error
 
 __all__ = [
     "FileResult",
@@ -42,7 +42,7 @@ __all__ = [
     "batch_key",
     "completed_result",
     "SUMMARY_COLUMNS",
-    "MAP_KEYS",
+    "OUTPUT_FILE_KEYS",
 ]
 
 SUMMARY_COLUMNS = (
@@ -58,15 +58,15 @@ SUMMARY_COLUMNS = (
     "outputs",
 )
 
-#: The per-file outputs (besides ``S.json``) that a finished file has (docs/interfaces.md).
-MAP_KEYS = ("gamma_me", "gamma_ac", "lambda", "phi", "mask")
+#: The per-file output maps (``S_{key}.tif``, besides ``S.json``) of a finished file (docs/interfaces.md).
+OUTPUT_FILE_KEYS = ("gamma_me", "gamma_ac", "lambda", "phi", "mask")
 
 #: Statuses of a file whose maps were written (by this run or, "skipped", by an earlier one).
 _WRITTEN = ("ok", "skipped", "diverged")
 
 # Settings that do not change the maps: left out of the resume key. The device is left out on
 # purpose: a file fitted on a GPU is not redone on a CPU worker (float32 results agree to a few
-# digits, not bit for bit; see docs/NOTES.md).
+# digits, not bit for bit; see docs/decisions.md).
 _KEY_IGNORES = ("device", "report_every")
 
 
@@ -190,7 +190,7 @@ def batch_key(
 
 def _output_paths(image, out, overview: bool) -> dict:
     stem = Path(image).stem
-    paths = {k: Path(out) / f"{stem}_{k}.tif" for k in MAP_KEYS}
+    paths = {k: Path(out) / f"{stem}_{k}.tif" for k in OUTPUT_FILE_KEYS}
     paths["json"] = Path(out) / f"{stem}.json"
     if overview:
         paths["overview"] = Path(out) / f"{stem}_overview.png"
@@ -220,15 +220,6 @@ def completed_result(image, out, key: str, *, overview: bool = False) -> FileRes
         steps_done=int(rec.get("steps_done") or 0),
         device=str(rec.get("device", "")),
     )
-
-
-def _one_line(exc: BaseException, image) -> str:
-    """One line that names the file: the message's first line, prefixed by the file when absent."""
-    text = str(exc).splitlines()[0].strip() if str(exc).strip() else ""
-    name = Path(str(image)).name
-    if isinstance(exc, InputError | ValueError):
-        return text if name in text else f"{image}: {text or type(exc).__name__}"
-    return f"{image}: {type(exc).__name__}: {text}" if text else f"{image}: {type(exc).__name__}"
 
 
 def infer_file(
@@ -315,7 +306,7 @@ def infer_file(
             device=maps.fit.device,
         )
     except Exception as exc:  # noqa: BLE001 - one input's failure must not stop the others
-        return FileResult(str(image), "failed", _one_line(exc, image))
+        return FileResult(str(image), "failed", one_line_error(exc, image))
 
 
 def write_summary(results: Iterable[FileResult], path: str | os.PathLike) -> Path:

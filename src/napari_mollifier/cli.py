@@ -21,7 +21,7 @@ def _settings(args, command: str):
     """InferenceSettings from the fit options; invalid values end the command with one line."""
     from pydantic import ValidationError
 
-    from .config import InferenceSettings
+    from .config import COMPARISON_FIELDS, InferenceSettings
 
     kw = dict(
         method=args.method, arch=args.arch, optimizer=args.optimizer, seed=args.seed, device=args.device
@@ -30,6 +30,7 @@ def _settings(args, command: str):
         kw["steps"] = args.steps
     if args.kernel_radius_nm is not None:
         kw["kernel_radius_nm"] = args.kernel_radius_nm
+    kw.update({k: getattr(args, k) for k in COMPARISON_FIELDS if getattr(args, k, None) is not None})
     if args.intensity_levels:
         if args.input != "intensity":
             raise SystemExit(
@@ -70,7 +71,8 @@ def infer_files(
             s = r.summary
             _log(
                 f"{image}: ok in {r.runtime_s:.0f} s on {r.device}; mean Gamma_me "
-                f"{s['gamma_me']['mean']:.4g}, Gamma_ac {s['gamma_ac']['mean']:.4g} (1/tau); -> {r.outputs['json']}"
+                f"{s['gamma_me']['mean']:.4g}, Gamma_ac {s['gamma_ac']['mean']:.4g} (1/tau); "
+                f"-> {r.outputs['json']}"
             )
         else:
             _log(f"error: {r.reason}")
@@ -273,7 +275,7 @@ def _scaling_line(name: str, table, csv_path) -> str:
 
 
 def _cmd_scaling(args) -> int:
-    from .inverse import scaling_crosscheck
+    from .scaling import scaling_crosscheck
 
     out = Path(args.out) / f"{Path(args.image).stem}_domains.csv"
     try:
@@ -305,7 +307,8 @@ def _add_fit_options(p) -> None:
         help="intensity (default): raw image normalised to phi; fraction: pixels are phi in [0, 1]",
     )
     p.add_argument("--mask", help="nucleus mask TIFF (nonzero = nucleus); default: segmented")
-    p.add_argument("--model", choices=["chr"], default="chr", help="physics model (default chr)")
+    # Accepted for old command lines (the only model is chr); not listed.
+    p.add_argument("--model", choices=["chr"], default="chr", help=argparse.SUPPRESS)
     p.add_argument("--method", choices=["pinn", "direct"], default="pinn")
     p.add_argument(
         "--arch",
@@ -330,6 +333,21 @@ def _add_fit_options(p) -> None:
     p.add_argument("--kernel-radius-nm", type=float, help="mollifier radius in nm")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    _add_comparison_options(p)
+
+
+def _add_comparison_options(p) -> None:
+    """``--derivatives``, ``--residual-form``, ... for the settings of ``COMPARISON_FIELDS``: accepted
+    (typed and checked like the settings) but not listed by ``--help``; unset, they keep the defaults."""
+    import typing
+
+    from .config import COMPARISON_FIELDS, InferenceSettings
+
+    for name in COMPARISON_FIELDS:
+        annotation = InferenceSettings.model_fields[name].annotation
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        kw = {"type": int} if annotation is int or args == [int] else {"choices": typing.get_args(annotation)}
+        p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, help=argparse.SUPPRESS, **kw)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -413,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser(
         "scaling",
-        help="per-domain scaling-law rates (docs/model.md section 5), optionally beside "
+        help='per-domain scaling-law rates (docs/model.md, "Prior practical estimate"), optionally beside '
         "the rate maps of `mollifier infer` averaged per domain",
         description="Domains: nucleus pixels above a percentile of phi, 8-connected, at least "
         "--min-area pixels. Per domain R = sqrt(area/pi), d = mean centroid distance to the "

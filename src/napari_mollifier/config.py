@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["InferenceSettings"]
+__all__ = [
+    "ARCHS",
+    "COMPARISON_FIELDS",
+    "COORDINATE_ARCHS",
+    "DEFAULT_NETWORK_SIZE",
+    "InferenceSettings",
+    "LEGACY_FIELDS",
+    "settings_from_record",
+]
 
+Arch = Literal["grid", "mlp", "piratenet", "convnet"]
+
+#: The architectures of the trainable field (``InferenceSettings.arch``).
+ARCHS: tuple[str, ...] = typing.get_args(Arch)
 
 #: The trainable fields that are coordinate networks: the only ones autodiff can differentiate.
 COORDINATE_ARCHS = ("mlp", "piratenet")
+
+#: (width, blocks) of each network when ``network_width`` / ``network_blocks`` are None: mlp =
+#: hidden width (= number of Fourier features) and layers; piratenet = width (= embedding size:
+#: width / 2 frequencies) and gated blocks; convnet = hidden channels and dilated 3x3 layers
+#: (dilations 1, 2, 4, 8: a 31 px receptive field).
+DEFAULT_NETWORK_SIZE = {"mlp": (128, 3), "piratenet": (128, 1), "convnet": (32, 4)}
+
+#: Settings that are comparison / benchmark switches rather than user choices: they stay in the
+#: API and are accepted by the CLI, but the napari form and ``mollifier infer --help`` hide them.
+COMPARISON_FIELDS = ("derivatives", "alignment_every", "residual_form", "network_width", "network_blocks")
+
+#: Keys that settings records saved by earlier versions may hold and that no longer exist (the
+#: physics model was always "chr"); :func:`settings_from_record` drops them.
+LEGACY_FIELDS = ("model",)
 
 
 class InferenceSettings(BaseModel):
@@ -21,9 +48,8 @@ class InferenceSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: Literal["chr"] = "chr"
     method: Literal["pinn", "direct"] = "pinn"
-    arch: Literal["grid", "mlp", "piratenet", "convnet"] = Field(
+    arch: Arch = Field(
         "grid",
         description="the trainable field: grid = free per-pixel field trained through a Fourier "
         "preconditioner (default, fastest); the networks learn a correction to the smoothed data, starting "
@@ -44,7 +70,8 @@ class InferenceSettings(BaseModel):
     learning_rate: float | None = Field(
         None,
         gt=0,
-        description="default: 0.05 for grid, 3e-3 for piratenet (after a 200-step warm-up), 1e-3 for mlp and convnet",
+        description="default: 0.05 for grid, 3e-3 for piratenet (after a 200-step warm-up), "
+        "1e-3 for mlp and convnet",
     )
     init_smoothing_px: float | None = Field(
         None,
@@ -53,8 +80,8 @@ class InferenceSettings(BaseModel):
         "data for the starting field and the residual scale; default "
         "grows with the estimated noise: clip(1 + 50 sigma, 1, 3)",
     )
-    # Work in progress (issue 3): 10.1 nm (about one pixel at 10 nm, i.e. no smoothing) is what
-    # the noise-free direct read-out needs; the PINN's choice under noise is still open.
+    # 10.1 nm (about one pixel at 10 nm, i.e. no smoothing) is what the noise-free direct read-out
+    # needs; the best radius for the PINN under noise has not been established.
     kernel_radius_nm: float = Field(
         10.1, gt=0, description="mollifier radius: smoothing of phi_hat's derivatives (physical units)"
     )
@@ -124,6 +151,19 @@ class InferenceSettings(BaseModel):
         "residual terms every this many steps (0: never; each costs two extra "
         "backward passes, not counted in the time per step)",
     )
+    network_width: int | None = Field(
+        None,
+        ge=1,
+        description="network architectures only: mlp = hidden width (and number of Fourier "
+        "features), piratenet = width (embedding size, width / 2 frequencies), convnet = hidden channels. "
+        "Default: 128 for mlp and piratenet, 32 for convnet",
+    )
+    network_blocks: int | None = Field(
+        None,
+        ge=1,
+        description="network architectures only: mlp = hidden layers, piratenet = gated residual "
+        "blocks, convnet = dilated 3x3 layers. Default: 3 for mlp, 1 for piratenet, 4 for convnet",
+    )
 
     @model_validator(mode="after")
     def _levels_come_in_pairs(self):
@@ -145,9 +185,23 @@ class InferenceSettings(BaseModel):
             )
         return self
 
+    def network_size(self) -> tuple[int, int]:
+        """(width, blocks) of the network ``arch`` (its :data:`DEFAULT_NETWORK_SIZE` where unset)."""
+        width, blocks = DEFAULT_NETWORK_SIZE[self.arch]
+        return (
+            width if self.network_width is None else self.network_width,
+            blocks if self.network_blocks is None else self.network_blocks,
+        )
+
     @property
     def intensity_levels(self) -> tuple[float, float] | None:
         """(euchromatin, heterochromatin) intensity of a calibration, or None."""
         if self.euchromatin_level is None:
             return None
         return float(self.euchromatin_level), float(self.heterochromatin_level)
+
+
+def settings_from_record(record: dict) -> InferenceSettings:
+    """Settings from a saved record (the ``"settings"`` of an ``S.json``), written by this or an
+    earlier version: keys of :data:`LEGACY_FIELDS` are dropped, everything else is validated."""
+    return InferenceSettings(**{k: v for k, v in record.items() if k not in LEGACY_FIELDS})

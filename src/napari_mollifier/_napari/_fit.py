@@ -14,8 +14,8 @@ from psygnal import evented
 
 from ..config import InferenceSettings
 from ..inverse import ProgressEvent, RateFit, fit_rates, to_fraction
-from ..io import InputError, check_mask, segment_nucleus
-from ._layers import MAP_KEYS, contrast_limits
+from ..io import InputError, check_mask, load_input
+from ._layers import FIT_MAP_KEYS, contrast_limits
 
 __all__ = [
     "FitInput",
@@ -78,8 +78,8 @@ class MapUpdate:
     total_steps: int
     losses: dict
     elapsed_s: float
-    maps: dict  # MAP_KEYS -> float32 (H, W), NaN outside the analysed region (phi_hat: outside the crop)
-    limits: dict  # MAP_KEYS -> (lo, hi) display range
+    maps: dict  # FIT_MAP_KEYS -> float32 (H, W), NaN outside the analysed region (phi_hat: outside the crop)
+    limits: dict  # FIT_MAP_KEYS -> (lo, hi) display range
     history: list  # every reported step so far: dict(step, data, residual, total)
 
 
@@ -141,13 +141,10 @@ def prepare_fit(
         raise InputError(
             f"{name}: the pixel size must be positive, got {pixel_size_nm!r} nm; type it in (nm)"
         )
-    prep: dict = {}
-    if mask is None:
-        m = segment_nucleus(arr, name=name)
-        prep["mask"] = "segmented (Otsu, largest region)"
-    else:
-        m = check_mask(np.asarray(mask), arr.shape, name=f"{name} mask")
-        prep["mask"] = "mask layer"
+    # The layer-specific checks above word the fix for the viewer; the shared loader then checks
+    # the pixel size's range and gets the mask as the CLI and the API do.
+    inp = load_input(arr, pixel_size_nm=float(pixel_size_nm), mask=mask, name=name, mask_label="mask layer")
+    arr, m, prep = inp.data, inp.mask, inp.preprocessing
     if crop is not None:
         m = check_mask(
             m & rect_mask(arr.shape, crop), arr.shape, name=f"{name} mask inside the crop rectangle"
@@ -174,7 +171,7 @@ def _full(shape, crop: np.ndarray, box) -> np.ndarray:
 
 
 def _update(ev: ProgressEvent, shape, history: list) -> MapUpdate:
-    maps = {k: _full(shape, ev.maps[k], ev.box) for k in MAP_KEYS}
+    maps = {k: _full(shape, ev.maps[k], ev.box) for k in FIT_MAP_KEYS}
     return MapUpdate(
         ev.step,
         ev.total_steps,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MAP_KEYS", "MAP_STYLE", "RATE_UNITS", "map_key", "image_layer_kwargs", "contrast_limits"]
+__all__ = ["FIT_MAP_KEYS", "MAP_STYLE", "RATE_UNITS", "map_key", "image_layer_kwargs", "contrast_limits"]
 
 #: The four maps a fit produces, in display order.
-MAP_KEYS = ("gamma_me", "gamma_ac", "lambda", "phi_hat")
+FIT_MAP_KEYS = ("gamma_me", "gamma_ac", "lambda", "phi_hat")
 #: Display of each map (and of the ground truth): sequential maps for rates, turbo for lambda.
 MAP_STYLE = {
     "gamma_me": {"colormap": "magma"},

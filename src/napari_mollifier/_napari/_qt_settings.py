@@ -2,7 +2,8 @@
 
 Defaults come from the field defaults and tooltips from the field descriptions, so the form
 follows the settings schema; the common fields are shown, the rest sit in a collapsed
-"Advanced settings" section.
+"Advanced settings" section. The comparison switches (:data:`~napari_mollifier.config.COMPARISON_FIELDS`)
+are not shown: the form's settings keep their defaults.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from ..config import InferenceSettings
 
 __all__ = ["SettingsForm", "MAIN_FIELDS", "ADVANCED_FIELDS", "scroll_body", "wrapping_label"]
 
-MAIN_FIELDS = ("model", "method", "arch", "optimizer", "steps", "kernel_radius_nm", "device")
+MAIN_FIELDS = ("method", "arch", "optimizer", "steps", "kernel_radius_nm", "device")
 ADVANCED_FIELDS = (
     "learning_rate",
     "rate_scale_nm",
@@ -51,7 +52,6 @@ ADVANCED_FIELDS = (
 )
 
 LABELS = {
-    "model": "Model",
     "method": "Method",
     "arch": "Architecture",
     "optimizer": "Optimiser",
@@ -74,7 +74,6 @@ LABELS = {
 }
 # For the fields the schema leaves undescribed.
 EXTRA_HELP = {
-    "model": "physics model of the chromatin (docs/model.md): chr, the Cahn-Hilliard-reaction model",
     "method": "pinn: train a field whose mollified derivatives satisfy the model (robust to noise); "
     "direct: read the rates off the mollified data in one solve (fast, noise-sensitive)",
     "optimizer": "adam, or soap (second-order preconditioning; for the network architectures)",

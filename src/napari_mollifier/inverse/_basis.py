@@ -1,4 +1,4 @@
-"""Smooth rate maps as a coarse bicubic basis (identifiability: docs/model.md section 1)."""
+"""Smooth rate maps as a coarse bicubic basis (docs/model.md, "Identifiability")."""
 
 from __future__ import annotations
 

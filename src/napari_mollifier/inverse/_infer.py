@@ -13,17 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import InferenceSettings
-from ..io import (
-    InputError,
-    check_fraction,
-    check_mask,
-    check_pixel_size,
-    intensity_to_fraction,
-    read_image,
-    segment_nucleus,
-    write_json,
-    write_tiff,
-)
+from ..io import InputError, check_fraction, intensity_to_fraction, load_input, write_json, write_tiff
 from ._solver import ProgressEvent, RateFit, fit_rates
 
 __all__ = [
@@ -38,7 +28,8 @@ __all__ = [
 #: Blur assumed for intensity input when ``settings.psf_sigma_nm`` is None (nm).
 DEFAULT_PSF_SIGMA_NM = 15.0
 
-#: Saved with every intensity-input result (docs/NOTES.md, benchmarks/results/intensity_calibration.md).
+#: Saved with every intensity-input result (docs/decisions.md,
+#: benchmarks/results/intensity_calibration.md).
 INTENSITY_CAUTION = (
     "intensity input: phi comes from an approximate intensity-to-fraction map; the rates "
     "change ~25 % per 2 % error in that map's contrast, so read these maps as relative "
@@ -80,58 +71,6 @@ class RateMaps:
         )
         out["analysed_pixels"] = int(m.sum())
         return out
-
-
-def _load(image, pixel_size_nm, name) -> tuple[np.ndarray, float, str, dict]:
-    if isinstance(image, (str, os.PathLike)):
-        data = read_image(image)
-        # `is None`, not falsiness: a given 0 nm must be rejected, not replaced by the file's value.
-        px = pixel_size_nm if pixel_size_nm is not None else data.pixel_size_nm
-        if px is None:
-            why = data.metadata.get("pixel_size_problem")
-            raise InputError(
-                f"{data.path}: no pixel size in the file's metadata{f' ({why})' if why else ''}; "
-                "give it with --pixel-size NM (pixel_size_nm=...)"
-            )
-        src = {
-            "pixel_size_source": "argument"
-            if pixel_size_nm is not None
-            else data.metadata.get("pixel_size_source", "")
-        }
-        check_pixel_size(px, name=data.path, source=src["pixel_size_source"])
-        return data.data, float(px), data.path, src
-    arr = np.asarray(image, dtype=np.float64)
-    if arr.ndim != 2:
-        raise InputError(f"{name}: expected a 2-D image, got shape {arr.shape}")
-    if pixel_size_nm is None:
-        raise InputError(f"{name}: an array carries no pixel size; pass pixel_size_nm")
-    if not np.isfinite(arr).all():
-        raise InputError(f"{name}: NaN/Inf pixels; replace them before analysis")
-    check_pixel_size(pixel_size_nm, name=name, source="argument")
-    return arr, float(pixel_size_nm), name, {"pixel_size_source": "argument"}
-
-
-def _load_mask(mask, data: np.ndarray, source: str, prep: dict) -> np.ndarray:
-    """The nucleus mask: segmented (Otsu) when None, else read (TIFF) or taken and checked; how it
-    was obtained goes to ``prep["mask"]`` (shared by :func:`infer_rates` and ``scaling_crosscheck``)."""
-    if mask is None:
-        prep["mask"] = "segmented (Otsu, largest region)"
-        return segment_nucleus(data, name=source)
-    if isinstance(mask, (str, os.PathLike)):
-        mdata = (
-            read_image(mask, allow_constant=True).data
-            if Path(mask).suffix.lower() in (".tif", ".tiff")
-            else None
-        )
-        if mdata is None:
-            raise InputError(f"{mask}: masks must be TIFF files")
-        prep["mask"] = str(mask)
-    else:
-        mdata = np.asarray(mask)
-        prep["mask"] = "given"
-    return check_mask(
-        mdata, data.shape, name=prep["mask"] if isinstance(mask, (str, os.PathLike)) else source
-    )
 
 
 def to_fraction(
@@ -205,11 +144,10 @@ def infer_rates(
         One-line message naming the input and the fix.
     """
     settings = settings or InferenceSettings()
-    name = str(image) if isinstance(image, (str, os.PathLike)) else "image"
-    data, px, source, prep = _load(image, pixel_size_nm, name)
-    m = _load_mask(mask, data, source, prep)
+    inp = load_input(image, pixel_size_nm=pixel_size_nm, mask=mask)
+    m, px, source, prep = inp.mask, inp.pixel_size_nm, inp.source, inp.preprocessing
     phi, settings = to_fraction(
-        data, m, input=input, pixel_size_nm=px, settings=settings, name=source, prep=prep
+        inp.data, m, input=input, pixel_size_nm=px, settings=settings, name=source, prep=prep
     )
     notices: list[str] = []
     fit = _fit_with_cpu_fallback(phi, m, px, settings, cancel, progress, source, notices)

@@ -27,12 +27,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..config import COORDINATE_ARCHS, InferenceSettings
+from ..config import ARCHS, COORDINATE_ARCHS, InferenceSettings
 from ..mollifier import MollifierLayer
+from ..optim import make_optimizer
 from ..physics import DERIVATIVES_NEEDED, ChromatinModel, chemical_potential, mu_laplacian
 from ._basis import SmoothBasis
 
-__all__ = ["ProgressEvent", "RateFit", "fit_rates", "estimate_noise", "resolve_device"]
+__all__ = ["ProgressEvent", "RateFit", "RateProblem", "fit_rates", "estimate_noise", "resolve_device"]
 
 
 @dataclass
@@ -125,8 +126,13 @@ def _fft_friendly(lo: int, hi: int, size: int) -> tuple[int, int]:
     return lo, hi
 
 
-class _Problem:
-    """Data, regions, mollifier and rate basis on the analysed crop."""
+class RateProblem:
+    """Data, regions, mollifier and rate basis on the analysed crop: the pieces of a rate fit.
+
+    ``derivatives(g)`` gives the residual's derivatives of a field g on the crop, ``solve(d)``
+    the rate coefficients that are optimal for them, ``residual_energy(d, coef)`` the physics
+    term of the loss and ``maps(coef, u)`` the rate maps; :func:`fit_rates` trains g with them.
+    """
 
     def __init__(
         self,
@@ -154,7 +160,7 @@ class _Problem:
         # The residual's lap(mu): "nested" = a second mollifier Laplacian of mu(phi_hat) (the
         # pseudo-spectral form), "chain" = chain rule from derivatives of phi_hat. On a steady state
         # simulated at 5 nm and sampled at 10 nm the true maps leave a residual of 20 % of the
-        # reaction with "nested" against 53 % with "chain" (docs/NOTES.md).
+        # reaction with "nested" against 53 % with "chain" (docs/decisions.md).
         self.nested = settings.residual_form == "nested"
         needed = ("u", "laplacian") if self.nested else DERIVATIVES_NEEDED
         self.layer = MollifierLayer(
@@ -297,7 +303,7 @@ class _Problem:
         return out
 
 
-def _preconditioner(problem: _Problem, s_d: float, s_r: float, mean_rate: float) -> torch.Tensor:
+def _preconditioner(problem: RateProblem, s_d: float, s_r: float, mean_rate: float) -> torch.Tensor:
     """Fourier symbol p(k) that makes the loss's curvature about uniform over wavenumbers.
 
     Linearised, the loss in g has the symbol ``eta_h(k)^2 [1/s_d^2 + rho(k)^2/s_r^2]`` with
@@ -320,11 +326,9 @@ def _preconditioner(problem: _Problem, s_d: float, s_r: float, mean_rate: float)
     return (symbol / symbol[0, 0]).rsqrt().to(problem.device, problem.dtype)
 
 
-#: The architectures of the trainable field (``InferenceSettings.arch``).
-ARCHS = ("grid", "mlp", "piratenet", "convnet")
-
-
-def _make_field(problem: _Problem, settings: InferenceSettings, precond: torch.Tensor, start: torch.Tensor):
+def _make_field(
+    problem: RateProblem, settings: InferenceSettings, precond: torch.Tensor, start: torch.Tensor
+):
     """The trainable field g on the crop: (parameter groups, callable returning g).
 
     ``start`` is the lightly smoothed data the field begins from (noise would start the
@@ -348,7 +352,7 @@ def _make_field(problem: _Problem, settings: InferenceSettings, precond: torch.T
     return {"network": list(net.parameters())}, field
 
 
-def _coordinate_net(problem: _Problem, settings: InferenceSettings):
+def _coordinate_net(problem: RateProblem, settings: InferenceSettings):
     """The MLP or PirateNet of the correction, output starting at zero, and the crop's pixel
     coordinates in [-1, 1] (rows (y, x)) it is evaluated at."""
     h, w = problem.phi.shape
@@ -358,21 +362,22 @@ def _coordinate_net(problem: _Problem, settings: InferenceSettings):
     # The networks' Fourier features must reach the interfaces' scale: with features only down to
     # ~24 px per cycle, or with the output passed through the grid field's Fourier
     # preconditioner (which damps high wavenumbers as k^-4), the MLP could not sharpen the
-    # interfaces and the rates came out 4-7x too high (measured, docs/NOTES.md).
+    # interfaces and the rates came out 4-7x too high (measured, docs/decisions.md).
     ys = torch.linspace(-1, 1, h, device=dev, dtype=dt)
     xs = torch.linspace(-1, 1, w, device=dev, dtype=dt)
     coords = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), -1).reshape(-1, 2)
     # Frequencies ~ N(0, scale^2) in cycles per coordinate unit (half the crop): two standard
     # deviations reach MIN_PERIOD_PX pixels per cycle.
     scale = max(h, w) / 2 / MIN_PERIOD_PX / 2
+    width, blocks = settings.network_size()
     if settings.arch == "mlp":
         net = CoordinateMLP(
             2,
             1,
-            width=MLP_WIDTH,
-            depth=MLP_DEPTH,
+            width=width,
+            depth=blocks,
             activation="tanh",
-            fourier_features=MLP_WIDTH,
+            fourier_features=width,
             fourier_scale=scale,
             seed=settings.seed,
         ).to(dev, dt)
@@ -382,16 +387,16 @@ def _coordinate_net(problem: _Problem, settings: InferenceSettings):
         # its last layer starts at zero rather than at the paper's least-squares fit of the data:
         # a least-squares fit of the noisy data by the Fourier features would put the noise back
         # into the start field (the residual 1e4 x too high), and the smoothed data is already
-        # the better start (docs/NOTES.md).
-        net = PirateNet(
-            2, 1, width=PIRATE_WIDTH, n_blocks=PIRATE_BLOCKS, fourier_scale=scale, seed=settings.seed
-        ).to(dev, dt)
+        # the better start (docs/decisions.md).
+        net = PirateNet(2, 1, width=width, n_blocks=blocks, fourier_scale=scale, seed=settings.seed).to(
+            dev, dt
+        )
         net.last.set_weight(torch.zeros_like(net.last.weight), torch.zeros_like(net.last.bias))
     return net, coords
 
 
 def _field_derivatives(
-    problem: _Problem, settings: InferenceSettings, precond: torch.Tensor, start: torch.Tensor
+    problem: RateProblem, settings: InferenceSettings, precond: torch.Tensor, start: torch.Tensor
 ):
     """(parameter groups, callable returning the residual's derivatives of the current field).
 
@@ -442,14 +447,15 @@ def _zero_output(layer: torch.nn.Module) -> None:
         layer.bias.zero_()
 
 
-def _convnet_field(problem: _Problem, settings: InferenceSettings, start: torch.Tensor):
+def _convnet_field(problem: RateProblem, settings: InferenceSettings, start: torch.Tensor):
     """ConvNet correction ``g = start + net(x)``; its input ``x`` is fixed: the smoothed data
     (normalised to zero mean, unit variance on the crop) and the pixel coordinates in [-1, 1],
     so the correction can depend on the local pattern and on the position (rates vary in space)."""
     from ..nets import ConvNet, grid_input
 
     h, w = problem.phi.shape
-    net = ConvNet(3, 1, width=CONV_WIDTH, depth=CONV_DEPTH, activation="tanh", padding_mode="reflect").to(
+    width, blocks = settings.network_size()
+    net = ConvNet(3, 1, width=width, depth=blocks, activation="tanh", padding_mode="reflect").to(
         problem.device, problem.dtype
     )
     _zero_output(net.net[-1])
@@ -465,13 +471,10 @@ def _convnet_field(problem: _Problem, settings: InferenceSettings, start: torch.
     return {"network": list(net.parameters())}, field
 
 
-#: Coordinate MLP size (hidden width = number of Fourier features, and depth); the shortest period
-#: the networks' Fourier features reach (about two standard deviations), in pixels.
-MLP_WIDTH, MLP_DEPTH, MIN_PERIOD_PX = 128, 3, 8.0
-#: PirateNet width (= embedding size: width / 2 frequencies) and number of gated blocks.
-PIRATE_WIDTH, PIRATE_BLOCKS = 128, 1
-#: ConvNet hidden channels and number of dilated 3x3 layers (dilations 1, 2, 4, 8: 31 px receptive field).
-CONV_WIDTH, CONV_DEPTH = 32, 4
+#: The shortest period the networks' Fourier features reach (about two standard deviations), in
+#: pixels. The networks' sizes are settings (``network_width``, ``network_blocks``; defaults in
+#: :data:`napari_mollifier.config.DEFAULT_NETWORK_SIZE`).
+MIN_PERIOD_PX = 8.0
 
 
 #: Default learning rate per architecture (others: 1e-3).
@@ -479,7 +482,7 @@ DEFAULT_LR = {"grid": 5e-2, "piratenet": 3e-3}
 #: Linear learning-rate warm-up (steps) before the cosine decay, per architecture (none: 0).
 #: PirateNet: its last layer reads the unit-amplitude Fourier embedding through factorised
 #: weights (x e), so full-size first steps threw the field far off (the residual 10x up in five
-#: steps at lr 3e-3) and the fit spent hundreds of steps recovering (docs/NOTES.md).
+#: steps at lr 3e-3) and the fit spent hundreds of steps recovering (docs/decisions.md).
 WARMUP_STEPS = {"piratenet": 200}
 #: SOAP's epsilon per architecture (default: the library's 1e-8). In SOAP's first steps the
 #: gradient statistics have rank 1-2; float32 rounding of the projected moments in the other
@@ -489,24 +492,15 @@ SOAP_EPS = {"piratenet": 1e-3}
 
 
 def _optimizer(settings: InferenceSettings, groups: dict):
+    """The optimiser of the fit (:func:`napari_mollifier.optim.make_optimizer`, PINN settings).
+
+    SOAP preconditions weight matrices; a free per-pixel field is not one, so it gets Adam
+    (docs/method.md)."""
     lr = settings.learning_rate or DEFAULT_LR.get(settings.arch, 1e-3)
     params = [p for ps in groups.values() for p in ps]
-    if settings.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr)
-    from pytorch_optimizer import SOAP
-
-    # SOAP preconditions weight matrices; a free per-pixel field is not one, so it gets Adam
-    # (docs/optimization.md). PINN settings of the paper: betas (0.9, 0.999), frequency 2.
-    if "free_field" in groups:
-        return torch.optim.Adam(params, lr=lr)
-    return SOAP(
-        params,
-        lr=lr,
-        betas=(0.9, 0.999),
-        weight_decay=0.0,
-        precondition_frequency=2,
-        eps=SOAP_EPS.get(settings.arch, 1e-8),
-    )
+    if settings.optimizer == "adam" or "free_field" in groups:
+        return make_optimizer("adam", params, lr=lr)
+    return make_optimizer("soap", params, lr=lr, eps=SOAP_EPS.get(settings.arch, 1e-8))
 
 
 def _scheduler(opt, steps: int, warmup: int):
@@ -582,7 +576,7 @@ def fit_rates(
         raise ValueError("phi has NaN or infinite values inside the nucleus")
     noise = estimate_noise(phi, mask)
     s_d = max(noise, settings.noise_floor)
-    problem = _Problem(phi, mask, pixel_size_nm, settings, model, device, noise_level=s_d)
+    problem = RateProblem(phi, mask, pixel_size_nm, settings, model, device, noise_level=s_d)
     smoothing_px = settings.init_smoothing_px
     if smoothing_px is None:
         smoothing_px = float(np.clip(1.0 + 50.0 * noise, 1.0, 3.0))
@@ -639,7 +633,7 @@ def fit_rates(
                 if all(float(g.norm()) > 0 for g in grads):
                     alignment.append((step, alignment_score(grads)))
                 t_step += time.perf_counter() - t_log  # logging is not part of the step
-            # Guard (issue 6): the loss is that of the parameters after step - 1, so a bad value
+            # Divergence guard: the loss is that of the parameters after step - 1, so a bad value
             # means the last update broke them; stop and keep the maps of the last good step.
             bad = _divergence(float(loss.detach()), best_loss)
             if bad:

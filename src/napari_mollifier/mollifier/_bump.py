@@ -10,8 +10,18 @@ import functools
 import math
 
 import numpy as np
+import torch
 
-__all__ = ["bump", "bump_kernel", "bump_transform", "analytic_bump_derivative_kernel"]
+from .._derivative_terms import derivative_order, derivative_terms, partial_derivative
+
+__all__ = [
+    "bump",
+    "bump_kernel",
+    "bump_transform",
+    "analytic_bump_derivative_kernel",
+    "derivative_order",
+    "derivative_terms",
+]
 
 
 def bump(q):
@@ -131,58 +141,8 @@ def bump_transform(k, radius: float = 1.0, ndim: int = 2) -> np.ndarray:
     return out.reshape(k.shape)
 
 
-# Orders of each named derivative along (y, x) for 2-D and (x,) for 1-D fields.
-_ORDERS_2D = {
-    "u": (0, 0),
-    "dx": (0, 1),
-    "dy": (1, 0),
-    "dxx": (0, 2),
-    "dyy": (2, 0),
-    "dxy": (1, 1),
-    "dxxx": (0, 3),
-    "dyyy": (3, 0),
-    "dxxxx": (0, 4),
-    "dyyyy": (4, 0),
-    "dxxyy": (2, 2),
-}
-_ORDERS_1D = {"u": (0,), "dx": (1,), "dxx": (2,), "dxxx": (3,), "dxxxx": (4,)}
-# Combinations: name -> list of (coefficient, multi-index).
-COMBINATIONS_2D = {
-    "laplacian": [(1.0, (0, 2)), (1.0, (2, 0))],
-    "biharmonic": [(1.0, (0, 4)), (2.0, (2, 2)), (1.0, (4, 0))],
-}
-
-
-def derivative_terms(name: str, ndim: int) -> list[tuple[float, tuple[int, ...]]]:
-    """Express a derivative name as a sum of coefficient x partial-derivative multi-indices."""
-    if ndim == 1:
-        if name in _ORDERS_1D:
-            return [(1.0, _ORDERS_1D[name])]
-        if name == "laplacian":
-            return [(1.0, (2,))]
-        if name == "biharmonic":
-            return [(1.0, (4,))]
-        valid = sorted(_ORDERS_1D) + ["laplacian", "biharmonic"]
-    else:
-        if name in _ORDERS_2D:
-            return [(1.0, _ORDERS_2D[name])]
-        if name in COMBINATIONS_2D:
-            return COMBINATIONS_2D[name]
-        valid = sorted(_ORDERS_2D) + sorted(COMBINATIONS_2D)
-    raise ValueError(f"unknown derivative {name!r} for a {ndim}-D field; choose from {valid}")
-
-
-def derivative_order(name: str, ndim: int) -> int:
-    """Total differential order of a named derivative."""
-    return max(sum(idx) for _, idx in derivative_terms(name, ndim))
-
-
 @functools.lru_cache(maxsize=64)
 def _analytic_partial(radius: float, ndim: int, index: tuple[int, ...]) -> np.ndarray:
-    import torch
-
-    from ..autodiff import partial_derivative
-
     n = half_width(radius)
     offsets = torch.arange(-n, n + 1, dtype=torch.float64)
     grids = torch.meshgrid(*([offsets] * ndim), indexing="ij")

@@ -3,7 +3,7 @@
 They are composed with the sampled bump: ``D(g * eta) = g * (D eta)`` where ``D`` is a
 high-order difference. Its error on the mollified field is ``O((k h)^p)`` for resolved
 wavenumbers, and the bump already suppresses the unresolved ones; this avoids sampling the
-4th derivative of the bump point-wise (see ``docs/mollifier.md``, pitfalls).
+4th derivative of the bump point-wise (see ``docs/method.md``, pitfalls).
 """
 
 from __future__ import annotations

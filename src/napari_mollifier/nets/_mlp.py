@@ -22,7 +22,7 @@ class FourierFeatures(nn.Module):
 
     ``scale`` is in cycles per unit of the input coordinates. Keep it well below the grid's
     Nyquist frequency (``1 / (2 spacing)``) when the output is differentiated by mollifier
-    convolutions, or the derivatives alias (docs/optimization.md).
+    convolutions, or the derivatives alias (docs/method.md).
     """
 
     def __init__(

@@ -33,7 +33,7 @@ def loss_term_gradients(
     Notes
     -----
     One backward pass per term: this costs as much as the training step's own backward per
-    term, so compute it only on the steps that are logged (docs/optimization.md).
+    term, so compute it only on the steps that are logged (docs/method.md).
     """
     params = [p for p in params if p.requires_grad]
     if not params:

@@ -1,4 +1,4 @@
-"""Adam or SOAP with the PINN settings of docs/optimization.md."""
+"""Adam or SOAP with the PINN settings of docs/method.md."""
 
 from __future__ import annotations
 

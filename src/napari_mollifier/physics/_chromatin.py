@@ -69,7 +69,7 @@ def chemical_potential(d: dict, model: ChromatinModel = ChromatinModel(), lamina
 
     The inverse solver takes ``lap(mu)`` as a second mollifier convolution of this field (the
     "nested" form) rather than by the chain rule: on a pixel grid that barely resolves the
-    domain interfaces the nested form is the more accurate discretisation (docs/NOTES.md).
+    domain interfaces the nested form is the more accurate discretisation (docs/decisions.md).
     """
     mu = model.bulk * f_prime(d["u"]) - model.kappa * d["laplacian"]
     if model.beta and lamina is not None:

@@ -1,4 +1,5 @@
-"""The per-domain scaling-law estimate (docs/model.md section 5), a cross-check of the rate maps.
+"""The per-domain scaling-law estimate, a cross-check of the rate maps (docs/model.md, "Prior practical
+estimate").
 
 Before per-pixel maps, rates were estimated one pair per heterochromatin domain from the domain's
 radius R and the spacing d to its nearest domains:
@@ -21,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import InputError, atomic_write_text
-from ..physics import ChromatinModel
+from .io import InputError, atomic_write_text, load_input
+from .physics import ChromatinModel
 
 __all__ = [
     "DEFAULT_PERCENTILE",
@@ -32,17 +33,19 @@ __all__ = [
     "segment_domains",
     "domain_scaling_estimate",
     "compare_with_maps",
+    "pearson_r",
     "read_map_pair",
     "scaling_crosscheck",
 ]
 
 #: Domains are the nucleus pixels above this percentile of phi: the top 30 %, the heterochromatin
-#: area fraction of H2B STORM images (docs/model.md section 1).
+#: area fraction of H2B STORM images (docs/model.md, "Default model").
 DEFAULT_PERCENTILE = 70.0
 #: Connected components smaller than this (pixels; an equivalent radius below 1.8 px) are dropped
 #: as noise or threshold fragments: their radius is not resolved.
 DEFAULT_MIN_AREA_PX = 10
-#: d is the mean centroid distance to this many nearest domains (docs/model.md section 5).
+#: d is the mean centroid distance to this many nearest domains (docs/model.md, "Prior practical
+#: estimate").
 DEFAULT_NEIGHBOURS = 5
 
 _COLUMNS = (
@@ -287,7 +290,8 @@ def domain_scaling_estimate(
     diffusivity: float | None = None,
     name: str = "image",
 ) -> DomainTable:
-    """One rate pair per heterochromatin domain from its radius and spacing (docs/model.md section 5).
+    """One rate pair per heterochromatin domain from its radius and spacing (docs/model.md, "Prior
+    practical estimate").
 
     Parameters
     ----------
@@ -466,7 +470,7 @@ def read_map_pair(
     InputError
         A missing file, a shape other than ``shape``, or maps inferred at another pixel size.
     """
-    from ..io import read_image
+    from .io import read_image
 
     out = []
     for key in ("gamma_me", "gamma_ac"):
@@ -537,12 +541,11 @@ def scaling_crosscheck(
     InputError
         One line naming the input and the fix.
     """
-    from ..config import InferenceSettings
-    from ._infer import _load, _load_mask, to_fraction
+    from .config import InferenceSettings
+    from .inverse import to_fraction
 
-    name = str(image) if isinstance(image, (str, os.PathLike)) else "image"
-    data, px, source, prep = _load(image, pixel_size_nm, name)
-    m = _load_mask(mask, data, source, prep)
+    inp = load_input(image, pixel_size_nm=pixel_size_nm, mask=mask)
+    data, m, px, source, prep = inp.data, inp.mask, inp.pixel_size_nm, inp.source, inp.preprocessing
     phi, _ = to_fraction(
         data, m, input=input, pixel_size_nm=px, settings=InferenceSettings(), name=source, prep=prep
     )

@@ -1,0 +1,220 @@
+"""The "Input" section of the fit widget (Qt): the layer choices (image, nucleus mask, crop), the
+pixel size and input kind, and the preprocessing the fit will use (with its preview layer)."""
+
+from __future__ import annotations
+
+import napari.layers
+import numpy as np
+from qtpy.QtWidgets import QComboBox, QFormLayout, QGroupBox, QPushButton, QVBoxLayout
+
+from ..io import InputError, one_line_error
+from ._fit import prepare_fit
+from ._qt_settings import input_kind_box, pixel_size_box
+from ._writer import pixel_size_from_meta
+
+__all__ = ["AUTO_MASK", "NO_CROP", "InputSection"]
+
+AUTO_MASK = "(segment automatically)"
+NO_CROP = "(whole image)"
+
+
+class InputSection:
+    """Mixin of :class:`~._fit_widget.FitWidget`: the input widgets and what they choose.
+
+    Needs ``self.viewer``, ``self.form`` (the settings), ``self.state`` and ``self._closed``.
+    """
+
+    def _build_input(self, lay: QVBoxLayout) -> None:
+        box = QGroupBox("Input", self)
+        form = QFormLayout(box)
+        self.image_combo = QComboBox(box)
+        self.image_combo.setToolTip("the image layer of the nucleus (2-D, one channel)")
+        form.addRow("Image", self.image_combo)
+        self.pixel_size = pixel_size_box(
+            box,
+            "type the pixel size (nm)",
+            "pixel size in nm (prefilled from the layer's scale; the plugin's readers set it from the file)",
+        )
+        form.addRow("Pixel size", self.pixel_size)
+        self.input_kind = input_kind_box(box)
+        form.addRow("Input", self.input_kind)
+        self.mask_combo = QComboBox(box)
+        self.mask_combo.setToolTip(
+            "nucleus mask: a labels layer (paint or erase it; nonzero = nucleus) or "
+            "automatic segmentation; the fit uses the layer's current data"
+        )
+        form.addRow("Nucleus mask", self.mask_combo)
+        self.crop_combo = QComboBox(box)
+        self.crop_combo.setToolTip(
+            "optional: analyse only the inside of the last rectangle of a shapes layer"
+        )
+        form.addRow("Crop", self.crop_combo)
+        self.preview_btn = QPushButton("Preview preprocessing", box)
+        self.preview_btn.setToolTip(
+            "show the nucleus mask (an editable labels layer) and the normalised φ the fit will use"
+        )
+        form.addRow(self.preview_btn)
+        lay.addWidget(box)
+
+    # ---------------------------------------------------------------- layer choices
+    def _layers_of(self, kind: str) -> list:
+        cls = getattr(napari.layers, kind)
+        return [ly for ly in self.viewer.layers if isinstance(ly, cls)]
+
+    def _refresh_layers(self, *_) -> None:
+        if self._closed:
+            return
+        for combo, kind, first in (
+            (self.image_combo, "Image", None),
+            (self.mask_combo, "Labels", AUTO_MASK),
+            (self.crop_combo, "Shapes", NO_CROP),
+        ):
+            current = combo.currentText()
+            names = ([first] if first else []) + [
+                ly.name
+                for ly in self._layers_of(kind)
+                if kind != "Image" or (ly.ndim == 2 and not ly.rgb and ly.name not in self._result_names())
+            ]
+            if [combo.itemText(i) for i in range(combo.count())] == names:
+                continue
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(names)
+            if current in names:
+                combo.setCurrentText(current)
+            combo.blockSignals(False)
+        if self.image_combo.currentText() != self._image_name:
+            self._on_image_changed(self.image_combo.currentText())
+
+    def _result_names(self) -> set:
+        """Layers this widget made (maps, previews): not offered as the image to fit."""
+        return {
+            ly.name
+            for ly in self.viewer.layers
+            if ly.metadata.get("mollifier_map") or ly.metadata.get("mollifier_preview")
+        }
+
+    def _layer(self, name: str):
+        return self.viewer.layers[name] if name in self.viewer.layers else None
+
+    def _on_image_changed(self, name: str) -> None:
+        self._image_name = name
+        layer = self._layer(name)
+        if layer is None:
+            return
+        px = pixel_size_from_meta({"scale": list(layer.scale), "units": [str(u) for u in layer.units]})
+        self.pixel_size.setValue(px or 0.0)  # 0 shows "type it in": the layer has no pixel size
+        kind = layer.metadata.get("input")
+        if kind in ("intensity", "fraction"):
+            self.input_kind.setCurrentIndex(self.input_kind.findData(kind))
+        mask_name = f"{name} nucleus mask"
+        self.mask_combo.setCurrentText(mask_name if mask_name in self.viewer.layers else AUTO_MASK)
+
+    # ---------------------------------------------------------------- preprocessing
+    def image_layer(self):
+        layer = self._layer(self.image_combo.currentText())
+        if layer is None:
+            raise InputError(
+                "no image layer chosen; open an image (File > Open, or File > Open Sample > "
+                "Mollifier rate maps) and pick it"
+            )
+        return layer
+
+    def _geometry(self, layer) -> dict:
+        return {"scale": tuple(layer.scale), "translate": tuple(layer.translate), "units": tuple(layer.units)}
+
+    def _mask_data(self, image):
+        """The chosen labels layer's current data; with automatic segmentation, a new labels layer
+        holding the segmentation (so it can be inspected and edited)."""
+        name = self.mask_combo.currentText()
+        if name and name != AUTO_MASK:
+            layer = self._layer(name)
+            if layer is None:
+                raise InputError(f"the mask layer {name!r} is gone; pick another or segment automatically")
+            return np.asarray(layer.data)
+        from ..io import segment_nucleus
+
+        mask = segment_nucleus(np.asarray(image.data, dtype=float), name=image.name).astype(np.uint8)
+        label_name = f"{image.name} nucleus mask"
+        existing = self._layer(label_name)
+        if (
+            existing is not None
+            and isinstance(existing, napari.layers.Labels)
+            and existing.data.shape == mask.shape
+        ):
+            existing.data = mask
+        else:
+            self.viewer.add_labels(mask, name=label_name, opacity=0.3, **self._geometry(image))
+        self._refresh_layers()
+        self.mask_combo.setCurrentText(label_name)
+        return mask
+
+    def _crop_rect(self, image):
+        name = self.crop_combo.currentText()
+        if not name or name == NO_CROP:
+            return None
+        shapes = self._layer(name)
+        if shapes is None or not len(shapes.data):
+            raise InputError(f"the crop layer {name!r} holds no rectangle; draw one or choose {NO_CROP}")
+        verts = np.asarray(shapes.data[-1], dtype=float)[:, -2:]
+        world = np.array([shapes.data_to_world(v) for v in verts])
+        px = np.array([image.world_to_data(w) for w in world])[:, -2:]
+        return (px[:, 0].min(), px[:, 0].max(), px[:, 1].min(), px[:, 1].max())
+
+    def _prepare(self, settings=None):
+        image = self.image_layer()
+        if not self.pixel_size.value() > 0:
+            raise InputError(
+                f"{image.name}: the layer has no pixel size; type it in (nm) or open the file with "
+                "the Mollifier reader (File > Open), which reads it from the metadata"
+            )
+        settings = settings if settings is not None else self.form.settings()
+        inp = prepare_fit(
+            image.data,
+            pixel_size_nm=self.pixel_size.value(),
+            input_kind=self.input_kind.currentData(),
+            settings=settings,
+            mask=self._mask_data(image),
+            crop=self._crop_rect(image),
+            name=image.name,
+        )
+        return image, inp
+
+    def preview(self) -> None:
+        """Show the mask (labels layer) and the normalised φ the fit would use."""
+        try:
+            image, inp = self._prepare()
+        except Exception as exc:  # noqa: BLE001 - shown to the user, one line
+            self.state.message = one_line_error(exc)
+            return
+        name = f"{image.name} phi (input)"
+        meta = {
+            "mollifier_preview": True,
+            "preprocessing": inp.preprocessing,
+            "input": inp.input_kind,
+            "pixel_size_nm": inp.pixel_size_nm,
+        }
+        shown = np.where(inp.mask, inp.phi, np.nan).astype(np.float32)
+        layer = self._layer(name)
+        if layer is not None and isinstance(layer, napari.layers.Image) and layer.data.shape == shown.shape:
+            layer.data = shown
+            layer.metadata = meta
+        else:
+            self.viewer.add_image(
+                shown,
+                name=name,
+                colormap="gray",
+                contrast_limits=(0.0, 1.0),
+                metadata=meta,
+                **self._geometry(image),
+            )
+        self.state.message = (
+            f"Preview: {int(inp.mask.sum())} pixels analysed, normalisation "
+            f"{_short(inp.preprocessing.get('normalisation'))}. Edit the mask layer to change it."
+        )
+
+
+def _short(norm) -> str:
+    if isinstance(norm, dict):
+        return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in norm.items())
+    return str(norm)

@@ -1,0 +1,130 @@
+"""One loader of analysis input: an image (file or array), its pixel size and the nucleus mask.
+
+Shared by :func:`napari_mollifier.inverse.infer_rates`, the scaling-law cross-check
+(:func:`napari_mollifier.scaling.scaling_crosscheck`) and the napari fit widget, so that all three
+read, check and record their input the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._preprocess import check_mask, segment_nucleus
+from ._readers import InputError, check_pixel_size, read_image
+
+__all__ = ["LoadedInput", "load_input"]
+
+
+@dataclass(frozen=True)
+class LoadedInput:
+    """A checked image with its pixel size and nucleus mask.
+
+    ``preprocessing`` records where the pixel size came from (``"pixel_size_source"``) and how the
+    mask was obtained (``"mask"``); callers add their own steps (normalisation, crop) to it.
+    """
+
+    data: np.ndarray
+    mask: np.ndarray
+    pixel_size_nm: float
+    source: str
+    preprocessing: dict = field(default_factory=dict)
+
+
+def load_input(
+    image,
+    *,
+    pixel_size_nm: float | None = None,
+    mask=None,
+    name: str | None = None,
+    mask_label: str | None = None,
+) -> LoadedInput:
+    """Read or check an image, resolve its pixel size and get the nucleus mask.
+
+    Parameters
+    ----------
+    image : path or (H, W) array
+        TIFF / OME-TIFF file (pixel size read from its metadata) or an array (float64 copy).
+    pixel_size_nm : float, optional
+        Overrides the file's pixel size; required for arrays and files without one. Checked
+        against :data:`PIXEL_SIZE_RANGE_NM`.
+    mask : path or (H, W) array, optional
+        Nucleus mask (nonzero inside): a TIFF file or an array; segmented (Otsu, largest region)
+        when None.
+    name : str, optional
+        How an array is named in messages and in ``source`` (default ``"image"``; a file is
+        named by its path).
+    mask_label : str, optional
+        How a given mask array is recorded (``preprocessing["mask"]``, default ``"given"``) and
+        named in messages (``f"{source} {mask_label}"``; default: the source).
+
+    Returns
+    -------
+    LoadedInput
+
+    Raises
+    ------
+    InputError
+        One line naming the input and the fix.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        data, px, source, prep = _read_file(image, pixel_size_nm)
+    else:
+        data, px, source, prep = _check_array(image, pixel_size_nm, name or "image")
+    m = _nucleus_mask(mask, data, source, prep, mask_label)
+    return LoadedInput(data=data, mask=m, pixel_size_nm=px, source=source, preprocessing=prep)
+
+
+def _read_file(path, pixel_size_nm) -> tuple[np.ndarray, float, str, dict]:
+    data = read_image(path)
+    # `is None`, not falsiness: a given 0 nm must be rejected, not replaced by the file's value.
+    px = pixel_size_nm if pixel_size_nm is not None else data.pixel_size_nm
+    if px is None:
+        why = data.metadata.get("pixel_size_problem")
+        raise InputError(
+            f"{data.path}: no pixel size in the file's metadata{f' ({why})' if why else ''}; "
+            "give it with --pixel-size NM (pixel_size_nm=...)"
+        )
+    src = {
+        "pixel_size_source": "argument"
+        if pixel_size_nm is not None
+        else data.metadata.get("pixel_size_source", "")
+    }
+    check_pixel_size(px, name=data.path, source=src["pixel_size_source"])
+    return data.data, float(px), data.path, src
+
+
+def _check_array(image, pixel_size_nm, name: str) -> tuple[np.ndarray, float, str, dict]:
+    arr = np.asarray(image, dtype=np.float64)
+    if arr.ndim != 2:
+        raise InputError(f"{name}: expected a 2-D image, got shape {arr.shape}")
+    if pixel_size_nm is None:
+        raise InputError(f"{name}: an array carries no pixel size; pass pixel_size_nm")
+    if not np.isfinite(arr).all():
+        raise InputError(f"{name}: NaN/Inf pixels; replace them before analysis")
+    check_pixel_size(pixel_size_nm, name=name, source="argument")
+    return arr, float(pixel_size_nm), name, {"pixel_size_source": "argument"}
+
+
+def _nucleus_mask(mask, data: np.ndarray, source: str, prep: dict, mask_label: str | None) -> np.ndarray:
+    """The nucleus mask: segmented (Otsu) when None, else read (TIFF) or taken and checked; how it
+    was obtained goes to ``prep["mask"]``."""
+    if mask is None:
+        prep["mask"] = "segmented (Otsu, largest region)"
+        return segment_nucleus(data, name=source)
+    if isinstance(mask, (str, os.PathLike)):
+        mdata = (
+            read_image(mask, allow_constant=True).data
+            if Path(mask).suffix.lower() in (".tif", ".tiff")
+            else None
+        )
+        if mdata is None:
+            raise InputError(f"{mask}: masks must be TIFF files")
+        prep["mask"] = str(mask)
+        return check_mask(mdata, data.shape, name=prep["mask"])
+    prep["mask"] = mask_label or "given"
+    where = source if mask_label is None else f"{source} {mask_label}"
+    return check_mask(np.asarray(mask), data.shape, name=where)
