@@ -1,4 +1,4 @@
-"""The per-domain scaling-law estimate (docs/model.md section 5) against the true rate maps.
+"""The per-domain scaling-law estimate (docs/model.md, "Scaling law") against the true rate maps.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/scaling_crosscheck.py [--fit] [--percentiles 60 70 80]
         [--out FILE]

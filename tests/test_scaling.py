@@ -1,4 +1,4 @@
-"""The per-domain scaling-law estimate (docs/model.md section 5) against analytic lattices of discs,
+"""The per-domain scaling-law estimate (docs/model.md, "Scaling law") against analytic lattices of discs,
 its map comparison, its errors, and ``mollifier scaling`` end to end."""
 
 import csv

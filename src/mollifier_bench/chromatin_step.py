@@ -4,7 +4,7 @@ steady-state residual, with mollifier or with recursive autodiff derivatives.
 ``u`` is fitted to a phase-separated test pattern on an n x n grid at 10 nm pixels; the
 residual ``M lap(mu(u)) + Gamma_me (1 - u) - Gamma_ac u`` (default model and rates) takes
 ``u, u_x, u_y, lap u, biharmonic u`` (the chain-rule form, the same expression for both methods;
-docs/model.md, "Default model"). The mollifier takes them as spectral derivatives of the mollified
+docs/model.md, "Units and defaults"). The mollifier takes them as spectral derivatives of the mollified
 network output (the inference solver's kernel); autodiff differentiates the network in its
 coordinates. Only the derivatives differ, so time and memory compare the two.
 """

@@ -1,5 +1,4 @@
-"""Benchmark fits of the paper's three problems (docs/model.md, "The paper's benchmark
-problems").
+"""Benchmark fits of the paper's three problems (docs/method.md, "Benchmark problems").
 
 ``langevin`` (1st order, ``u_t = u + lambda(t)``), ``heat`` (2nd order, ``0 = lambda lap u + m``)
 and ``chromatin`` (4th order, the "chr" model): simulate data with known parameters, fit with one

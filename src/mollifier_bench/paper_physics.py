@@ -1,5 +1,5 @@
-"""The Mollifier Layers paper's three-field chromatin model ("paper"; docs/model.md,
-"The paper's three-field model").
+"""The Mollifier Layers paper's three-field chromatin model ("paper"; docs/method.md,
+"Benchmark problems").
 
 Fields: phi_w (nucleoplasm), phi_d = phi_h - phi_e (heterochromatin minus euchromatin), and one
 rate field lambda (Gamma_me / Gamma_ac, time in units of 1 / Gamma_ac). At steady state

@@ -148,7 +148,7 @@ def paper_markdown(records: Sequence[dict], command: str, figure: str | None = N
         "",
         f"Machine: {machine_description(records)}",
         "",
-        'Problems (docs/model.md, "The paper\'s benchmark problems"; mollifier_bench.problems, '
+        'Problems (docs/method.md, "Benchmark problems"; mollifier_bench.problems, '
         "napari_mollifier.inverse): "
         "`langevin` u_t = u + λ(t), 128 samples; `heat` 0 = λ(x, y) ∇²u + m, 32²; `chromatin` the "
         "4th-order chr model, a simulated 'gradient' nucleus, both rate maps (the record keeps the worse "

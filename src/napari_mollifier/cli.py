@@ -1,8 +1,8 @@
 """The ``mollifier`` command line: thin commands over the Python API.
 
 Implemented: ``infer``, ``batch`` (a folder, on dask.distributed), ``simulate``, ``benchmark``,
-``demo`` (docs/interfaces.md) and ``scaling`` (the per-domain scaling-law cross-check, docs/model.md
-section 5).
+``demo`` (docs/interfaces.md) and ``scaling`` (the per-domain scaling-law cross-check, docs/model.md,
+"Scaling law").
 """
 
 from __future__ import annotations
@@ -431,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser(
         "scaling",
-        help='per-domain scaling-law rates (docs/model.md, "Prior practical estimate"), optionally beside '
+        help='per-domain scaling-law rates (docs/model.md, "Scaling law"), optionally beside '
         "the rate maps of `mollifier infer` averaged per domain",
         description="Domains: nucleus pixels above a percentile of phi, 8-connected, at least "
         "--min-area pixels. Per domain R = sqrt(area/pi), d = mean centroid distance to the "

@@ -1,5 +1,4 @@
-"""The per-domain scaling-law estimate, a cross-check of the rate maps (docs/model.md, "Prior practical
-estimate").
+"""The per-domain scaling-law estimate, a cross-check of the rate maps (docs/model.md, "Scaling law").
 
 Before per-pixel maps, rates were estimated one pair per heterochromatin domain from the domain's
 radius R and the spacing d to its nearest domains:
@@ -39,7 +38,7 @@ __all__ = [
 ]
 
 #: Domains are the nucleus pixels above this percentile of phi: the top 30 %, the heterochromatin
-#: area fraction of H2B STORM images (docs/model.md, "Default model").
+#: area fraction of H2B STORM images (docs/model.md, "Units and defaults").
 DEFAULT_PERCENTILE = 70.0
 #: Connected components smaller than this (pixels; an equivalent radius below 1.8 px) are dropped
 #: as noise or threshold fragments: their radius is not resolved.
@@ -290,8 +289,7 @@ def domain_scaling_estimate(
     diffusivity: float | None = None,
     name: str = "image",
 ) -> DomainTable:
-    """One rate pair per heterochromatin domain from its radius and spacing (docs/model.md, "Prior
-    practical estimate").
+    """One rate pair per heterochromatin domain from its radius and spacing (docs/model.md, "Scaling law").
 
     Parameters
     ----------

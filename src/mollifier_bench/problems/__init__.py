@@ -1,5 +1,5 @@
 """The paper's 1st- and 2nd-order benchmark problems: simulated data and fits
-(docs/model.md, "The paper's benchmark problems")."""
+(docs/method.md, "Benchmark problems")."""
 
 from ._fit import ARCHS, METHODS, FitResult, chebyshev_basis, fit_first_order, fit_second_order
 from ._simulate import (

@@ -1,5 +1,5 @@
 """Simulated data of the paper's 1st- and 2nd-order benchmark problems
-(docs/model.md, "The paper's benchmark problems")."""
+(docs/method.md, "Benchmark problems")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Forward simulator: steady states of the "chr" model in a nucleus, and realistic renders.
 
-Semi-implicit Fourier-spectral scheme (docs/model.md, "Simulated data"): M kappa k^4, M S k^2 (S = 2A,
+Semi-implicit Fourier-spectral scheme (docs/model.md, "Simulator"): M kappa k^4, M S k^2 (S = 2A,
 stabilisation) and the mean reaction rate are treated implicitly, the rest explicitly, which
 is stable at dt ~ 1 tau. Outside the nucleus Gamma_me = 0 and Gamma_ac is large, so phi relaxes
 to 0 there.
