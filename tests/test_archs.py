@@ -1,8 +1,8 @@
-"""The trainable-field architectures of the inverse solver (issue 5): fast checks.
+"""The trainable-field architectures of the inverse solver: fast checks.
 
 Every network learns a correction to the smoothed data, so at step 0 the field must be the
 smoothed data exactly (and still trainable); an unknown name must fail with the list of names.
-The recovery figures are in tests/test_arch_recovery.py (slow) and docs/NOTES.md.
+The recovery figures are in tests/test_arch_recovery.py (slow).
 """
 
 from __future__ import annotations

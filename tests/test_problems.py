@@ -1,6 +1,6 @@
 """The paper's 1st- and 2nd-order benchmark problems: simulated data and recovery of lambda.
 
-Measured while building (1 thread, noise-free, PirateNet, Adam lr 1e-3; figures in docs/NOTES.md):
+Measured while building (1 thread, noise-free, PirateNet, Adam lr 1e-3):
 1st order, 128 samples: mollifier rel. error 1.1e-2 after 150 steps, 3.2e-3 after 300;
 autodiff 4.9e-2 / 2.6e-2. 2nd order, 40^2: mollifier 1.0e-2 after 300 steps.
 """

@@ -1,4 +1,4 @@
-"""The chromatin solver with the autodiff baseline (``derivatives="autodiff"``, issue 5).
+"""The chromatin solver with the autodiff baseline (``derivatives="autodiff"``).
 
 The baseline differentiates the coordinate network's correction by recursive autograd and adds
 the start field's (fixed) derivatives; checked against an analytic correction, against the
