@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Run the whole test suite (tests/) under a virtual X display, after setting up .venv and the
-# Debian packages the GUI tests need (scripts/setup.sh --gui).
+# Run the test suite (tests/) under a virtual X display, after setting up .venv and the Debian
+# packages the GUI tests need (scripts/setup.sh --gui).
 #
-#   bash scripts/test.sh                  # everything
-#   bash scripts/test.sh -m "not gui" -x  # extra arguments go to pytest
+# By default pytest deselects the tests marked `slow` (the long end-to-end fits, over 10 minutes
+# together): the fast suite takes a few minutes on 2 CPU cores. `--slow` runs the slow fits only.
+# Both are done by tests/conftest.py (a pytest option), so plain `pytest` behaves the same.
+#
+#   bash scripts/test.sh                  # the fast suite
+#   bash scripts/test.sh --slow           # the slow fits only
+#   bash scripts/test.sh -m "not gui" -x  # extra arguments go to pytest (with or without --slow)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -1,7 +1,31 @@
-"""Shared pytest configuration."""
+"""Shared pytest configuration: the default run is the fast suite (``--slow``: the slow fits only),
+flushed denormals, and a one-thread fixture."""
 
 import pytest
 import torch
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        help="run only the tests marked slow (the long fits); without it they are deselected",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Keep the fast tests, or with ``--slow`` the slow ones. A ``-m`` expression that names the
+    ``slow`` marker itself (``-m slow``, ``-m "slow or gui"``) decides alone; any other ``-m`` applies
+    on top of this choice."""
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    want_slow = config.getoption("--slow")
+    keep, drop = [], []
+    for item in items:
+        (keep if (item.get_closest_marker("slow") is not None) == want_slow else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(autouse=True, scope="session")

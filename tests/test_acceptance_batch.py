@@ -1,4 +1,4 @@
-"""Issue 6 acceptance: a batch of 20 simulated nuclei with 3 corrupt files on 2 local dask workers.
+"""Batch acceptance: 20 simulated nuclei and 3 corrupt files on 2 local dask workers.
 
 All good files are written, the 3 corrupt ones are reported in summary.csv, the exit status is
 non-zero, and a re-run skips every finished file. Prints the figures (``pytest -s``).
@@ -7,17 +7,14 @@ non-zero, and a re-run skips every finished file. Prints the figures (``pytest -
 from __future__ import annotations
 
 import csv
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from _batch_data import nucleus, write_corrupt, write_nuclei
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _batch_data import nucleus, write_corrupt, write_nuclei  # noqa: E402
-
-from napari_mollifier.cli import main  # noqa: E402
+from napari_mollifier.cli import main
 
 N_GOOD, SIZE, STEPS = 20, 96, 60
 

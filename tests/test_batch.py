@@ -14,19 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _batch_data import FAST, write_corrupt, write_nuclei  # noqa: E402
+from _batch_data import FAST, write_corrupt, write_nuclei
 
 from napari_mollifier.batch import (
     batch_key,
     completed_result,
     find_images,
     infer_file,
-    run_batch,  # noqa: E402
+    run_batch,
     sibling_mask,
 )
-from napari_mollifier.cli import main  # noqa: E402
+from napari_mollifier.cli import main
 
 MAPS = ("gamma_me", "gamma_ac", "lambda", "phi", "mask")
 

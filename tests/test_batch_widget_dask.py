@@ -14,8 +14,7 @@ import pytest
 pytest.importorskip("napari", reason="napari is not installed (dev extra)")
 pytest.importorskip("pytestqt")
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _batch_data import write_corrupt, write_nuclei  # noqa: E402
+from _batch_data import write_corrupt, write_nuclei
 
 pytestmark = [
     pytest.mark.gui,

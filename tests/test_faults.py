@@ -4,15 +4,11 @@ and re-running with the same seed on the CPU gives identical maps."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _batch_data import FAST, variant, write_nuclei  # noqa: E402
+from _batch_data import FAST, variant, write_nuclei
 
 from napari_mollifier import infer_rates  # noqa: E402
 from napari_mollifier.batch import infer_file, sibling_mask  # noqa: E402
