@@ -5,7 +5,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from napari_mollifier.cli import _settings, build_parser
+from napari_mollifier.cli import build_parser, settings_from_args
 from napari_mollifier.config import (
     ARCHS,
     COMPARISON_FIELDS,
@@ -29,10 +29,10 @@ def test_comparison_switches_are_accepted_but_not_listed(command):
         [command, *first, "--out", "o", "--arch", "mlp", "--derivatives", "autodiff", "--residual-form"]
         + ["chain", "--alignment-every", "5", "--network-width", "16", "--network-blocks", "2"]
     )
-    s = _settings(args, command)
+    s = settings_from_args(args, command)
     assert (s.derivatives, s.residual_form, s.alignment_every) == ("autodiff", "chain", 5)
     assert s.network_size() == (16, 2)
-    plain = _settings(build_parser().parse_args([command, *first, "--out", "o"]), command)
+    plain = settings_from_args(build_parser().parse_args([command, *first, "--out", "o"]), command)
     assert plain == InferenceSettings()
     with pytest.raises(SystemExit):
         build_parser().parse_args([command, *first, "--out", "o", "--residual-form", "loose"])

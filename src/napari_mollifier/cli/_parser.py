@@ -1,0 +1,205 @@
+"""The ``mollifier`` argument parser: every command, its options and its handler."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..config import ARCHS
+from ._batch import _cmd_batch
+from ._infer import _cmd_demo, _cmd_infer, _cmd_simulate
+from ._scaling import _cmd_scaling
+
+
+def _add_fit_options(p) -> None:
+    p.add_argument("--pixel-size", type=float, metavar="NM", help="pixel size in nm (default: from the file)")
+    p.add_argument(
+        "--input",
+        choices=["intensity", "fraction"],
+        default="intensity",
+        help="intensity (default): raw image normalised to phi; fraction: pixels are phi in [0, 1]",
+    )
+    p.add_argument("--mask", help="nucleus mask TIFF (nonzero = nucleus); default: segmented")
+    # Accepted for old command lines (the only model is chr); not listed.
+    p.add_argument("--model", choices=["chr"], default="chr", help=argparse.SUPPRESS)
+    p.add_argument("--method", choices=["pinn", "direct"], default="pinn")
+    p.add_argument(
+        "--arch",
+        choices=ARCHS,
+        default="grid",
+        help="grid: preconditioned free field (default, fastest); networks learning a correction to "
+        "the smoothed data: mlp (coordinate MLP on Fourier features), piratenet (PirateNet on Fourier "
+        "features), convnet (dilated convolutions of the smoothed data and coordinates); use "
+        "--optimizer soap with them",
+    )
+    p.add_argument("--optimizer", choices=["adam", "soap"], default="adam")
+    p.add_argument(
+        "--intensity-levels",
+        nargs=2,
+        type=float,
+        metavar=("EU", "HET"),
+        help="intensity input: the image values of pure euchromatin (phi 0) and pure heterochromatin "
+        "(phi 1) from a calibration; without them phi comes from the nucleus' Otsu class medians and "
+        "the rates are relative patterns only",
+    )
+    p.add_argument("--steps", type=int, help="training steps (default 1200)")
+    p.add_argument("--kernel-radius-nm", type=float, help="mollifier radius in nm")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    _add_comparison_options(p)
+
+
+def _add_comparison_options(p) -> None:
+    """``--derivatives``, ``--residual-form``, ... for the settings of ``COMPARISON_FIELDS``: accepted
+    (typed and checked like the settings) but not listed by ``--help``; unset, they keep the defaults."""
+    import typing
+
+    from ..config import COMPARISON_FIELDS, InferenceSettings
+
+    for name in COMPARISON_FIELDS:
+        annotation = InferenceSettings.model_fields[name].annotation
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        kw = {"type": int} if annotation is int or args == [int] else {"choices": typing.get_args(annotation)}
+        p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, help=argparse.SUPPRESS, **kw)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mollifier",
+        description="Epigenetic rate maps from chromatin images "
+        "with mollifier-layer PINNs, and the mollifier-vs-autodiff benchmarks.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    from mollifier_bench.cli import add_benchmark_parser
+
+    add_benchmark_parser(sub)
+
+    i = sub.add_parser("infer", help="rate maps of one or more images")
+    i.add_argument("images", nargs="+", metavar="IMAGE")
+    i.add_argument("--out", required=True, help="output folder")
+    i.add_argument("--overview", action="store_true", help="also write S_overview.png")
+    _add_fit_options(i)
+    i.set_defaults(func=_cmd_infer)
+
+    bt = sub.add_parser(
+        "batch",
+        help="rate maps of every image in a folder, on dask.distributed",
+        description="Each file's outputs as for `infer`, plus summary.csv (status and reason per "
+        "file). Files whose outputs exist with the same settings are skipped (resume); a "
+        "failing file never stops the others; exit status 1 when any file was not done.",
+    )
+    bt.add_argument("folder", metavar="FOLDER")
+    bt.add_argument("--out", required=True, help="output folder")
+    bt.add_argument(
+        "--pattern",
+        default="*.tif",
+        help="glob of the images in FOLDER (default *.tif; *_mask.tif files are never taken as images)",
+    )
+    where = bt.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="local dask worker processes, one thread each "
+        "(default: one per GPU, else one per CPU core); 0: run in this process without dask",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="a running dask scheduler: its address, e.g. "
+        "tcp://10.0.0.1:8786, or its scheduler file (JSON); see docs/cluster.md",
+    )
+    bt.add_argument("--no-resume", action="store_true", help="redo files whose outputs already exist")
+    bt.add_argument("--overview", action="store_true", help="also write S_overview.png")
+    _add_fit_options(bt)
+    bt.set_defaults(func=_cmd_batch)
+    for a in bt._actions:  # batch takes "sibling" too
+        if a.dest == "mask":
+            a.help = (
+                "nucleus masks: 'sibling' = S_mask.tif beside each image S.tif (or A_mask.tif for "
+                "A_B.tif); a FILE = one mask for every image; default: segmented"
+            )
+
+    s = sub.add_parser(
+        "simulate", help="a simulated nucleus: phi, intensity image, truth maps (+ localisations)"
+    )
+    s.add_argument("--out", required=True)
+    s.add_argument("--name", default="nucleus")
+    s.add_argument("--size", type=int, default=256)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--rates", default="gradient", choices=["uniform", "gradient", "patches"])
+    s.add_argument("--mask", default="ellipse", choices=["circle", "ellipse"])
+    s.add_argument("--pixel-size", type=float, default=10.0, metavar="NM")
+    s.add_argument("--lamina-beta", type=float, default=0.0, help="lamina affinity (0: off)")
+    s.add_argument("--localisations", action="store_true", help="also write a localisation table (CSV, nm)")
+    s.add_argument(
+        "--photons",
+        type=float,
+        default=50.0,
+        help="mean counts of a pure heterochromatin pixel in the "
+        "intensity image (euchromatin: 0.3 of it); NAME.json records the levels (default 50)",
+    )
+    s.set_defaults(func=_cmd_simulate)
+
+    sc = sub.add_parser(
+        "scaling",
+        help='per-domain scaling-law rates (docs/model.md, "Scaling law"), optionally beside '
+        "the rate maps of `mollifier infer` averaged per domain",
+        description="Domains: nucleus pixels above a percentile of phi, 8-connected, at least "
+        "--min-area pixels. Per domain R = sqrt(area/pi), d = mean centroid distance to the "
+        "--neighbours nearest domains; Gamma_ac = D/d^2, Gamma_me = Gamma_ac/((d/R)^2 - 1), "
+        "D = M A = 1 ell0^2/tau, lengths in ell0 = 10 nm, rates in 1/tau. Writes OUT/S_domains.csv "
+        "(one row per domain) and prints a one-line summary.",
+    )
+    sc.add_argument("image", metavar="IMAGE")
+    sc.add_argument("--out", default=".", help="folder of S_domains.csv (default: the current folder)")
+    sc.add_argument(
+        "--pixel-size", type=float, metavar="NM", help="pixel size in nm (default: from the file)"
+    )
+    sc.add_argument(
+        "--input",
+        choices=["intensity", "fraction"],
+        default="intensity",
+        help="intensity (default): raw image normalised to phi; fraction: pixels are phi in [0, 1]",
+    )
+    sc.add_argument("--mask", help="nucleus mask TIFF (nonzero = nucleus); default: segmented")
+    sc.add_argument(
+        "--maps",
+        metavar="DIR",
+        help="output folder of `mollifier infer` for this image "
+        "(S_gamma_me.tif, S_gamma_ac.tif): adds their per-domain means and the comparison",
+    )
+    sc.add_argument(
+        "--percentile",
+        type=float,
+        default=70.0,
+        help="domain threshold: percentile of phi inside the nucleus (default 70: the top 30 %%)",
+    )
+    sc.add_argument(
+        "--neighbours", type=int, default=5, help="d: mean distance to this many nearest domains (default 5)"
+    )
+    sc.add_argument(
+        "--min-area",
+        type=int,
+        default=10,
+        metavar="PX",
+        help="drop domains smaller than this many pixels (default 10)",
+    )
+    sc.add_argument(
+        "--smoothing-nm",
+        type=float,
+        metavar="NM",
+        help="Gaussian sigma before the threshold (default: 0 for fraction, 20 nm for intensity input)",
+    )
+    sc.set_defaults(func=_cmd_scaling)
+
+    d = sub.add_parser("demo", help="the README's main job: rate maps of the bundled sample nuclei")
+    d.add_argument("--out", default="mollifier-demo", help="output folder (default: ./mollifier-demo)")
+    d.add_argument(
+        "--samples",
+        default=None,
+        help="folder of *_phi.tif / *_mask.tif sample images (default: the bundled sample_images/)",
+    )
+    d.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    d.set_defaults(func=_cmd_demo)
+    return p
