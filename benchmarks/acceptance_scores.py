@@ -1,10 +1,14 @@
-"""Scores of the chromatin acceptance fits (tests/test_acceptance_chromatin.py), one line per fit.
+"""Scores of the chromatin acceptance fits, one table row per fit.
 
-    python benchmarks/acceptance_scores.py [--out FILE.md]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/acceptance_scores.py [--out FILE.md]
 
-The seven 256^2 fits of the slow acceptance tests, default settings on one thread; prints r and
-mean relative error of both maps on the nucleus interior (20 px inside the edge).
+The seven 256^2 fits of tests/test_acceptance_chromatin.py (default settings, fraction input with
+the true mask, the same nuclei, noise and seeds), on one thread so that runs compare exactly.
+Per map: r against the truth (meaningless for uniform rates), mean relative error and spatial
+std/mean on the nucleus interior 20 px inside the edge; the mean Gamma_ac; the fit's seconds.
+Used to check that a refactoring leaves the fits' numbers unchanged.
 """
+
 import argparse
 import sys
 import time
@@ -46,25 +50,44 @@ def main():
             sims[preset, f] = simulate_nucleus(256, rates=rates, seed=SEEDS[preset])
         return sims[preset, f]
 
-    rows = ["| fit | r me | rel me | sd/mean me | r ac | rel ac | sd/mean ac | mean ac | s |", "|---|" + "---:|" * 8]
-    cases = [("gradient", 1.0, 0.0), ("gradient", 1.0, 0.03), ("patches", 1.0, 0.0), ("uniform", 1.0, 0.03),
-             ("uniform", 1.0, 0.01), ("uniform", 1.5, 0.01), ("gradient-intensity", 1.0, 0.0)]
+    rows = [
+        "| fit | r me | rel me | sd/mean me | r ac | rel ac | sd/mean ac | mean ac | s |",
+        "|---|" + "---:|" * 8,
+    ]
+    cases = [
+        ("gradient", 1.0, 0.0),
+        ("gradient", 1.0, 0.03),
+        ("patches", 1.0, 0.0),
+        ("uniform", 1.0, 0.03),
+        ("uniform", 1.0, 0.01),
+        ("uniform", 1.5, 0.01),
+        ("gradient-intensity", 1.0, 0.0),
+    ]
     for preset, f, noise in cases:
         t0 = time.perf_counter()
         if preset == "gradient-intensity":
             s = sim("gradient")
             photons, eu = 1000.0, 0.3
-            img = render_intensity(s.phi, s.mask, s.pixel_size_nm, photons=photons, euchromatin_level=eu, seed=5)
-            st = InferenceSettings(device="cpu", euchromatin_level=eu * photons, heterochromatin_level=photons)
-            fit = infer_rates(img, pixel_size_nm=s.pixel_size_nm, mask=s.mask, input="intensity", settings=st).fit
+            img = render_intensity(
+                s.phi, s.mask, s.pixel_size_nm, photons=photons, euchromatin_level=eu, seed=5
+            )
+            st = InferenceSettings(
+                device="cpu", euchromatin_level=eu * photons, heterochromatin_level=photons
+            )
+            fit = infer_rates(
+                img, pixel_size_nm=s.pixel_size_nm, mask=s.mask, input="intensity", settings=st
+            ).fit
         else:
             s = sim(preset, f)
             data = s.phi + noise * np.random.default_rng(100).standard_normal(s.phi.shape)
             *_, fit = fit_rates(data, s.mask, s.pixel_size_nm, InferenceSettings(device="cpu"))
         inner = binary_erosion(s.mask, iterations=20) & fit.analysed
         v = scores(fit, s, inner)
-        line = (f"| {preset} x{f} noise {noise} | " + " | ".join(f"{x:.4f}" for x in v)
-                + f" | {np.mean(fit.gamma_ac[inner]):.6f} | {time.perf_counter() - t0:.0f} |")
+        line = (
+            f"| {preset} x{f} noise {noise} | "
+            + " | ".join(f"{x:.4f}" for x in v)
+            + f" | {np.mean(fit.gamma_ac[inner]):.6f} | {time.perf_counter() - t0:.0f} |"
+        )
         rows.append(line)
         print(line, flush=True)
     if a.out:

@@ -58,7 +58,7 @@ def main() -> None:
     torch.set_flush_denormal(True)
     cmd = " ".join(sys.argv[1:])
     lines = [
-        "# Scaling-law estimate (docs/model.md, \"Scaling law\") vs the true rate maps, per domain",
+        '# Scaling-law estimate (docs/model.md, "Scaling law") vs the true rate maps, per domain',
         "",
         "Reproduce: `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/scaling_crosscheck.py"
         f"{(' ' + cmd) if cmd else ''}`",
