@@ -15,7 +15,7 @@ import torch
 from napari_mollifier.cli import build_parser
 from napari_mollifier.config import ARCHS, DEFAULT_NETWORK_SIZE, InferenceSettings
 from napari_mollifier.inverse import RateProblem, fit_rates
-from napari_mollifier.inverse._solver import _make_field
+from napari_mollifier.inverse._fields import _make_field
 from napari_mollifier.physics import ChromatinModel
 
 NETWORKS = ("mlp", "piratenet", "convnet")

@@ -192,7 +192,7 @@ def test_basis_factor_products_match_the_dense_design():
 def test_solver_crop_grows_to_a_fast_fft_length(lo, hi, size):
     from scipy.fft import next_fast_len
 
-    from napari_mollifier.inverse._solver import _fft_friendly
+    from napari_mollifier.inverse._problem import _fft_friendly
 
     a, b = _fft_friendly(lo, hi, size)
     assert 0 <= a <= lo and hi <= b <= size  # never smaller than asked, never off the image

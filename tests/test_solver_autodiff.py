@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from napari_mollifier.config import InferenceSettings
-from napari_mollifier.inverse import RateProblem, _solver, fit_rates
-from napari_mollifier.physics import ChromatinModel, mu_laplacian
+from napari_mollifier.inverse import RateProblem, _fields, fit_rates
+from napari_mollifier.mollifier import MollifierLayer
+from napari_mollifier.physics import DERIVATIVES_NEEDED, ChromatinModel, mu_laplacian
 
 
 def _data(n=40):
@@ -49,9 +50,9 @@ def _derivatives(method, monkeypatch):
         device="cpu", arch="mlp", derivatives=method, residual_form="chain", precision="float64"
     )
     problem = RateProblem(phi, mask, 10.0, settings, ChromatinModel(), torch.device("cpu"))
-    real = _solver._coordinate_net
-    monkeypatch.setattr(_solver, "_coordinate_net", lambda p, s: (_CosineCorrection(), real(p, s)[1]))
-    groups, fn = _solver._field_derivatives(
+    real = _fields._coordinate_net
+    monkeypatch.setattr(_fields, "_coordinate_net", lambda p, s: (_CosineCorrection(), real(p, s)[1]))
+    groups, fn = _fields._field_derivatives(
         problem, settings, torch.ones_like(problem.phi), problem.phi.clone()
     )
     return problem, groups, fn()
@@ -69,9 +70,9 @@ def test_autodiff_derivatives_of_an_analytic_correction(monkeypatch):
     h, w = problem.phi.shape
     base = {
         k: v[0, 0]
-        for k, v in _solver.MollifierLayer(
+        for k, v in MollifierLayer(
             problem.radius_px,
-            _solver.DERIVATIVES_NEEDED,
+            DERIVATIVES_NEEDED,
             spacing=problem.h,
             boundary="reflect",
             kernel="spectral",

@@ -1,8 +1,10 @@
 """Inverse problems: rate maps from steady-state images."""
 
 from ._basis import SmoothBasis
+from ._device import resolve_device
 from ._infer import RateMaps, infer_rates, to_fraction, write_rate_maps
-from ._solver import ProgressEvent, RateFit, RateProblem, estimate_noise, fit_rates, resolve_device
+from ._problem import RateProblem, estimate_noise
+from ._solver import ProgressEvent, RateFit, fit_rates
 
 __all__ = [
     "ProgressEvent",

@@ -1,0 +1,257 @@
+"""The rate problem of one image: everything a fit needs except the trainable field.
+
+:class:`RateProblem` holds the data and regions on the analysed crop, the mollifier that takes
+the residual's derivatives of a field, and the smooth rate basis. Given those derivatives the
+steady-state residual is linear in the rate coefficients, so ``solve`` gives the optimal ones by
+a small regularised least-squares problem (variable projection), and ``residual_energy`` is the
+physics term of the loss. :func:`estimate_noise` sets the data's noise scale (and with it the
+rate regulariser's weight); :func:`_preconditioner` is the Fourier symbol of the linearised loss,
+which flattens its curvature for the grid field. The training itself is in ``_solver``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..config import InferenceSettings
+from ..mollifier import MollifierLayer
+from ..physics import DERIVATIVES_NEEDED, ChromatinModel, chemical_potential, mu_laplacian
+from ._basis import SmoothBasis
+
+__all__ = ["RateProblem", "estimate_noise"]
+
+
+def estimate_noise(phi: np.ndarray, region: np.ndarray) -> float:
+    """Noise level of phi inside a region: MAD of the discrete Laplacian (robust to domains)."""
+    lap = 4 * phi[1:-1, 1:-1] - phi[:-2, 1:-1] - phi[2:, 1:-1] - phi[1:-1, :-2] - phi[1:-1, 2:]
+    inner = region[1:-1, 1:-1]
+    if not inner.any():
+        return 0.0
+    v = lap[inner]
+    # For white noise of std s the 5-point Laplacian has std s * sqrt(20).
+    return float(1.4826 * np.median(np.abs(v - np.median(v))) / math.sqrt(20.0))
+
+
+#: Noise level at which ``settings.smoothness`` applies as given (it scales as (noise / this)^2).
+SMOOTHNESS_REFERENCE_NOISE = 0.01
+
+
+def _fft_friendly(lo: int, hi: int, size: int) -> tuple[int, int]:
+    """Grow ``[lo, hi)`` (clipped to ``[0, size)``) so that the spectral layer's even extension
+    (2n - 2 points) has only small prime factors: a crop of 234 px gave a 466-point FFT
+    (2 x 233) that made a fit ~1.5x slower than the 480-point one of a 241 px crop."""
+    from scipy.fft import next_fast_len
+
+    lo, hi = max(lo, 0), min(hi, size)
+    n = hi - lo
+    target = n
+    while next_fast_len(2 * target - 2) != 2 * target - 2 and target < n + 32:
+        target += 1
+    grow = min(target, size) - n
+    lo = max(lo - grow // 2, 0)
+    hi = min(lo + n + grow, size)
+    lo = max(hi - n - grow, 0)
+    return lo, hi
+
+
+class RateProblem:
+    """Data, regions, mollifier and rate basis on the analysed crop: the pieces of a rate fit.
+
+    ``derivatives(g)`` gives the residual's derivatives of a field g on the crop, ``solve(d)``
+    the rate coefficients that are optimal for them, ``residual_energy(d, coef)`` the physics
+    term of the loss and ``maps(coef, u)`` the rate maps; :func:`fit_rates` trains g with them.
+    """
+
+    def __init__(
+        self,
+        phi: np.ndarray,
+        mask: np.ndarray,
+        pixel_size_nm: float,
+        settings: InferenceSettings,
+        model: ChromatinModel,
+        device: torch.device,
+        noise_level: float = SMOOTHNESS_REFERENCE_NOISE,
+    ):
+        from scipy.ndimage import binary_erosion
+
+        self.model = model
+        self.h = model.spacing(pixel_size_nm)
+        radius_px = settings.kernel_radius_nm / pixel_size_nm
+        if radius_px <= 0.5:
+            raise ValueError(
+                f"kernel_radius_nm={settings.kernel_radius_nm} is only {radius_px:.2f} pixels at "
+                f"{pixel_size_nm} nm/pixel; use more than half a pixel"
+            )
+        # Spectral derivatives: the chromatin residual cancels 4th-order terms ~25x larger than
+        # the reaction, and 8th-order differences at 10 nm leave errors of that size
+        # (measured: rates off by 60-200 % vs 0.2 % with exact multipliers, noise-free).
+        # The residual's lap(mu): "nested" = a second mollifier Laplacian of mu(phi_hat) (the
+        # pseudo-spectral form), "chain" = chain rule from derivatives of phi_hat. On a steady state
+        # simulated at 5 nm and sampled at 10 nm the true maps leave a residual of 20 % of the
+        # reaction with "nested" against 53 % with "chain" (docs/decisions.md).
+        self.nested = settings.residual_form == "nested"
+        needed = ("u", "laplacian") if self.nested else DERIVATIVES_NEEDED
+        self.layer = MollifierLayer(
+            radius_px, needed, spacing=self.h, boundary="reflect", kernel="spectral"
+        ).to(device)
+        self.mu_layer = (
+            MollifierLayer(
+                radius_px, ("laplacian",), spacing=self.h, boundary="reflect", kernel="spectral"
+            ).to(device)
+            if self.nested
+            else None
+        )
+        self.radius_px = radius_px
+        margin = self.layer.margin
+        edge_px = max(int(round(settings.edge_margin_nm / pixel_size_nm)), 1)
+        interior = binary_erosion(mask, iterations=edge_px, border_value=0)
+        if interior.sum() < 100:
+            raise ValueError(
+                f"the nucleus mask leaves only {int(interior.sum())} pixels more than "
+                f"{settings.edge_margin_nm} nm from its edge; the mask is too small or empty"
+            )
+        ys, xs = np.nonzero(mask)
+        pad = margin + 2
+        y0, y1 = _fft_friendly(ys.min() - pad, ys.max() + pad + 1, phi.shape[0])
+        x0, x1 = _fft_friendly(xs.min() - pad, xs.max() + pad + 1, phi.shape[1])
+        self.box = (slice(y0, y1), slice(x0, x1))
+        self.full_shape = phi.shape
+        # float32 by default: on a 256^2 nucleus at 3 % noise it gave the same maps as float64 to
+        # three digits, 1.45x faster on the CPU (MPS has no float64).
+        self.dtype = (
+            torch.float64 if (settings.precision == "float64" and device.type != "mps") else torch.float32
+        )
+        self.phi = torch.as_tensor(phi[self.box], dtype=self.dtype, device=device)
+        self.mask = torch.as_tensor(mask[self.box], device=device)
+        self.interior = torch.as_tensor(interior[self.box], device=device)
+        spacing_px = settings.rate_scale_nm / pixel_size_nm
+        self.basis = SmoothBasis(
+            tuple(self.phi.shape), spacing_px, self.interior, dtype=torch.float64, device=device
+        )
+        k = self.basis.size
+        d2 = self.basis.smoothness_operator().to(device)
+        self.roughness = torch.block_diag(d2.T @ d2, d2.T @ d2)  # (2K, 2K)
+        # Tikhonov weight of the rate maps follows the data's variance: at 3 % noise the default
+        # weight left r ~0.87-0.89 on a gradient nucleus, (3 %/1 %)^2 = 9x gave 0.95 (measured,
+        # benchmarks/chromatin_recovery.py); noise-free fits are unchanged.
+        self.smoothness = settings.smoothness * (noise_level / SMOOTHNESS_REFERENCE_NOISE) ** 2
+        self.psf_hat = None
+        psf_px = (settings.psf_sigma_nm or 0.0) / pixel_size_nm
+        if psf_px > 0:
+            hh, ww = self.phi.shape
+            ky = 2 * math.pi * torch.fft.fftfreq(hh, dtype=torch.float64)
+            kx = 2 * math.pi * torch.fft.rfftfreq(ww, dtype=torch.float64)
+            k2 = ky[:, None] ** 2 + kx[None, :] ** 2
+            self.psf_hat = torch.exp(-0.5 * psf_px**2 * k2).to(device, self.dtype)
+        self.device = device
+        self.n_coef = k
+
+    def imaged(self, u: torch.Tensor) -> torch.Tensor:
+        """phi_hat as the microscope would record it (blurred by the PSF, if any)."""
+        if self.psf_hat is None:
+            return u
+        return torch.fft.irfft2(torch.fft.rfft2(u) * self.psf_hat, s=u.shape)
+
+    def derivatives(self, g: torch.Tensor) -> dict:
+        out = {k: v[0, 0] for k, v in self.layer(g[None, None]).items()}
+        if self.nested:
+            mu = chemical_potential(out, self.model)
+            out["mu_laplacian"] = self.mu_layer(mu[None, None])["laplacian"][0, 0]
+        else:
+            out["mu_laplacian"] = mu_laplacian(out, self.model)
+        return out
+
+    def _fields(self, d: dict):
+        """u and the residual's constant ``b = -M lap(mu)`` on the crop, float64, zero outside
+        the interior (the residual is scored there only)."""
+        inside = self.interior.double()
+        u = d["u"].double()
+        b = -self.model.mobility * d["mu_laplacian"].double()
+        return u, b * inside, inside
+
+    def normal_equations(self, d: dict):
+        """``A^T A`` and ``A^T b`` of the residual ``A c - b`` (A: columns ``B_k (1 - u)`` and
+        ``-B_k u`` on the interior), built from the basis's tensor-product factors: the dense
+        (pixels x 2K) design cost most of a step's time."""
+        u, b, inside = self._fields(d)
+        g = self.basis.gram
+        a, c = (1.0 - u) * inside, u * inside
+        top = torch.cat([g(a * a), -g(a * c)], dim=1)
+        bottom = torch.cat([-g(a * c), g(c * c)], dim=1)
+        ata = torch.cat([top, bottom], dim=0)
+        atb = torch.cat([self.basis.project(a * b), -self.basis.project(c * b)])
+        return ata, atb
+
+    @torch.no_grad()
+    def set_regularisation(self, d: dict) -> None:
+        """Fix the rate regulariser's scale from one field (it must not change during a fit,
+        or the detached coefficients would no longer give the exact gradient)."""
+        ata, _ = self.normal_equations(d)
+        scale = torch.diagonal(ata).mean()
+        eye = torch.eye(ata.shape[1], device=ata.device, dtype=ata.dtype)
+        self.reg = self.smoothness * scale * self.roughness + 1e-9 * scale * eye
+
+    @torch.no_grad()
+    def solve(self, d: dict) -> torch.Tensor:
+        """Rate coefficients minimising ``|A c - b|^2 + c^T R c`` for this field."""
+        if getattr(self, "reg", None) is None:
+            self.set_regularisation(d)
+        ata, atb = self.normal_equations(d)
+        return torch.linalg.solve(ata + self.reg, atb)
+
+    def residual(self, d: dict, coef: torch.Tensor) -> torch.Tensor:
+        """Steady-state residual ``Gamma_me (1 - u) - Gamma_ac u - b`` on the interior pixels."""
+        u, b, inside = self._fields(d)
+        k = self.n_coef
+        me, ac = self.basis.expand_separable(coef[:k]), self.basis.expand_separable(coef[k:])
+        return (me * (1.0 - u) - ac * u - b)[self.interior]
+
+    def residual_energy(self, d: dict, coef: torch.Tensor) -> torch.Tensor:
+        """Mean squared residual plus the regulariser per pixel: the exact objective the
+        coefficients minimise, so gradients through a detached ``coef`` are exact."""
+        r = self.residual(d, coef)
+        return (r.pow(2).sum() + coef @ (self.reg @ coef)) / r.numel()
+
+    def maps(self, coef: torch.Tensor, u: torch.Tensor) -> dict:
+        k = self.n_coef
+        me = self.basis.expand(coef[:k]).float()
+        ac = self.basis.expand(coef[k:]).float()
+        nan = torch.tensor(float("nan"), device=me.device)
+        inside = self.interior
+        return {
+            "gamma_me": torch.where(inside, me, nan).cpu().numpy(),
+            "gamma_ac": torch.where(inside, ac, nan).cpu().numpy(),
+            "lambda": torch.where(inside, me / ac, nan).cpu().numpy(),
+            "phi_hat": u.detach().float().cpu().numpy(),
+        }
+
+    def to_full(self, crop: np.ndarray, fill=np.nan) -> np.ndarray:
+        out = np.full(self.full_shape, fill, dtype=np.float32)
+        out[self.box] = crop
+        return out
+
+
+def _preconditioner(problem: RateProblem, s_d: float, s_r: float, mean_rate: float) -> torch.Tensor:
+    """Fourier symbol p(k) that makes the loss's curvature about uniform over wavenumbers.
+
+    Linearised, the loss in g has the symbol ``eta_h(k)^2 [1/s_d^2 + rho(k)^2/s_r^2]`` with
+    ``rho = M (kappa k^4 + 2 A k^2) + Gamma`` (the 4th-order operator, stiff as k^8). Training
+    ``z`` with ``g = F^-1[p F z]`` and ``p = symbol^-1/2`` removes that stiffness; without it
+    Adam barely moved the high wavenumbers that noise lives in (measured).
+    """
+    from ..mollifier import bump_kernel
+    from ..mollifier._functional import sampled_bump_symbol
+
+    h, w = problem.phi.shape
+    m = problem.model
+    ky = 2 * math.pi * torch.fft.fftfreq(h, d=problem.h, dtype=torch.float64)
+    kx = 2 * math.pi * torch.fft.rfftfreq(w, d=problem.h, dtype=torch.float64)
+    k2 = ky[:, None] ** 2 + kx[None, :] ** 2
+    eta_hat = sampled_bump_symbol(torch.tensor(bump_kernel(problem.radius_px, 2)), (h, w))
+    rho = m.mobility * (m.kappa * k2**2 + 2 * m.bulk * k2) + mean_rate
+    psf2 = 1.0 if problem.psf_hat is None else problem.psf_hat.double().cpu().square()
+    symbol = eta_hat.square().clamp_min(0.05) * (psf2 / s_d**2 + rho**2 / s_r**2)
+    return (symbol / symbol[0, 0]).rsqrt().to(problem.device, problem.dtype)
