@@ -1,0 +1,99 @@
+"""The per-file step of a batch: :func:`infer_file` infers one file and writes its outputs."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from ..config import InferenceSettings
+from ..io import one_line_error
+from ._result import FileResult
+from ._resume import batch_key, completed_result
+
+
+def infer_file(
+    image,
+    out,
+    *,
+    pixel_size_nm=None,
+    mask=None,
+    input: str = "intensity",
+    settings: InferenceSettings | None = None,
+    cancel: threading.Event | None = None,
+    progress: Callable | None = None,
+    overview: bool = False,
+    skip_existing: bool = False,
+) -> FileResult:
+    """Infer one file and write its outputs; never raises for a bad input (status "failed").
+
+    Parameters
+    ----------
+    image : path
+    out : path
+        Output folder.
+    pixel_size_nm, input, settings
+        As for :func:`napari_mollifier.infer_rates`.
+    mask : None, path or callable
+        None (segment), a path, or a callable ``image -> path`` (e.g. :func:`sibling_mask`).
+    cancel : threading.Event, optional
+        A fit stopped through it is not written (status "cancelled").
+    progress : callable, optional
+        Receives the solver's progress events.
+    overview : bool
+        Also write ``S_overview.png``.
+    skip_existing : bool
+        Return status "skipped" without fitting when ``out`` already holds this file's complete
+        outputs made with the same resume key (:func:`batch_key`).
+
+    Returns
+    -------
+    FileResult
+    """
+    from ..inverse import infer_rates, write_rate_maps
+
+    try:
+        key = batch_key(image, pixel_size_nm=pixel_size_nm, mask=mask, input=input, settings=settings)
+        if skip_existing:
+            done = completed_result(image, out, key["hash"], overview=overview)
+            if done is not None:
+                return done
+        m = mask(image) if callable(mask) else mask
+        maps = infer_rates(
+            image,
+            pixel_size_nm=pixel_size_nm,
+            mask=m,
+            input=input,
+            settings=settings,
+            cancel=cancel,
+            progress=progress,
+        )
+        if maps.fit.cancelled:
+            return FileResult(str(image), "cancelled", "stopped before the fit finished; nothing written")
+        batch = {"key": key["hash"], "fields": key["fields"]}
+        # An earlier S.json goes first: should this write stop halfway, the new maps beside the old
+        # record must not pass for that earlier, complete result on a re-run.
+        (Path(out) / f"{Path(image).stem}.json").unlink(missing_ok=True)
+        if overview:
+            # Before the JSON: S.json is the last output written, the mark of a finished file.
+            from ..plotting import overview_figure
+
+            overview_figure(maps, Path(out) / f"{Path(image).stem}_overview.png")
+        paths = write_rate_maps(maps, out, extra={"batch": batch})
+        if overview:
+            paths["overview"] = Path(out) / f"{Path(image).stem}_overview.png"
+        status, reason = "ok", "; ".join(maps.notices)
+        if maps.fit.diverged:
+            status, reason = "diverged", f"{image}: {maps.fit.message}"
+        return FileResult(
+            str(image),
+            status,
+            reason,
+            outputs={k: str(v) for k, v in paths.items()},
+            summary=maps.summary(),
+            runtime_s=maps.fit.runtime_s,
+            steps_done=maps.fit.steps_done,
+            device=maps.fit.device,
+        )
+    except Exception as exc:  # noqa: BLE001 - one input's failure must not stop the others
+        return FileResult(str(image), "failed", one_line_error(exc, image))

@@ -1,0 +1,45 @@
+"""What happened to one input file: :class:`FileResult` and its row of ``summary.csv``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Statuses of a file whose maps were written (by this run or, "skipped", by an earlier one).
+_WRITTEN = ("ok", "skipped", "diverged")
+
+
+@dataclass
+class FileResult:
+    """What happened to one input file.
+
+    ``status`` is "ok", "skipped" (complete outputs with the same settings already existed),
+    "diverged" (training stopped at a NaN or exploding loss; the last good maps were written),
+    "failed", "cancelled" or "not run". ``reason`` is one line (for "ok" it may carry a notice,
+    e.g. a fall-back from the GPU to the CPU).
+    """
+
+    file: str
+    status: str
+    reason: str = ""
+    outputs: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+    runtime_s: float = 0.0
+    steps_done: int = 0
+    device: str = ""
+
+    def row(self) -> dict:
+        s = self.summary
+        mean = lambda k: f"{s[k]['mean']:.6g}" if k in s else ""  # noqa: E731
+        done = self.status in _WRITTEN
+        return {
+            "file": self.file,
+            "status": self.status,
+            "reason": self.reason,
+            "gamma_me_mean": mean("gamma_me"),
+            "gamma_ac_mean": mean("gamma_ac"),
+            "lambda_mean": mean("lambda"),
+            "runtime_s": f"{self.runtime_s:.2f}" if done else "",
+            "steps_done": self.steps_done if done else "",
+            "device": self.device,
+            "outputs": str(self.outputs.get("json", "")),
+        }

@@ -1,0 +1,112 @@
+"""Resuming a batch: the resume key of one file's inputs and settings (:func:`batch_key`), and the
+"skipped" result of a file whose complete outputs carry that key (:func:`completed_result`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from ..config import InferenceSettings
+from ..io import InputError
+from ._result import FileResult
+
+#: The per-file output maps (``S_{key}.tif``, besides ``S.json``) of a finished file (docs/interfaces.md).
+OUTPUT_FILE_KEYS = ("gamma_me", "gamma_ac", "lambda", "phi", "mask")
+
+# Settings that do not change the maps: left out of the resume key. The device is left out on
+# purpose: a file fitted on a GPU is not redone on a CPU worker (float32 results agree to a few
+# digits, not bit for bit; see docs/decisions.md).
+_KEY_IGNORES = ("device", "report_every")
+
+
+def _file_digest(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def batch_key(
+    image,
+    *,
+    pixel_size_nm=None,
+    mask=None,
+    input: str = "intensity",
+    settings: InferenceSettings | None = None,
+) -> dict:
+    """What decides one file's maps, and its hash: the resume key stored in ``S.json["batch"]``.
+
+    Parameters
+    ----------
+    image : path
+        The input file; its bytes are hashed (a changed file is redone even under the same name).
+    pixel_size_nm, mask, input, settings
+        As for :func:`infer_file`. ``mask`` may be None, a path or a callable ``image -> path``;
+        a mask file's bytes are hashed too.
+
+    Returns
+    -------
+    dict
+        ``{"hash": hex digest, "fields": what was hashed}``.
+
+    Raises
+    ------
+    InputError
+        The image (or its mask) cannot be read; one line naming it.
+    """
+    from .. import __version__
+
+    settings = settings or InferenceSettings()
+    p = Path(image)
+    if not p.is_file():
+        raise InputError(f"{p}: file not found; check the path (and the --pattern of a batch)")
+    m = mask(image) if callable(mask) else mask
+    if m is not None and not Path(m).is_file():
+        raise InputError(f"{m}: mask file not found; check the --mask path")
+    fields = {
+        "input_sha256": _file_digest(p),
+        "mask_sha256": None if m is None else _file_digest(m),
+        "pixel_size_nm": None if pixel_size_nm is None else float(pixel_size_nm),
+        "input": input,
+        "settings": {k: v for k, v in settings.model_dump().items() if k not in _KEY_IGNORES},
+        "version": __version__,
+    }
+    text = json.dumps(fields, sort_keys=True, default=str)
+    return {"hash": hashlib.sha256(text.encode()).hexdigest(), "fields": fields}
+
+
+def _output_paths(image, out, overview: bool) -> dict:
+    stem = Path(image).stem
+    paths = {k: Path(out) / f"{stem}_{k}.tif" for k in OUTPUT_FILE_KEYS}
+    paths["json"] = Path(out) / f"{stem}.json"
+    if overview:
+        paths["overview"] = Path(out) / f"{stem}_overview.png"
+    return paths
+
+
+def completed_result(image, out, key: str, *, overview: bool = False) -> FileResult | None:
+    """A "skipped" result when ``out`` holds complete outputs of ``image`` made with resume key
+    ``key`` (a finished, not diverged, not cancelled fit); None when the file must be (re)run."""
+    paths = _output_paths(image, out, overview)
+    if not all(p.is_file() for p in paths.values()):
+        return None
+    try:
+        rec = json.loads(paths["json"].read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # unreadable record: run the file again rather than trust it
+    batch = rec.get("batch") or {}
+    if batch.get("key") != key or rec.get("cancelled") or rec.get("diverged"):
+        return None
+    return FileResult(
+        str(image),
+        "skipped",
+        "outputs exist with the same settings",
+        outputs={k: str(v) for k, v in paths.items()},
+        summary=rec.get("summary") or {},
+        runtime_s=float(rec.get("runtime_s") or 0.0),
+        steps_done=int(rec.get("steps_done") or 0),
+        device=str(rec.get("device", "")),
+    )

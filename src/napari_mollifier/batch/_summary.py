@@ -1,0 +1,35 @@
+"""The summary table of a batch: ``summary.csv``, one row per input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..io import atomic_write_text
+from ._result import FileResult
+
+SUMMARY_COLUMNS = (
+    "file",
+    "status",
+    "reason",
+    "gamma_me_mean",
+    "gamma_ac_mean",
+    "lambda_mean",
+    "runtime_s",
+    "steps_done",
+    "device",
+    "outputs",
+)
+
+
+def write_summary(results: Iterable[FileResult], path: str | os.PathLike) -> Path:
+    """summary.csv: one row per input (file, status, reason, mean rates, runtime, ...)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in results:
+        w.writerow(r.row())
+    return atomic_write_text(path, buf.getvalue())
