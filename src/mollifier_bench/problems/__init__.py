@@ -1,7 +1,7 @@
 """The paper's 1st- and 2nd-order benchmark problems: simulated data and fits
 (docs/method.md, "Benchmark problems")."""
 
-from ._fit import ARCHS, METHODS, FitResult, chebyshev_basis, fit_first_order, fit_second_order
+from ._fit import fit_first_order, fit_second_order
 from ._simulate import (
     ProblemData,
     default_conductivity,
@@ -9,6 +9,7 @@ from ._simulate import (
     simulate_first_order,
     simulate_second_order,
 )
+from ._training import ARCHS, METHODS, FitResult, chebyshev_basis
 
 __all__ = [
     "ARCHS",
