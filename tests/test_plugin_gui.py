@@ -162,7 +162,17 @@ def test_widget_defaults_tooltips_and_device(make_napari_viewer_proxy, qtbot):
     assert w.form.settings() == defaults
     for name in ("arch", "steps", "kernel_radius_nm", "rate_scale_nm"):
         assert w.form.widgets[name].toolTip() == InferenceSettings.model_fields[name].description
-    assert w.form.widgets["device"].toolTip()  # undocumented fields get a tooltip too
+    assert w.form.widgets["device"].toolTip()
+    # the kernel radius: blank ("auto") is about one pixel at the image's pixel size
+    radius = w.form.widgets["kernel_radius_nm"]
+    assert radius.text() == "auto (about 1 pixel)" and w.form.values()["kernel_radius_nm"] is None
+    w.form.set_values(kernel_radius_nm=20.0)
+    assert w.form.settings().kernel_radius_nm == 20.0
+    radius.stepDown()
+    radius.stepDown()
+    assert w.form.settings().kernel_radius_nm == 18.0
+    w.form.set_values(kernel_radius_nm=None)
+    assert w.form.settings() == defaults
     # every setting but the comparison switches is in the form
     assert set(w.form.widgets) == set(InferenceSettings.model_fields) - set(COMPARISON_FIELDS)
     assert not w.form.advanced.isVisibleTo(w) and w.form.advanced_toggle.text() == "Advanced settings"

@@ -11,9 +11,12 @@ __all__ = [
     "ARCHS",
     "COMPARISON_FIELDS",
     "COORDINATE_ARCHS",
+    "DEFAULT_KERNEL_RADIUS_NM",
     "DEFAULT_NETWORK_SIZE",
     "InferenceSettings",
     "LEGACY_FIELDS",
+    "option_name",
+    "resolved_kernel_radius_nm",
     "settings_from_record",
 ]
 
@@ -48,7 +51,11 @@ class InferenceSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    method: Literal["pinn", "direct"] = "pinn"
+    method: Literal["pinn", "direct"] = Field(
+        "pinn",
+        description="pinn: train a field whose mollified derivatives satisfy the model (robust to "
+        "noise); direct: read the rates off the mollified data in one solve (fast, noise-sensitive)",
+    )
     arch: Arch = Field(
         "grid",
         description="the trainable field: grid = free per-pixel field trained through a Fourier "
@@ -58,7 +65,9 @@ class InferenceSettings(BaseModel):
         "dilated convolutional net whose input is the smoothed data and the pixel coordinates. Networks "
         "are slower; use the soap optimizer with them",
     )
-    optimizer: Literal["adam", "soap"] = "adam"
+    optimizer: Literal["adam", "soap"] = Field(
+        "adam", description="adam, or soap (second-order preconditioning; for the network architectures)"
+    )
     derivatives: Literal["mollifier", "autodiff"] = Field(
         "mollifier",
         description="how the residual's derivatives of the field are taken: mollifier = "
@@ -70,38 +79,44 @@ class InferenceSettings(BaseModel):
     learning_rate: float | None = Field(
         None,
         gt=0,
-        description="default: 0.05 for grid, 3e-3 for piratenet (after a 200-step warm-up), "
-        "1e-3 for mlp and convnet",
+        description="learning rate of the optimizer; default: 0.05 for grid, 3e-3 for piratenet "
+        "(after a 200-step warm-up), 1e-3 for mlp and convnet",
     )
     init_smoothing_px: float | None = Field(
         None,
         ge=0,
         description="Gaussian smoothing (pixels) of the "
         "data for the starting field and the residual scale; default "
-        "grows with the estimated noise: clip(1 + 50 sigma, 1, 3)",
+        "grows with the estimated per-pixel noise sigma: clip(1 + 50 sigma, 1, 3)",
     )
-    # 10.1 nm (about one pixel at 10 nm, i.e. no smoothing) is what the noise-free direct read-out
-    # needs; the best radius for the PINN under noise has not been established.
-    kernel_radius_nm: float = Field(
-        10.1, gt=0, description="mollifier radius: smoothing of phi_hat's derivatives (physical units)"
+    # About one pixel (10.1 nm at 10 nm pixels), where the sampled bump is a delta and the layer takes
+    # exact spectral derivatives: what the noise-free direct read-out needs; the best radius for the
+    # PINN under noise has not been established. None resolves per image: resolved_kernel_radius_nm.
+    kernel_radius_nm: float | None = Field(
+        None,
+        gt=0,
+        description="mollifier radius in nm: smoothing of phi_hat's derivatives; must exceed half a "
+        "pixel. Default: about one pixel, max(10.1 nm, 1.01 x pixel size) (no smoothing, exact "
+        "spectral derivatives)",
     )
     rate_scale_nm: float = Field(
         500.0,
         gt=0,
         description="spacing of the rate maps' control points: rates "
-        "vary on this scale and no faster (must span several domains)",
+        "vary on this scale and no faster (must span several domains and at least 2 pixels)",
     )
     edge_margin_nm: float = Field(
-        100.0, ge=0, description="the residual is evaluated this far inside the nucleus edge"
+        100.0,
+        ge=0,
+        description="the residual is evaluated this far inside the nucleus edge (at least one pixel)",
     )
+    # 0.5: at 10 nm pixels the residual of the true steady state under exact derivatives is already
+    # 35-50 % of the reaction (the pixel grid under-resolves interfaces), and tighter values made the
+    # fit diverge (measured).
     residual_tolerance: float = Field(
         0.5,
         gt=0,
-        description="residual scale relative to the reaction "
-        "term (sets the PDE weight). 0.5: at 10 nm pixels the residual of the "
-        "true steady state under exact derivatives is already 35-50 % of the "
-        "reaction (the pixel grid under-resolves interfaces), and tighter "
-        "values made the fit diverge (measured)",
+        description="residual scale relative to the reaction term (sets the PDE weight)",
     )
     residual_form: Literal["nested", "chain"] = Field(
         "nested",
@@ -140,9 +155,13 @@ class InferenceSettings(BaseModel):
         "heterochromatin (phi = 1), from a calibration; phi = (I - "
         "euchromatin_level) / (heterochromatin_level - euchromatin_level)",
     )
-    precision: Literal["float32", "float64"] = "float32"
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    precision: Literal["float32", "float64"] = Field(
+        "float32", description="float32 (faster; same maps to three digits) or float64"
+    )
+    seed: int = Field(0, description="random seed of the fit")
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        "auto", description="auto: CUDA if available, else Apple MPS, else CPU"
+    )
     report_every: int = Field(50, ge=1, description="steps between progress events")
     alignment_every: int = Field(
         0,
@@ -199,6 +218,27 @@ class InferenceSettings(BaseModel):
         if self.euchromatin_level is None:
             return None
         return float(self.euchromatin_level), float(self.heterochromatin_level)
+
+
+#: The default kernel radius: about one pixel, and never below the 10.1 nm of 10 nm pixels.
+DEFAULT_KERNEL_RADIUS_NM = 10.1
+DEFAULT_KERNEL_RADIUS_PX = 1.01
+
+
+def resolved_kernel_radius_nm(settings: InferenceSettings, pixel_size_nm: float) -> float:
+    """The mollifier radius (nm) a fit at this pixel size uses: ``settings.kernel_radius_nm``, or
+    when unset about one pixel, ``max(10.1, 1.01 x pixel_size_nm)`` (10.1 nm at 10 nm pixels).
+
+    A radius between half a pixel and about one pixel samples the bump at its centre only, so
+    the layer takes exact spectral derivatives (no smoothing) at any pixel size."""
+    if settings.kernel_radius_nm is not None:
+        return float(settings.kernel_radius_nm)
+    return max(DEFAULT_KERNEL_RADIUS_NM, DEFAULT_KERNEL_RADIUS_PX * float(pixel_size_nm))
+
+
+def option_name(field: str) -> str:
+    """The command-line option of a settings field: ``kernel_radius_nm`` -> ``--kernel-radius-nm``."""
+    return "--" + field.replace("_", "-")
 
 
 def settings_from_record(record: dict) -> InferenceSettings:

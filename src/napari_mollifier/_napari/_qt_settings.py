@@ -72,15 +72,10 @@ LABELS = {
     "seed": "Seed",
     "report_every": "Report every (steps)",
 }
-# For the fields the schema leaves undescribed.
-EXTRA_HELP = {
-    "method": "pinn: train a field whose mollified derivatives satisfy the model (robust to noise); "
-    "direct: read the rates off the mollified data in one solve (fast, noise-sensitive)",
-    "optimizer": "adam, or soap (second-order preconditioning; for the network architectures)",
-    "precision": "float32 (faster; same maps to three digits) or float64",
-    "seed": "random seed of the fit",
-    "device": "auto: CUDA if available, else Apple MPS, else CPU",
-}
+# Optional fields whose 0 is invalid: "auto" sits at 0 and the box steps by 1 from it. And what
+# "auto" means, where that is short to say.
+AUTO_AT_ZERO = ("kernel_radius_nm",)
+AUTO_TEXT = {"kernel_radius_nm": "auto (about 1 pixel)"}
 DEVICE_LABELS = {"auto": "auto", "cuda": "CUDA", "mps": "MPS", "cpu": "CPU"}
 
 
@@ -147,12 +142,12 @@ class SettingsForm(QWidget):
         else:
             w = QDoubleSpinBox(self)
             w.setDecimals(4)
-            w.setRange(-1.0 if extra else 0.0, 1e6)
-            w.setSingleStep(0.01 if (default or 0) < 1 else 1.0)
+            w.setRange(-1.0 if extra and name not in AUTO_AT_ZERO else 0.0, 1e6)
+            w.setSingleStep(0.01 if (default or 0) < 1 and name not in AUTO_AT_ZERO else 1.0)
             if extra:  # optional: the minimum shows as "auto" (None: the documented default)
-                w.setSpecialValueText("auto")
+                w.setSpecialValueText(AUTO_TEXT.get(name, "auto"))
             w.setValue(-1.0 if default is None else float(default))
-        w.setToolTip(info.description or EXTRA_HELP.get(name, ""))
+        w.setToolTip(info.description or "")
         w.setObjectName(f"mollifier_{name}")
         self.widgets[name] = w
         return w

@@ -9,21 +9,30 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+#: The settings that ``--intensity-levels EU HET`` sets together; every other field of
+#: InferenceSettings has its own option, ``--<field-name-with-dashes>`` (cli._parser).
+INTENSITY_LEVEL_FIELDS = ("euchromatin_level", "heterochromatin_level")
+
+
+def _setting_option_fields() -> tuple[str, ...]:
+    from ..config import InferenceSettings
+
+    return tuple(name for name in InferenceSettings.model_fields if name not in INTENSITY_LEVEL_FIELDS)
+
+
+#: The settings fields with an option of their own (the comparison switches among them, hidden).
+SETTING_OPTION_FIELDS = _setting_option_fields()
+
+
 def settings_from_args(args, command: str):
-    """InferenceSettings from the fit options; invalid values end the command with one line."""
+    """InferenceSettings from the fit options (each unset option keeps its setting's default);
+    invalid values end the command with one line that names the option."""
     from pydantic import ValidationError
 
-    from ..config import COMPARISON_FIELDS, InferenceSettings
+    from ..config import InferenceSettings, option_name
 
-    kw = dict(
-        method=args.method, arch=args.arch, optimizer=args.optimizer, seed=args.seed, device=args.device
-    )
-    if args.steps is not None:
-        kw["steps"] = args.steps
-    if args.kernel_radius_nm is not None:
-        kw["kernel_radius_nm"] = args.kernel_radius_nm
-    kw.update({k: getattr(args, k) for k in COMPARISON_FIELDS if getattr(args, k, None) is not None})
-    if args.intensity_levels:
+    kw = {name: v for name in SETTING_OPTION_FIELDS if (v := getattr(args, name, None)) is not None}
+    if getattr(args, "intensity_levels", None):
         if args.input != "intensity":
             raise SystemExit(
                 f"mollifier {command}: --intensity-levels calibrates intensity input; "
@@ -32,9 +41,13 @@ def settings_from_args(args, command: str):
         kw["euchromatin_level"], kw["heterochromatin_level"] = args.intensity_levels
     try:
         return InferenceSettings(**kw)
-    except ValidationError as exc:  # one line: the first problem, named by its field
+    except ValidationError as exc:  # one line: the first problem, named by its option
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err["loc"])
+        if where in INTENSITY_LEVEL_FIELDS:
+            where = "--intensity-levels"
+        elif where:
+            where = option_name(where)
         raise SystemExit(
             f"mollifier {command}: invalid settings: {where + ': ' if where else ''}"
             f"{err['msg'].removeprefix('Value error, ')}"

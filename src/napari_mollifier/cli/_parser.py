@@ -4,62 +4,107 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import ARCHS
 from ._batch import _cmd_batch
 from ._infer import _cmd_demo, _cmd_infer, _cmd_simulate
 from ._scaling import _cmd_scaling
 
+#: How ``--help`` groups the settings options; settings not named here are "advanced". The
+#: comparison switches (config.COMPARISON_FIELDS) are accepted but not listed.
+SETTINGS_GROUPS = {
+    "fit": ("method", "arch", "optimizer", "steps", "learning_rate", "seed", "device"),
+    "physics/model": (
+        "kernel_radius_nm",
+        "rate_scale_nm",
+        "edge_margin_nm",
+        "psf_sigma_nm",
+        "residual_tolerance",
+        "smoothness",
+        "noise_floor",
+    ),
+}
+_GROUP_TITLES = {
+    "fit": "fit (the training)",
+    "physics/model": "physics/model (lengths in nm, whatever the pixel size)",
+    "advanced": "advanced",
+}
+
 
 def _add_fit_options(p) -> None:
-    p.add_argument("--pixel-size", type=float, metavar="NM", help="pixel size in nm (default: from the file)")
-    p.add_argument(
+    """The input options and one option per setting of InferenceSettings (:func:`_add_settings_options`)."""
+    inp = p.add_argument_group("input")
+    inp.add_argument(
+        "--pixel-size", type=float, metavar="NM", help="pixel size in nm (default: from the file)"
+    )
+    inp.add_argument(
         "--input",
         choices=["intensity", "fraction"],
         default="intensity",
         help="intensity (default): raw image normalised to phi; fraction: pixels are phi in [0, 1]",
     )
-    p.add_argument("--mask", help="nucleus mask TIFF (nonzero = nucleus); default: segmented")
-    # Accepted for old command lines (the only model is chr); not listed.
-    p.add_argument("--model", choices=["chr"], default="chr", help=argparse.SUPPRESS)
-    p.add_argument("--method", choices=["pinn", "direct"], default="pinn")
-    p.add_argument(
-        "--arch",
-        choices=ARCHS,
-        default="grid",
-        help="grid: preconditioned free field (default, fastest); networks learning a correction to "
-        "the smoothed data: mlp (coordinate MLP on Fourier features), piratenet (PirateNet on Fourier "
-        "features), convnet (dilated convolutions of the smoothed data and coordinates); use "
-        "--optimizer soap with them",
-    )
-    p.add_argument("--optimizer", choices=["adam", "soap"], default="adam")
-    p.add_argument(
+    inp.add_argument("--mask", help="nucleus mask TIFF (nonzero = nucleus); default: segmented")
+    inp.add_argument(
         "--intensity-levels",
         nargs=2,
         type=float,
         metavar=("EU", "HET"),
         help="intensity input: the image values of pure euchromatin (phi 0) and pure heterochromatin "
-        "(phi 1) from a calibration; without them phi comes from the nucleus' Otsu class medians and "
-        "the rates are relative patterns only",
+        "(phi 1) from a calibration (the settings euchromatin_level, heterochromatin_level); without "
+        "them phi comes from the nucleus' Otsu class medians and the rates are relative patterns only",
     )
-    p.add_argument("--steps", type=int, help="training steps (default 1200)")
-    p.add_argument("--kernel-radius-nm", type=float, help="mollifier radius in nm")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
-    _add_comparison_options(p)
+    # Accepted for old command lines (the only model is chr); not listed.
+    p.add_argument("--model", choices=["chr"], default="chr", help=argparse.SUPPRESS)
+    _add_settings_options(p)
 
 
-def _add_comparison_options(p) -> None:
-    """``--derivatives``, ``--residual-form``, ... for the settings of ``COMPARISON_FIELDS``: accepted
-    (typed and checked like the settings) but not listed by ``--help``; unset, they keep the defaults."""
+def _add_settings_options(p) -> None:
+    """``--<field-name-with-dashes>`` for every field of InferenceSettings but the two intensity
+    levels (``--intensity-levels``), generated from the schema: the type and choices from the
+    annotation, the help from the description and default. Unset, an option leaves the setting's
+    default (its dest is the field name and its default None). The comparison switches are accepted
+    and checked like the others but hidden from ``--help``."""
+    from ..config import COMPARISON_FIELDS, InferenceSettings, option_name
+    from ._common import SETTING_OPTION_FIELDS
+
+    groups = {key: p.add_argument_group(title) for key, title in _GROUP_TITLES.items() if key != "advanced"}
+    groups["advanced"] = p.add_argument_group(_GROUP_TITLES["advanced"])
+    where = {name: key for key, names in SETTINGS_GROUPS.items() for name in names}
+    order = [n for names in SETTINGS_GROUPS.values() for n in names if n in SETTING_OPTION_FIELDS]
+    for name in order + [n for n in SETTING_OPTION_FIELDS if n not in order]:
+        info = InferenceSettings.model_fields[name]
+        kw = _option_kind(name, info.annotation)
+        if name in COMPARISON_FIELDS:
+            p.add_argument(option_name(name), dest=name, default=None, help=argparse.SUPPRESS, **kw)
+            continue
+        group = groups[where.get(name, "advanced")]
+        group.add_argument(option_name(name), dest=name, default=None, help=_option_help(info), **kw)
+
+
+def _option_kind(name: str, annotation) -> dict:
+    """argparse keywords of a settings field's annotation: choices for a Literal, else a type (the
+    optional X of ``X | None``); booleans become --name / --no-name."""
     import typing
 
-    from ..config import COMPARISON_FIELDS, InferenceSettings
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    base = args[0] if typing.get_origin(annotation) is not typing.Literal and len(args) == 1 else annotation
+    if typing.get_origin(base) is typing.Literal:
+        values = typing.get_args(base)
+        return {"choices": values, "type": type(values[0])}
+    if base is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if base is int:
+        return {"type": int, "metavar": "N"}
+    if base is float:
+        unit = name.rsplit("_", 1)[-1]
+        return {"type": float, "metavar": unit.upper() if unit in ("nm", "px") else "X"}
+    return {"type": base}
 
-    for name in COMPARISON_FIELDS:
-        annotation = InferenceSettings.model_fields[name].annotation
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        kw = {"type": int} if annotation is int or args == [int] else {"choices": typing.get_args(annotation)}
-        p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, help=argparse.SUPPRESS, **kw)
+
+def _option_help(info) -> str:
+    """The field's description (``%`` escaped for argparse) and its default, where not None."""
+    text = (info.description or "").replace("%", "%%")
+    if info.default is not None:
+        text += f"{'; ' if text else ''}default: {info.default}"
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import InferenceSettings
+from ..config import InferenceSettings, resolved_kernel_radius_nm
 from ..io import InputError, check_fraction, intensity_to_fraction, load_input, write_json, write_tiff
 from ._solver import ProgressEvent, RateFit, fit_rates
 
@@ -84,6 +84,7 @@ def to_fraction(
     prep: dict | None = None,
 ):
     """The heterochromatin fraction phi the solver fits, and the settings adjusted to the input
+    and pixel size: the intensity input's PSF and the kernel radius, where unset, become explicit
     (shared by :func:`infer_rates` and the napari widget). Records the normalisation in ``prep``."""
     prep = {} if prep is None else prep
     source, m = name, mask
@@ -107,6 +108,11 @@ def to_fraction(
             settings = settings.model_copy(update={"psf_sigma_nm": DEFAULT_PSF_SIGMA_NM})
     else:
         raise InputError(f"{source}: input must be 'intensity' or 'fraction', got {input!r}")
+    if settings.kernel_radius_nm is None:
+        # The radius this pixel size gives, saved with the result: the record reproduces the fit.
+        settings = settings.model_copy(
+            update={"kernel_radius_nm": resolved_kernel_radius_nm(settings, pixel_size_nm)}
+        )
     return phi, settings
 
 

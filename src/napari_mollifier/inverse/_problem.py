@@ -16,7 +16,7 @@ import math
 import numpy as np
 import torch
 
-from ..config import InferenceSettings
+from ..config import InferenceSettings, option_name, resolved_kernel_radius_nm
 from ..mollifier import MollifierLayer
 from ..physics import DERIVATIVES_NEEDED, ChromatinModel, chemical_potential, mu_laplacian
 from ._basis import SmoothBasis
@@ -57,6 +57,34 @@ def _fft_friendly(lo: int, hi: int, size: int) -> tuple[int, int]:
     return lo, hi
 
 
+#: Fewest interior pixels (the nucleus less its edge margin) a fit accepts.
+MIN_INTERIOR_PIXELS = 100
+
+
+def _round_up(x: float) -> str:
+    """A value at least ``x``, as a short number for a message (80.8 -> "81", 2.02 -> "2.1")."""
+    digits = max(0, 1 - math.floor(math.log10(x))) if x > 0 else 0
+    return f"{math.ceil(x * 10**digits - 1e-9) / 10**digits:.{digits}f}"
+
+
+def _small_interior_message(mask: np.ndarray, left: int, edge_px: int, pixel_size_nm: float) -> str:
+    """Why the interior is too small, and the largest edge margin that leaves enough of it."""
+    from scipy.ndimage import distance_transform_cdt
+
+    head = (
+        f"the nucleus mask leaves only {left} pixels more than {edge_px} pixel(s) "
+        f"({edge_px * pixel_size_nm:g} nm) from its edge; at least {MIN_INTERIOR_PIXELS} are needed"
+    )
+    # k erosions (4-connected, the image border outside) keep the pixels whose taxicab distance
+    # to the outside exceeds k.
+    depth = distance_transform_cdt(np.pad(np.asarray(mask, bool), 1), metric="taxicab")[1:-1, 1:-1]
+    for px in range(edge_px - 1, 0, -1):
+        n = int((depth > px).sum())
+        if n >= MIN_INTERIOR_PIXELS:
+            return f"{head}: use {option_name('edge_margin_nm')} {px * pixel_size_nm:g} (leaves {n}) or less"
+    return f"{head}: the mask is too small or empty for this pixel size; check the mask and the pixel size"
+
+
 class RateProblem:
     """Data, regions, mollifier and rate basis on the analysed crop: the pieces of a rate fit.
 
@@ -79,11 +107,14 @@ class RateProblem:
 
         self.model = model
         self.h = model.spacing(pixel_size_nm)
-        radius_px = settings.kernel_radius_nm / pixel_size_nm
+        self.kernel_radius_nm = resolved_kernel_radius_nm(settings, pixel_size_nm)
+        radius_px = self.kernel_radius_nm / pixel_size_nm
         if radius_px <= 0.5:
             raise ValueError(
-                f"kernel_radius_nm={settings.kernel_radius_nm} is only {radius_px:.2f} pixels at "
-                f"{pixel_size_nm} nm/pixel; use more than half a pixel"
+                f"kernel_radius_nm={self.kernel_radius_nm:g} is only {radius_px:.2f} pixels at "
+                f"{pixel_size_nm:g} nm/pixel (it must exceed half a pixel); use "
+                f"{option_name('kernel_radius_nm')} {_round_up(1.01 * pixel_size_nm)} (about one pixel) "
+                "or more, or leave it unset (about one pixel at any pixel size)"
             )
         # Spectral derivatives: the chromatin residual cancels 4th-order terms ~25x larger than
         # the reaction, and 8th-order differences at 10 nm leave errors of that size
@@ -106,13 +137,11 @@ class RateProblem:
         )
         self.radius_px = radius_px
         margin = self.layer.margin
+        # At least one pixel: the residual is never scored on the mask's edge pixels.
         edge_px = max(int(round(settings.edge_margin_nm / pixel_size_nm)), 1)
         interior = binary_erosion(mask, iterations=edge_px, border_value=0)
-        if interior.sum() < 100:
-            raise ValueError(
-                f"the nucleus mask leaves only {int(interior.sum())} pixels more than "
-                f"{settings.edge_margin_nm} nm from its edge; the mask is too small or empty"
-            )
+        if interior.sum() < MIN_INTERIOR_PIXELS:
+            raise ValueError(_small_interior_message(mask, int(interior.sum()), edge_px, pixel_size_nm))
         ys, xs = np.nonzero(mask)
         pad = margin + 2
         y0, y1 = _fft_friendly(ys.min() - pad, ys.max() + pad + 1, phi.shape[0])
@@ -128,6 +157,12 @@ class RateProblem:
         self.mask = torch.as_tensor(mask[self.box], device=device)
         self.interior = torch.as_tensor(interior[self.box], device=device)
         spacing_px = settings.rate_scale_nm / pixel_size_nm
+        if spacing_px < 2:  # the bicubic rate basis needs control points >= 2 pixels apart
+            raise ValueError(
+                f"rate_scale_nm={settings.rate_scale_nm:g} puts the rate maps' control points only "
+                f"{spacing_px:.2f} pixels apart at {pixel_size_nm:g} nm/pixel (at least 2 are needed); "
+                f"use {option_name('rate_scale_nm')} {_round_up(2 * pixel_size_nm)} or more"
+            )
         self.basis = SmoothBasis(
             tuple(self.phi.shape), spacing_px, self.interior, dtype=torch.float64, device=device
         )
