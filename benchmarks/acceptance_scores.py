@@ -10,6 +10,7 @@ Used to check that a refactoring leaves the fits' numbers unchanged.
 """
 
 import argparse
+import os
 import sys
 import time
 
@@ -91,7 +92,20 @@ def main():
         rows.append(line)
         print(line, flush=True)
     if a.out:
-        open(a.out, "w").write("\n".join(rows) + "\n")
+        header = [
+            "# Chromatin acceptance fits: scores",
+            "",
+            "Reproduce: `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/acceptance_scores.py "
+            "--out benchmarks/results/acceptance_scores.md`",
+            "(the seven 256² fits of tests/test_acceptance_chromatin.py, default settings, one thread; "
+            f"the last column is seconds on this machine, load {os.getloadavg()[0]:.1f}, "
+            f"{time.strftime('%Y-%m-%d')}).",
+            "Per map: r against the truth (undefined for uniform rates: ~0), mean relative error, "
+            "spatial std/mean, on the interior 20 px inside the nucleus edge.",
+            "",
+        ]
+        with open(a.out, "w") as f:
+            f.write("\n".join(header + rows) + "\n")
 
 
 if __name__ == "__main__":
