@@ -11,7 +11,13 @@ from ._scaling import _cmd_scaling
 
 
 def _add_fit_options(p) -> None:
-    p.add_argument("--pixel-size", type=float, metavar="NM", help="pixel size in nm (default: from the file)")
+    p.add_argument(
+        "--pixel-size",
+        type=float,
+        metavar="NM",
+        help="pixel size in nm (default: from the file); for a localisation table (.csv/.tsv/.txt) "
+        "the pixel size of its rendering (default 10)",
+    )
     p.add_argument(
         "--input",
         choices=["intensity", "fraction"],
@@ -48,6 +54,12 @@ def _add_fit_options(p) -> None:
     _add_comparison_options(p)
 
 
+def _add_quiet_option(p) -> None:
+    p.add_argument(
+        "--quiet", action="store_true", help="no progress bars on standard error (results and errors only)"
+    )
+
+
 def _add_comparison_options(p) -> None:
     """``--derivatives``, ``--residual-form``, ... for the settings of ``COMPARISON_FIELDS``: accepted
     (typed and checked like the settings) but not listed by ``--help``; unset, they keep the defaults."""
@@ -74,10 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_benchmark_parser(sub)
 
-    i = sub.add_parser("infer", help="rate maps of one or more images")
+    i = sub.add_parser(
+        "infer",
+        help="rate maps of one or more images",
+        description="Rate maps of each IMAGE (TIFF / OME-TIFF, or a localisation table .csv/.tsv/.txt "
+        "with x, y in nm, rendered over its own extent). A progress bar per file goes to standard "
+        "error. Ctrl-C stops the running fit after its current step and keeps its maps (status "
+        "cancelled, exit status 130); a second Ctrl-C aborts at once. Exit status 1 when any input "
+        "failed.",
+    )
     i.add_argument("images", nargs="+", metavar="IMAGE")
     i.add_argument("--out", required=True, help="output folder")
     i.add_argument("--overview", action="store_true", help="also write S_overview.png")
+    _add_quiet_option(i)
     _add_fit_options(i)
     i.set_defaults(func=_cmd_infer)
 
@@ -111,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bt.add_argument("--no-resume", action="store_true", help="redo files whose outputs already exist")
     bt.add_argument("--overview", action="store_true", help="also write S_overview.png")
+    _add_quiet_option(bt)
     _add_fit_options(bt)
     bt.set_defaults(func=_cmd_batch)
     for a in bt._actions:  # batch takes "sibling" too
