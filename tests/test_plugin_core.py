@@ -256,7 +256,10 @@ def test_localisation_reader(tmp_path):
     ((img, kw, kind),) = reader(str(table))
     n = sum(1 for _ in open(table)) - 1
     assert kind == "image" and img.sum() == n and kw["metadata"]["n_localisations"] == n
-    assert kw["scale"] == (10.0, 10.0) and kw["translate"] == (5.0, 5.0)
+    # Rendered over the table's bounding box plus a margin; translate puts pixel centres at
+    # origin + (i + 1/2) x pixel size in the table's nm coordinates.
+    oy, ox = kw["metadata"]["origin_nm"]
+    assert kw["scale"] == (10.0, 10.0) and kw["translate"] == (oy + 5.0, ox + 5.0)
     ((coarse, kw20, _),) = reader(str(table), pixel_size_nm=20.0)
     assert coarse.sum() == n and kw20["scale"] == (20.0, 20.0) and coarse.shape[0] < img.shape[0]
     other = tmp_path / "points.csv"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import InputError, read_image, read_localisations, render_localisations
+from ..io import DEFAULT_RENDER_PIXEL_NM, TABLE_SUFFIXES, InputError, read_image, render_table
 from ._layers import MAP_STYLE, contrast_limits, image_layer_kwargs, map_key
 
 __all__ = [
@@ -24,14 +24,8 @@ __all__ = [
     "DEFAULT_RENDER_PIXEL_NM",
 ]
 
-#: Pixel size (nm) at which localisation tables are rendered. The model's lengths are in
-#: ell0 = 10 nm and the default settings assume ~10 nm pixels; choose about half the localisation
-#: precision to the precision itself (10 nm for ThunderSTORM's typical 15-20 nm), coarser only when
-#: there are too few localisations (fewer than ~1 per pixel inside heterochromatin).
-DEFAULT_RENDER_PIXEL_NM = 10.0
-
 _TIFF = (".tif", ".tiff")
-_TABLES = (".csv", ".txt", ".tsv", ".xls")
+_TABLES = TABLE_SUFFIXES
 
 
 def _paths(path) -> list[str] | None:
@@ -73,6 +67,10 @@ def _tiff_layer(path: str) -> tuple:
         pixel_size_source=img.metadata.get("pixel_size_source", ""),
     )
     kw = dict(name=p.stem, metadata=meta, **image_layer_kwargs(img.pixel_size_nm))
+    origin = meta.get("origin_nm")
+    if isinstance(origin, (list, tuple)) and len(origin) == 2:
+        # Maps of a rendered localisation table: placed where the table's density layer lies.
+        kw["translate"] = _table_translate(origin, img.pixel_size_nm)
     data = img.data
     finite = data[np.isfinite(data)]
     if (
@@ -121,22 +119,28 @@ def get_localisations_reader(path):
     return read_localisation_table
 
 
+def _table_translate(origin_nm, pixel_size_nm: float) -> tuple[float, float]:
+    """napari ``translate`` (nm) of a rendering whose pixel (0, 0) starts at ``origin_nm``: pixel
+    centres at origin + (i + 1/2) x pixel size."""
+    half = 0.5 * float(pixel_size_nm)
+    return (float(origin_nm[0]) + half, float(origin_nm[1]) + half)
+
+
 def read_localisation_table(path, pixel_size_nm: float = DEFAULT_RENDER_PIXEL_NM) -> list[tuple]:
     """A localisation table (x, y in nm; ThunderSTORM-style headers) rendered to a density image
-    (localisations per pixel) at ``pixel_size_nm``; pixel centres sit at (i + 1/2) x pixel size."""
+    (localisations per pixel) at ``pixel_size_nm`` over the localisations' bounding box plus a margin
+    (:func:`napari_mollifier.io.render_table`, as ``mollifier infer`` renders it). The layer's
+    ``translate`` puts it at the table's coordinates: pixel centres at origin + (i + 1/2) x pixel
+    size, in nm, so it overlays other data of the same frame."""
     p = Path(_paths(path)[0])
-    x, y = read_localisations(p)
-    img = render_localisations(x, y, pixel_size_nm, name=str(p))
+    r = render_table(p, pixel_size_nm)
     meta = {
         "source": str(p),
-        "pixel_size_nm": float(pixel_size_nm),
-        "n_localisations": int(len(x)),
-        "rendered": f"localisations per {pixel_size_nm:g} nm pixel",
+        "pixel_size_nm": float(r.pixel_size_nm),
+        "n_localisations": r.n_localisations,
+        "origin_nm": [float(v) for v in r.origin_nm],
+        "rendered": f"localisations per {r.pixel_size_nm:g} nm pixel",
     }
-    kw = dict(
-        name=f"{p.stem} density",
-        metadata=meta,
-        colormap="gray",
-        **image_layer_kwargs(pixel_size_nm, translate_px=0.5),
-    )
-    return [(img.astype(np.float32), kw, "image")]
+    kw = dict(name=f"{p.stem} density", metadata=meta, colormap="gray", **image_layer_kwargs(r.pixel_size_nm))
+    kw["translate"] = _table_translate(r.origin_nm, r.pixel_size_nm)
+    return [(r.data.astype(np.float32), kw, "image")]

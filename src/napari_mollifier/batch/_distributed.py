@@ -85,7 +85,7 @@ def _run_distributed(
     else:
         # Processes, one thread each: torch holds the GIL in parts of a step, and dask's nanny sets
         # OMP_NUM_THREADS=1 in each worker so that N workers do not oversubscribe N cores.
-        with _without_malloc_trim():
+        with _without_malloc_trim(), _workers_ignore_sigint():
             cluster = LocalCluster(
                 n_workers=max(1, min(int(workers or 1), len(todo))),
                 threads_per_worker=1,
@@ -134,6 +134,23 @@ def _run_distributed(
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+@contextlib.contextmanager
+def _workers_ignore_sigint():
+    """Start local workers with SIGINT ignored (they inherit it): Ctrl-C in a terminal reaches the
+    whole process group, and workers killed by it would turn their files into "failed" ones. The
+    batch itself handles Ctrl-C (stop: queued files "not run", running fits "cancelled")."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager

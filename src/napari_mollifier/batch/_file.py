@@ -24,6 +24,7 @@ def infer_file(
     progress: Callable | None = None,
     overview: bool = False,
     skip_existing: bool = False,
+    write_cancelled: bool = False,
 ) -> FileResult:
     """Infer one file and write its outputs; never raises for a bad input (status "failed").
 
@@ -37,7 +38,8 @@ def infer_file(
     mask : None, path or callable
         None (segment), a path, or a callable ``image -> path`` (e.g. :func:`sibling_mask`).
     cancel : threading.Event, optional
-        A fit stopped through it is not written (status "cancelled").
+        A fit stopped through it has status "cancelled" and is not written, unless
+        ``write_cancelled`` (``mollifier infer`` after Ctrl-C keeps the maps of the step reached).
     progress : callable, optional
         Receives the solver's progress events.
     overview : bool
@@ -68,9 +70,15 @@ def infer_file(
             cancel=cancel,
             progress=progress,
         )
-        if maps.fit.cancelled:
+        cancelled = bool(maps.fit.cancelled)
+        if cancelled and not write_cancelled:
             return FileResult(str(image), "cancelled", "stopped before the fit finished; nothing written")
         batch = {"key": key["hash"], "fields": key["fields"]}
+        extra = {"batch": batch}
+        if cancelled:
+            # S.json's "cancelled" stops a later batch from taking these maps as done (resume).
+            why = f"stopped by the user at step {maps.fit.steps_done} of {maps.fit.settings.get('steps')}"
+            extra.update(status="cancelled", status_reason=f"{why}; the maps are those of that step")
         # An earlier S.json goes first: should this write stop halfway, the new maps beside the old
         # record must not pass for that earlier, complete result on a re-run.
         (Path(out) / f"{Path(image).stem}.json").unlink(missing_ok=True)
@@ -79,11 +87,13 @@ def infer_file(
             from ..plotting import overview_figure
 
             overview_figure(maps, Path(out) / f"{Path(image).stem}_overview.png")
-        paths = write_rate_maps(maps, out, extra={"batch": batch})
+        paths = write_rate_maps(maps, out, extra=extra)
         if overview:
             paths["overview"] = Path(out) / f"{Path(image).stem}_overview.png"
         status, reason = "ok", "; ".join(maps.notices)
-        if maps.fit.diverged:
+        if cancelled:
+            status, reason = "cancelled", f"{image}: {extra['status_reason']}"
+        elif maps.fit.diverged:
             status, reason = "diverged", f"{image}: {maps.fit.message}"
         return FileResult(
             str(image),

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ..config import InferenceSettings
@@ -29,6 +29,7 @@ def run_batch(
     skip_existing: bool = False,
     workers: int | None = None,
     scheduler: str | None = None,
+    progress: Callable | None = None,
 ) -> Iterator[tuple[int, int, FileResult | str]]:
     """Infer the images, as a generator; in this process or on dask.distributed.
 
@@ -51,6 +52,9 @@ def run_batch(
         Address of a running dask scheduler (``tcp://host:8786``) or its scheduler file (JSON);
         its workers must have this package installed and see ``out`` and the images at the same
         paths. Wins over ``workers``.
+    progress : callable, optional
+        In this process only (``workers`` and ``scheduler`` None): ``progress(i, event)`` for each
+        progress event of file ``i``'s fit (the CLI draws a bar of training steps with it).
 
     Yields
     ------
@@ -95,7 +99,7 @@ def run_batch(
             images, todo, results, out, kw, cancel, workers=workers, scheduler=scheduler
         )
     elif todo:
-        yield from _run_here(images, todo, results, out, kw, cancel)
+        yield from _run_here(images, todo, results, out, kw, cancel, progress)
     results = [
         r if r is not None else FileResult(images[i], "not run", "the batch was stopped")
         for i, r in enumerate(results)
@@ -122,11 +126,14 @@ def _already_done(image: str, out, kw: dict) -> FileResult | None:
     return completed_result(image, out, key["hash"], overview=kw["overview"])
 
 
-def _run_here(images: list[str], todo: list[int], results: list, out, kw: dict, cancel) -> Iterator:
+def _run_here(
+    images: list[str], todo: list[int], results: list, out, kw: dict, cancel, progress=None
+) -> Iterator:
     n = len(images)
     for i in todo:
         if cancel is not None and cancel.is_set():
             break  # the files left are listed as "not run"
         yield i, n, images[i]
-        results[i] = infer_file(images[i], out, cancel=cancel, **kw)
+        on_event = None if progress is None else (lambda event, i=i: progress(i, event))
+        results[i] = infer_file(images[i], out, cancel=cancel, progress=on_event, **kw)
         yield i, n, results[i]

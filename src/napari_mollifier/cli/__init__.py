@@ -17,7 +17,13 @@ __all__ = ["build_parser", "infer_files", "main", "settings_from_args"]
 
 
 def main(argv: list[str] | None = None) -> int:
+    standalone = argv is None  # the `mollifier` program itself, not a call from Python
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
-    return int(args.func(args) or 0)
+    args.standalone = standalone
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C where a command does not handle it: one line, no traceback
+        print(f"\nmollifier {args.command}: interrupted", file=sys.stderr, flush=True)
+        return 130

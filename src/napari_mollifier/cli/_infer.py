@@ -2,20 +2,45 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ._common import _log, settings_from_args
+from ._interrupt import stop_on_interrupt
+from ._progress import FitProgress
 
 
 def infer_files(
-    images, out, *, pixel_size_nm=None, mask=None, input="intensity", settings=None, overview: bool = False
+    images,
+    out,
+    *,
+    pixel_size_nm=None,
+    mask=None,
+    input="intensity",
+    settings=None,
+    overview: bool = False,
+    quiet: bool = False,
+    cancel=None,
+    results: list | None = None,
 ) -> list[tuple[str, str, str]]:
     """Infer and write each image; returns (file, status, reason) rows. A failing file never
-    stops the others (the shared per-file step is napari_mollifier.batch.infer_file)."""
-    from ..batch import infer_file
+    stops the others (the shared per-file step is napari_mollifier.batch.infer_file).
 
+    Each fit draws a progress bar on standard error unless ``quiet``. Setting ``cancel`` (a
+    ``threading.Event``) stops the running fit after its current step, writes its maps with status
+    "cancelled" and starts no further file. ``results`` (a list) receives each file's FileResult.
+    """
+    from ..batch import infer_file
+    from ..config import InferenceSettings
+
+    steps = settings.steps if settings is not None else InferenceSettings().steps
+    if settings is not None and settings.method != "pinn":
+        steps = 0
     rows = []
     for image in images:
+        if cancel is not None and cancel.is_set():
+            break  # interrupted: the files left are not started
+        bar = FitProgress(Path(image).name, steps, quiet=quiet)
         r = infer_file(
             image,
             out,
@@ -24,14 +49,24 @@ def infer_files(
             input=input,
             settings=settings,
             overview=overview,
+            cancel=cancel,
+            progress=bar,
+            write_cancelled=True,
         )
-        if r.status == "ok":
+        bar.end_line()
+        if results is not None:
+            results.append(r)
+        if r.status == "cancelled":
+            pass  # the caller says what was kept
+        elif r.status == "ok":
             s = r.summary
             _log(
                 f"{image}: ok in {r.runtime_s:.0f} s on {r.device}; mean Gamma_me "
                 f"{s['gamma_me']['mean']:.4g}, Gamma_ac {s['gamma_ac']['mean']:.4g} (1/tau); "
                 f"-> {r.outputs['json']}"
             )
+            if r.reason:  # notices (e.g. a mask that leaves out localisations, a GPU fall-back)
+                _log(f"notice: {r.reason}")
         else:
             _log(f"error: {r.reason}")
         rows.append((str(image), r.status, r.reason))
@@ -40,19 +75,41 @@ def infer_files(
 
 def _cmd_infer(args) -> int:
     settings = settings_from_args(args, "infer")
-    rows = infer_files(
-        args.images,
-        args.out,
-        pixel_size_nm=args.pixel_size,
-        mask=args.mask,
-        input=args.input,
-        settings=settings,
-        overview=args.overview,
-    )
+    results: list = []
+    try:
+        with stop_on_interrupt(ignore_after=getattr(args, "standalone", False)) as interrupts:
+            rows = infer_files(
+                args.images,
+                args.out,
+                pixel_size_nm=args.pixel_size,
+                mask=args.mask,
+                input=args.input,
+                settings=settings,
+                overview=args.overview,
+                quiet=getattr(args, "quiet", False),
+                cancel=interrupts.event,
+                results=results,
+            )
+    except KeyboardInterrupt:  # the second Ctrl-C: stop at once, without a traceback
+        if sys.stderr.isatty():
+            print(file=sys.stderr)  # end the progress bar's line
+        _log("mollifier infer: aborted (second Ctrl-C); the running file's maps were not written")
+        return 130
+    if interrupts.interrupted:
+        _log(_interrupted_line(results, args.out))
+        return 130
     failed = [r for r in rows if r[1] != "ok"]
     if failed:
         _log(f"mollifier infer: {len(failed)} of {len(rows)} inputs failed")
     return 1 if failed else 0
+
+
+def _interrupted_line(results: list, out) -> str:
+    """The one line after Ctrl-C: which maps were kept."""
+    last = results[-1] if results else None
+    if last is not None and last.status == "cancelled" and last.outputs:
+        return f"mollifier infer: interrupted; wrote the maps of step {last.steps_done} (cancelled) to {out}"
+    return f"mollifier infer: interrupted; no maps of the running file were written (to {out})"
 
 
 def _cmd_simulate(args) -> int:

@@ -33,7 +33,11 @@ def _add_fit_options(p) -> None:
     """The input options and one option per setting of InferenceSettings (:func:`_add_settings_options`)."""
     inp = p.add_argument_group("input")
     inp.add_argument(
-        "--pixel-size", type=float, metavar="NM", help="pixel size in nm (default: from the file)"
+        "--pixel-size",
+        type=float,
+        metavar="NM",
+        help="pixel size in nm (default: from the file); for a localisation table (.csv/.tsv/.txt) "
+        "the pixel size of its rendering (default 10)",
     )
     inp.add_argument(
         "--input",
@@ -54,6 +58,12 @@ def _add_fit_options(p) -> None:
     # Accepted for old command lines (the only model is chr); not listed.
     p.add_argument("--model", choices=["chr"], default="chr", help=argparse.SUPPRESS)
     _add_settings_options(p)
+
+
+def _add_quiet_option(p) -> None:
+    p.add_argument(
+        "--quiet", action="store_true", help="no progress bars on standard error (results and errors only)"
+    )
 
 
 def _add_settings_options(p) -> None:
@@ -119,10 +129,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_benchmark_parser(sub)
 
-    i = sub.add_parser("infer", help="rate maps of one or more images")
+    i = sub.add_parser(
+        "infer",
+        help="rate maps of one or more images",
+        description="Rate maps of each IMAGE (TIFF / OME-TIFF, or a localisation table .csv/.tsv/.txt "
+        "with x, y in nm, rendered over its own extent). A progress bar per file goes to standard "
+        "error. Ctrl-C stops the running fit after its current step and keeps its maps (status "
+        "cancelled, exit status 130); a second Ctrl-C aborts at once. Exit status 1 when any input "
+        "failed.",
+    )
     i.add_argument("images", nargs="+", metavar="IMAGE")
     i.add_argument("--out", required=True, help="output folder")
     i.add_argument("--overview", action="store_true", help="also write S_overview.png")
+    _add_quiet_option(i)
     _add_fit_options(i)
     i.set_defaults(func=_cmd_infer)
 
@@ -156,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bt.add_argument("--no-resume", action="store_true", help="redo files whose outputs already exist")
     bt.add_argument("--overview", action="store_true", help="also write S_overview.png")
+    _add_quiet_option(bt)
     _add_fit_options(bt)
     bt.set_defaults(func=_cmd_batch)
     for a in bt._actions:  # batch takes "sibling" too

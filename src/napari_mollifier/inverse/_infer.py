@@ -131,9 +131,11 @@ def infer_rates(
     Parameters
     ----------
     image : path or (H, W) array
-        TIFF / OME-TIFF file (pixel size read from its metadata) or an array.
+        TIFF / OME-TIFF file (pixel size read from its metadata), a localisation table (.csv,
+        .tsv, .txt: x, y in nm; rendered to counts over its own extent, intensity input) or an array.
     pixel_size_nm : float, optional
-        Overrides the file's pixel size; required for arrays and files without one.
+        Overrides the file's pixel size; required for arrays and files without one; for a table
+        the pixel size of its rendering (default 10 nm).
     mask : path or (H, W) array, optional
         Nucleus mask (nonzero inside); segmented automatically (Otsu) when absent.
     input : {"intensity", "fraction"}
@@ -155,7 +157,8 @@ def infer_rates(
     phi, settings = to_fraction(
         inp.data, m, input=input, pixel_size_nm=px, settings=settings, name=source, prep=prep
     )
-    notices: list[str] = []
+    # Notices of the input (e.g. a mask that leaves out many of a table's localisations) first.
+    notices: list[str] = list(prep.get("notices", []))
     fit = _fit_with_cpu_fallback(phi, m, px, settings, cancel, progress, source, notices)
     analysed = fit.analysed
     return RateMaps(
@@ -227,6 +230,9 @@ def write_rate_maps(
         "source": maps.source,
         "units": "rates in 1/tau, tau = ell0^2/(M A), ell0 = 10 nm; only ratios to M are identifiable",
     }
+    render = maps.preprocessing.get("render")
+    if render:  # a rendered table: where pixel (0, 0) lies in the table's coordinates (nm)
+        meta["origin_nm"] = render["origin_nm"]
     paths = {}
     for key, arr in (
         ("gamma_me", maps.gamma_me),

@@ -3,24 +3,40 @@
 from ._atomic import atomic_write_bytes, atomic_write_text
 from ._input import LoadedInput, load_input
 from ._messages import one_line_error
-from ._preprocess import check_fraction, check_mask, intensity_to_fraction, segment_nucleus
+from ._preprocess import (
+    check_fraction,
+    check_mask,
+    intensity_to_fraction,
+    localisation_coverage_notice,
+    segment_nucleus,
+)
 from ._readers import (
+    DEFAULT_RENDER_PIXEL_NM,
     MAX_PIXELS,
     PIXEL_SIZE_RANGE_NM,
+    RENDER_MARGIN_NM,
+    TABLE_SUFFIXES,
     ImageData,
     InputError,
+    RenderedTable,
     check_pixel_size,
+    is_table,
     read_image,
     read_localisations,
     render_localisations,
+    render_table,
 )
 from ._writers import write_json, write_tiff
 
 __all__ = [
+    "DEFAULT_RENDER_PIXEL_NM",
     "MAX_PIXELS",
     "PIXEL_SIZE_RANGE_NM",
+    "RENDER_MARGIN_NM",
+    "TABLE_SUFFIXES",
     "ImageData",
     "InputError",
+    "RenderedTable",
     "LoadedInput",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -28,11 +44,14 @@ __all__ = [
     "check_pixel_size",
     "check_mask",
     "intensity_to_fraction",
+    "is_table",
     "load_input",
+    "localisation_coverage_notice",
     "one_line_error",
     "read_image",
     "read_localisations",
     "render_localisations",
+    "render_table",
     "segment_nucleus",
     "write_json",
     "write_tiff",

@@ -13,8 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ._preprocess import check_mask, segment_nucleus
-from ._readers import InputError, check_pixel_size, read_image
+from ._preprocess import check_mask, localisation_coverage_notice, segment_nucleus
+from ._readers import (
+    DEFAULT_RENDER_PIXEL_NM,
+    InputError,
+    check_pixel_size,
+    is_table,
+    read_image,
+    render_table,
+)
 
 __all__ = ["LoadedInput", "load_input"]
 
@@ -24,7 +31,9 @@ class LoadedInput:
     """A checked image with its pixel size and nucleus mask.
 
     ``preprocessing`` records where the pixel size came from (``"pixel_size_source"``) and how the
-    mask was obtained (``"mask"``); callers add their own steps (normalisation, crop) to it.
+    mask was obtained (``"mask"``); for a localisation table, how it was rendered (``"render"``:
+    pixel size, origin in nm, shape) and one-line ``"notices"`` (a mask that leaves out many
+    localisations); callers add their own steps (normalisation, crop) to it.
     """
 
     data: np.ndarray
@@ -47,9 +56,12 @@ def load_input(
     Parameters
     ----------
     image : path or (H, W) array
-        TIFF / OME-TIFF file (pixel size read from its metadata) or an array (float64 copy).
+        TIFF / OME-TIFF file (pixel size read from its metadata), a localisation table (``.csv``,
+        ``.tsv``, ``.txt``, ``.xls``: x, y in nm; rendered to counts per pixel over its bounding box
+        plus a margin, :func:`render_table`) or an array (float64 copy).
     pixel_size_nm : float, optional
-        Overrides the file's pixel size; required for arrays and files without one. Checked
+        Overrides the file's pixel size; required for arrays and files without one; for a table,
+        the pixel size of its rendering (default :data:`DEFAULT_RENDER_PIXEL_NM`). Checked
         against :data:`PIXEL_SIZE_RANGE_NM`.
     mask : path or (H, W) array, optional
         Nucleus mask (nonzero inside): a TIFF file or an array; segmented (Otsu, largest region)
@@ -70,11 +82,18 @@ def load_input(
     InputError
         One line naming the input and the fix.
     """
-    if isinstance(image, (str, os.PathLike)):
+    if is_table(image):
+        data, px, source, prep = _read_table(image, pixel_size_nm)
+    elif isinstance(image, (str, os.PathLike)):
         data, px, source, prep = _read_file(image, pixel_size_nm)
     else:
         data, px, source, prep = _check_array(image, pixel_size_nm, name or "image")
     m = _nucleus_mask(mask, data, source, prep, mask_label)
+    if "render" in prep and mask is None:
+        notice = localisation_coverage_notice(data, m, name=source)
+        prep["localisations_in_mask"] = float(data[m].sum() / max(data.sum(), 1.0))
+        if notice:
+            prep.setdefault("notices", []).append(notice)
     return LoadedInput(data=data, mask=m, pixel_size_nm=px, source=source, preprocessing=prep)
 
 
@@ -95,6 +114,19 @@ def _read_file(path, pixel_size_nm) -> tuple[np.ndarray, float, str, dict]:
     }
     check_pixel_size(px, name=data.path, source=src["pixel_size_source"])
     return data.data, float(px), data.path, src
+
+
+def _read_table(path, pixel_size_nm) -> tuple[np.ndarray, float, str, dict]:
+    """A localisation table rendered over its own extent (counts per pixel: intensity input)."""
+    px = DEFAULT_RENDER_PIXEL_NM if pixel_size_nm is None else pixel_size_nm
+    rendered = render_table(path, px)
+    prep = {
+        "pixel_size_source": "argument (render pixel size)"
+        if pixel_size_nm is not None
+        else f"default render pixel size of tables ({DEFAULT_RENDER_PIXEL_NM:g} nm)",
+        "render": rendered.record(),
+    }
+    return rendered.data, rendered.pixel_size_nm, rendered.path, prep
 
 
 def _check_array(image, pixel_size_nm, name: str) -> tuple[np.ndarray, float, str, dict]:

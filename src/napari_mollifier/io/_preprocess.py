@@ -6,7 +6,18 @@ import numpy as np
 
 from ._readers import InputError
 
-__all__ = ["segment_nucleus", "intensity_to_fraction", "check_mask", "check_fraction"]
+__all__ = [
+    "segment_nucleus",
+    "intensity_to_fraction",
+    "check_mask",
+    "check_fraction",
+    "localisation_coverage_notice",
+    "MIN_LOCALISATION_COVERAGE",
+]
+
+#: Below this fraction of a table's localisations inside the segmented nucleus the mask has most
+#: likely caught a dense clump, not the nucleus (sparse renderings at fine pixels): say so.
+MIN_LOCALISATION_COVERAGE = 0.8
 
 
 def segment_nucleus(image: np.ndarray, *, smoothing_px: float = 4.0, name: str = "image") -> np.ndarray:
@@ -35,6 +46,25 @@ def segment_nucleus(image: np.ndarray, *, smoothing_px: float = 4.0, name: str =
     mask = labels == (1 + int(np.argmax(sizes)))
     mask = ndi.binary_fill_holes(ndi.binary_closing(mask, iterations=3))
     return check_mask(mask, image.shape, name=name)
+
+
+def localisation_coverage_notice(
+    counts: np.ndarray, mask: np.ndarray, *, name: str = "image", minimum: float = MIN_LOCALISATION_COVERAGE
+) -> str:
+    """A one-line notice when ``mask`` holds less than ``minimum`` of the localisations of a
+    rendered table (``counts`` per pixel), else "". A nucleus holds nearly all of a cell's
+    localisations; a mask that leaves out many has most likely caught a dense region only."""
+    total = float(np.sum(counts))
+    if total <= 0:
+        return ""
+    kept = float(np.sum(counts[mask])) / total
+    if kept >= minimum:
+        return ""
+    return (
+        f"{name}: the automatic nucleus mask keeps only {kept:.0%} of the localisations (under "
+        f"{minimum:.0%}); it has probably caught dense regions, not the whole nucleus: render at a "
+        "coarser pixel size (--pixel-size 20) or give a mask (--mask)"
+    )
 
 
 def check_mask(mask: np.ndarray, shape: tuple[int, int], *, name: str = "mask") -> np.ndarray:
