@@ -11,7 +11,9 @@ def infer_files(
     images, out, *, pixel_size_nm=None, mask=None, input="intensity", settings=None, overview: bool = False
 ) -> list[tuple[str, str, str]]:
     """Infer and write each image; returns (file, status, reason) rows. A failing file never
-    stops the others (the shared per-file step is napari_mollifier.batch.infer_file)."""
+    stops the others (the shared per-file step is napari_mollifier.batch.infer_file). One line
+    per file on standard error: "ok" with the mean rates, or the status ("failed", "diverged")
+    and its reason."""
     from ..batch import infer_file
 
     rows = []
@@ -32,6 +34,12 @@ def infer_files(
                 f"{s['gamma_me']['mean']:.4g}, Gamma_ac {s['gamma_ac']['mean']:.4g} (1/tau); "
                 f"-> {r.outputs['json']}"
             )
+        elif r.outputs:  # the fit ran, but its maps cannot be read as rates (failed / diverged)
+            why = r.reason.removeprefix(f"{image}: ")
+            _log(
+                f"{image}: {r.status} in {r.runtime_s:.0f} s on {r.device}: {why}; "
+                f"maps written for inspection only -> {r.outputs['json']}"
+            )
         else:
             _log(f"error: {r.reason}")
         rows.append((str(image), r.status, r.reason))
@@ -51,7 +59,7 @@ def _cmd_infer(args) -> int:
     )
     failed = [r for r in rows if r[1] != "ok"]
     if failed:
-        _log(f"mollifier infer: {len(failed)} of {len(rows)} inputs failed")
+        _log(f"mollifier infer: {len(failed)} of {len(rows)} inputs not ok (failed or diverged)")
     return 1 if failed else 0
 
 
