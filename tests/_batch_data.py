@@ -68,3 +68,23 @@ def write_corrupt(folder: Path, size: int = 64) -> dict[str, Path]:
     for name in ("truncated", "rgb", "nan"):
         write_tiff(folder / f"bad_{name}_mask.tif", mask, 10.0)
     return out
+
+
+def nan_residual_at_step(monkeypatch, step: int) -> None:
+    """Make the fit's physics term NaN at training step ``step`` (a broken step). Training calls
+    run with autograd on; the direct read-out's call, which scores the starting maps, runs without."""
+    import torch
+
+    from napari_mollifier.inverse import RateProblem
+
+    real = RateProblem.residual_energy
+    calls = {"n": 0}
+
+    def patched(self, d, coef):
+        e = real(self, d, coef)
+        if not torch.is_grad_enabled():
+            return e
+        calls["n"] += 1
+        return e * float("nan") if calls["n"] == step else e
+
+    monkeypatch.setattr(RateProblem, "residual_energy", patched)

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from _batch_data import FAST, variant, write_nuclei
+from _batch_data import FAST, nan_residual_at_step, variant, write_nuclei
 
 from napari_mollifier import infer_rates  # noqa: E402
 from napari_mollifier.batch import infer_file, sibling_mask  # noqa: E402
-from napari_mollifier.inverse import ProgressEvent, RateFit, RateProblem, _infer, fit_rates  # noqa: E402
+from napari_mollifier.inverse import ProgressEvent, RateFit, _infer, fit_rates  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -37,20 +37,16 @@ def test_exploding_loss_stops_with_a_message_and_finite_maps():
     # a sane learning rate does not trip the guard
     _, ok = _fit(FAST.model_copy(update={"steps": 60}))
     assert not ok.diverged and ok.diverged_step is None and ok.message == ""
+    assert fit.status == "diverged" and "diverged at step 2" in fit.status_reason
+    assert ok.status == "ok" and ok.status_reason == ""
 
 
 def test_nan_loss_keeps_the_maps_of_the_last_good_step(monkeypatch):
-    real = RateProblem.residual_energy
-    calls = {"n": 0}
-
-    def nan_at_step_7(self, d, coef):
-        calls["n"] += 1
-        e = real(self, d, coef)
-        return e * float("nan") if calls["n"] == 7 else e
-
-    monkeypatch.setattr(RateProblem, "residual_energy", nan_at_step_7)
+    nan_residual_at_step(monkeypatch, 7)
     events, fit = _fit(FAST.model_copy(update={"report_every": 1}))
     assert fit.diverged and fit.diverged_step == 7 and "loss nan" in fit.message
+    assert fit.status == "diverged" and fit.status_reason == fit.message
+    assert all(np.isfinite(fit.losses[k]) for k in ("data", "residual", "total"))
     step6 = [e for e in events if e.step == 6 and not e.done][0]
     final = events[-1]
     assert final.done
@@ -69,6 +65,7 @@ def test_diverged_file_is_written_reported_and_not_skipped(tmp_path):
     assert r.status == "diverged" and "diverged at step 2" in r.reason and image.name in r.reason
     rec = json.loads((out / f"{image.stem}.json").read_text())
     assert rec["diverged"]["step"] == 2
+    assert rec["status"] == "diverged" and "diverged at step 2" in rec["status_reason"]
     assert (out / f"{image.stem}_gamma_me.tif").exists()
     again = infer_file(image, out, mask=sibling_mask, input="fraction", settings=s, skip_existing=True)
     assert again.status == "diverged"  # fitted again, not taken as done

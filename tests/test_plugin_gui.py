@@ -227,8 +227,10 @@ def test_preview_makes_an_editable_mask_and_the_fit_uses_it(make_napari_viewer_p
     labels.data = edited
     w.start()
     _wait_done(qtbot, w)
-    assert w.state.status == "finished", w.state.message
-    assert "relative patterns" in w.state.message  # intensity input: the caution is shown
+    # Half of a blurred intensity image of a not quite steady nucleus does not determine the rates
+    # (negative over most of it, trained or not): the widget says "failed" and why, and shows the maps.
+    assert w.state.status == "failed" and "negative rates" in w.state.message, w.state.message
+    assert "relative patterns" in w._meta["preprocessing"]["caution"]  # intensity: the caution travels
     assert w.fit.analysed.any() and not w.fit.analysed[:, 45:].any()
 
 
@@ -242,7 +244,9 @@ def test_crop_rectangle_restricts_the_analysed_region(make_napari_viewer_proxy, 
         name="box",
         units=("nm", "nm"),
     )
-    w = _widget(viewer, qtbot, method="direct")
+    # A short trained fit: the direct read-out of this cut nucleus (simulated only to t = 3e3, not
+    # quite steady) has negative rates over a quarter of it (status "failed").
+    w = _widget(viewer, qtbot, steps=30)
     w.crop_combo.setCurrentText("box")
     w.start()
     _wait_done(qtbot, w)
@@ -250,6 +254,27 @@ def test_crop_rectangle_restricts_the_analysed_region(make_napari_viewer_proxy, 
     rows, cols = np.nonzero(w.fit.analysed)
     assert rows.min() >= 10 and rows.max() <= 69 and cols.max() <= 40
     assert w._input.preprocessing["crop_px"] == pytest.approx([10.0, 69.0, 0.0, 40.0])
+
+
+def test_a_failed_fit_says_failed_and_why_not_done(make_napari_viewer_proxy, qtbot):
+    # The direct read-out of a noisy nucleus: rates negative almost everywhere (status "failed").
+    viewer = make_napari_viewer_proxy()
+    phi, mask, _ = tiny_nucleus()
+    noisy = phi + 0.03 * np.random.default_rng(3).standard_normal(phi.shape).astype(np.float32)
+    viewer.add_image(noisy, name="cell", scale=(PIXEL_NM, PIXEL_NM), units=("nm", "nm"))
+    viewer.add_labels(mask, name="cell nucleus mask", scale=(PIXEL_NM, PIXEL_NM), units=("nm", "nm"))
+    w = _widget(viewer, qtbot, method="direct")
+    w.image_combo.setCurrentText("cell")
+    w.input_kind.setCurrentIndex(w.input_kind.findData("fraction"))
+    w.mask_combo.setCurrentText("cell nucleus mask")
+    w.start()
+    _wait_done(qtbot, w)
+    assert w.fit.status == "failed" and w.state.status == "failed", w.state.message
+    text = w.status_label.text()
+    assert text.startswith("Failed") and "negative rates" in text and "inspection only" in text
+    assert "Done" not in text
+    assert all(ly.metadata["status"] == "failed" for ly in _maps(viewer).values())
+    assert w.start_btn.text() == "Start" and w.form.isEnabled()
 
 
 def test_fit_flow_live_updates_stop_and_finish(make_napari_viewer_proxy, qtbot):

@@ -244,7 +244,7 @@ class BatchWidget(StopsOnClose, QWidget):
                 self._add_row(r)
         ok = sum(r.status in ("ok", "skipped") for r in self.results)
         skipped = sum(r.status == "skipped" for r in self.results)
-        failed = [r for r in self.results if r.status == "failed"]
+        failed = [r for r in self.results if r.status in ("failed", "diverged")]
         self.status_label.setText(
             f"{ok} of {len(self.results)} files done"
             f"{f' ({skipped} skipped: done before)' if skipped else ''}, {len(failed)} failed; "

@@ -88,7 +88,9 @@ class MapUpdate:
 class FitState:
     """What the widget shows; changed on the main thread only (worker callbacks run there)."""
 
-    status: str = "idle"  # idle | running | stopping | finished | stopped | failed
+    # idle | running | stopping | finished (status ok) | stopped | failed | diverged; a fit that
+    # ends "failed" or "diverged" (RateFit.status) shows its maps, and its reason in ``message``.
+    status: str = "idle"
     step: int = 0
     total_steps: int = 0
     message: str = ""

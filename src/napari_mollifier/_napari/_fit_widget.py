@@ -235,6 +235,8 @@ class FitWidget(StopsOnClose, InputSection, MapLayers, QWidget):
                 "runtime_s": fit.runtime_s,
                 "device": fit.device,
                 "cancelled": fit.cancelled,
+                "status": fit.status,
+                "status_reason": fit.status_reason,
                 "history": fit.history,
             },
         )
@@ -244,6 +246,14 @@ class FitWidget(StopsOnClose, InputSection, MapLayers, QWidget):
         self.progress.setValue(fit.steps_done if fit.cancelled else self.progress.maximum())
         self.state.step = fit.steps_done
         s = _means(fit)
+        if fit.status in ("failed", "diverged"):
+            # The maps stay shown for inspection, but the label must not pass them for a result.
+            self.state.status = fit.status
+            self.state.message = (
+                f"{fit.status.capitalize()} after {fit.steps_done} steps ({fit.runtime_s:.1f} s on "
+                f"{fit.device}): {fit.status_reason}. The maps are shown for inspection only."
+            )
+            return
         verb = f"Stopped at step {fit.steps_done}" if fit.cancelled else f"Done ({fit.steps_done} steps)"
         self.state.status = "stopped" if fit.cancelled else "finished"
         self.state.message = (

@@ -28,6 +28,9 @@ def infer_file(
 ) -> FileResult:
     """Infer one file and write its outputs; never raises for a bad input (status "failed").
 
+    The status is the fit's (:attr:`RateFit.status`) when it ran: "ok", or "failed" / "diverged"
+    with the fit's reason, its maps written for inspection and marked so in ``S.json``.
+
     Parameters
     ----------
     image : path
@@ -90,11 +93,13 @@ def infer_file(
         paths = write_rate_maps(maps, out, extra=extra)
         if overview:
             paths["overview"] = Path(out) / f"{Path(image).stem}_overview.png"
-        status, reason = "ok", "; ".join(maps.notices)
+        # A failed or diverged fit's maps are written too, for inspection; S.json and the row say
+        # its status and why (a re-run with skip_existing fits it again).
+        status, reason = maps.status, "; ".join(maps.notices)
         if cancelled:
             status, reason = "cancelled", f"{image}: {extra['status_reason']}"
-        elif maps.fit.diverged:
-            status, reason = "diverged", f"{image}: {maps.fit.message}"
+        elif status != "ok":
+            reason = "; ".join([f"{image}: {maps.status_reason}", *maps.notices])
         return FileResult(
             str(image),
             status,

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: Statuses of a file whose maps were written (by this run or, "skipped", by an earlier one).
-_WRITTEN = ("ok", "skipped", "diverged")
-
 
 @dataclass
 class FileResult:
@@ -14,7 +11,9 @@ class FileResult:
 
     ``status`` is "ok", "skipped" (complete outputs with the same settings already existed),
     "diverged" (training stopped at a NaN or exploding loss; the last good maps were written),
-    "failed", "cancelled" or "not run". ``reason`` is one line (for "ok" it may carry a notice,
+    "failed" (the input could not be fitted: nothing written; or the fit ran but its maps cannot be
+    read as rates, e.g. negative rates over much of the nucleus: maps written for inspection, with
+    ``outputs``), "cancelled" or "not run". ``reason`` is one line (for "ok" it may carry a notice,
     e.g. a fall-back from the GPU to the CPU).
     """
 
@@ -30,7 +29,7 @@ class FileResult:
     def row(self) -> dict:
         s = self.summary
         mean = lambda k: f"{s[k]['mean']:.6g}" if k in s else ""  # noqa: E731
-        done = self.status in _WRITTEN
+        done = bool(self.outputs)  # maps were written (by this run or, "skipped", by an earlier one)
         return {
             "file": self.file,
             "status": self.status,

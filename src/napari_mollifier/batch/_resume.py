@@ -89,7 +89,9 @@ def _output_paths(image, out, overview: bool) -> dict:
 
 def completed_result(image, out, key: str, *, overview: bool = False) -> FileResult | None:
     """A "skipped" result when ``out`` holds complete outputs of ``image`` made with resume key
-    ``key`` (a finished, not diverged, not cancelled fit); None when the file must be (re)run."""
+    ``key`` (a finished fit with status "ok"); None when the file must be (re)run. Records of a
+    failed, diverged or cancelled fit are run again; records written before the status existed
+    count as ok unless they say diverged or cancelled."""
     paths = _output_paths(image, out, overview)
     if not all(p.is_file() for p in paths.values()):
         return None
@@ -99,6 +101,8 @@ def completed_result(image, out, key: str, *, overview: bool = False) -> FileRes
         return None  # unreadable record: run the file again rather than trust it
     batch = rec.get("batch") or {}
     if batch.get("key") != key or rec.get("cancelled") or rec.get("diverged"):
+        return None
+    if rec.get("status", "ok") != "ok":
         return None
     return FileResult(
         str(image),

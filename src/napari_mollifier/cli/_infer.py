@@ -24,7 +24,9 @@ def infer_files(
     results: list | None = None,
 ) -> list[tuple[str, str, str]]:
     """Infer and write each image; returns (file, status, reason) rows. A failing file never
-    stops the others (the shared per-file step is napari_mollifier.batch.infer_file).
+    stops the others (the shared per-file step is napari_mollifier.batch.infer_file). One line
+    per file on standard error: "ok" with the mean rates, or the status ("failed", "diverged")
+    and its reason.
 
     Each fit draws a progress bar on standard error unless ``quiet``. Setting ``cancel`` (a
     ``threading.Event``) stops the running fit after its current step, writes its maps with status
@@ -67,6 +69,12 @@ def infer_files(
             )
             if r.reason:  # notices (e.g. a mask that leaves out localisations, a GPU fall-back)
                 _log(f"notice: {r.reason}")
+        elif r.outputs:  # the fit ran, but its maps cannot be read as rates (failed / diverged)
+            why = r.reason.removeprefix(f"{image}: ")
+            _log(
+                f"{image}: {r.status} in {r.runtime_s:.0f} s on {r.device}: {why}; "
+                f"maps written for inspection only -> {r.outputs['json']}"
+            )
         else:
             _log(f"error: {r.reason}")
         rows.append((str(image), r.status, r.reason))
@@ -100,7 +108,7 @@ def _cmd_infer(args) -> int:
         return 130
     failed = [r for r in rows if r[1] != "ok"]
     if failed:
-        _log(f"mollifier infer: {len(failed)} of {len(rows)} inputs failed")
+        _log(f"mollifier infer: {len(failed)} of {len(rows)} inputs not ok (failed or diverged)")
     return 1 if failed else 0
 
 

@@ -55,6 +55,16 @@ class RateMaps:
     # One-line notices about how the fit ran (e.g. a fall-back from the GPU to the CPU).
     notices: list = field(default_factory=list)
 
+    @property
+    def status(self) -> str:
+        """The fit's status: "ok", "failed", "diverged" or "cancelled" (:attr:`RateFit.status`)."""
+        return self.fit.status
+
+    @property
+    def status_reason(self) -> str:
+        """Why the status is not "ok", in one sentence ("" when ok)."""
+        return self.fit.status_reason
+
     def summary(self) -> dict:
         m = self.mask
         out = {}
@@ -215,8 +225,10 @@ def write_rate_maps(
     maps: RateMaps, out_dir: str | os.PathLike, stem: str | None = None, *, extra: dict | None = None
 ) -> dict:
     """Write the docs/interfaces.md outputs: S_gamma_me/_gamma_ac/_lambda/_phi (float32), S_mask
-    (uint8) and S.json, each atomically; S.json last, so that it marks a complete set. ``extra``
-    adds entries to S.json (the batch's resume key). Returns name -> path."""
+    (uint8) and S.json, each atomically; S.json last, so that it marks a complete set. S.json's
+    top-level "status" and "status_reason" say whether the maps can be read as rates (maps of a
+    failed or diverged fit are written too, for inspection). ``extra`` adds entries to S.json
+    (the batch's resume key). Returns name -> path."""
     import torch
 
     from .. import __version__
@@ -248,6 +260,8 @@ def write_rate_maps(
         )
     paths["mask"] = write_tiff(out / f"{stem}_mask.tif", maps.mask.astype(np.uint8), maps.pixel_size_nm)
     record = {
+        "status": fit.status,
+        "status_reason": fit.status_reason,
         "input": maps.source,
         "pixel_size_nm": maps.pixel_size_nm,
         "settings": fit.settings,
@@ -258,6 +272,7 @@ def write_rate_maps(
         "cancelled": fit.cancelled,
         "diverged": {"step": fit.diverged_step, "message": fit.message} if fit.diverged else None,
         "notices": list(maps.notices),
+        "checks": fit.checks,
         "losses": fit.losses,
         "history": fit.history,
         "summary": maps.summary(),

@@ -38,6 +38,7 @@ from ..physics import ChromatinModel
 from ._device import resolve_device
 from ._fields import _field_derivatives
 from ._problem import RateProblem, _preconditioner, estimate_noise
+from ._status import assess_fit
 
 __all__ = ["ProgressEvent", "RateFit", "fit_rates"]
 
@@ -73,10 +74,17 @@ class RateFit:
     steps_done: int = 0
     cancelled: bool = False
     settings: dict = field(default_factory=dict)
-    # Training stopped at a NaN/Inf or exploding loss; the maps are those of the last good step.
+    # Training stopped at a NaN/Inf or exploding loss (status "diverged"); the maps are those of the
+    # last good step. ``message`` is the status reason ("" when ok), kept for older callers.
     diverged: bool = False
     diverged_step: int | None = None
     message: str = ""
+    #: "ok", "failed", "diverged" or "cancelled" (:func:`~._status.assess_fit`): whether the maps
+    #: can be read as rates. ``status_reason`` says why not in one sentence ("" when ok).
+    status: str = "ok"
+    status_reason: str = ""
+    #: The figures the status rests on (negative-rate fractions, data term, NaN/Inf count).
+    checks: dict = field(default_factory=dict)
     #: (step, alignment score of the data and residual gradients) every ``alignment_every`` steps.
     alignment: list = field(default_factory=list)
     #: Mean wall time of one training step, the alignment logging excluded (0 without training).
@@ -205,8 +213,13 @@ def fit_rates(
         react = (problem.basis.matrix @ coef_s[:k]) * (1 - ds["u"][problem.interior].double())
         s_r = settings.residual_tolerance * float(react.pow(2).mean().sqrt())
         mean_rate = float((problem.basis.matrix @ (coef_s[:k] + coef_s[k:])).mean().abs())
+        # The loss terms of the read-out itself: the losses of a fit without training (method
+        # direct, or stopped before its first step), so that its status is judged on them too.
+        data_w = problem.mask | ~problem.mask  # the whole crop: phi_hat must fit outside too
+        data0 = float((problem.imaged(d0["u"]) - problem.phi)[data_w].pow(2).mean() / s_d**2)
+        phys0 = float(problem.residual_energy(d0, coef) / s_r**2)
     history: list = []
-    losses = {"data": float("nan"), "residual": float("nan"), "total": float("nan")}
+    losses = {"data": data0, "residual": phys0, "total": data0 + phys0}
     u_last = d0["u"]
     steps = settings.steps if settings.method == "pinn" else 0
     cancelled = False
@@ -219,7 +232,6 @@ def fit_rates(
         opt = _optimizer(settings, groups)
         params = [p for ps in groups.values() for p in ps]
         sched = _scheduler(opt, steps, WARMUP_STEPS.get(settings.arch, 0))
-        data_w = problem.mask | ~problem.mask  # the whole crop: phi_hat must fit outside too
         for step in range(1, steps + 1):
             if cancel is not None and cancel.is_set():
                 cancelled = True
@@ -290,11 +302,22 @@ def fit_rates(
     maps = problem.maps(coef, u_last)
     analysed = np.zeros(problem.full_shape, dtype=bool)
     analysed[problem.box] = problem.interior.cpu().numpy()
+    steps_done = history[-1]["step"] if history else 0
+    full = {k: problem.to_full(maps[k]) for k in ("gamma_me", "gamma_ac", "lambda", "phi_hat")}
+    verdict = assess_fit(
+        *(full[k][analysed] for k in ("gamma_me", "gamma_ac", "lambda", "phi_hat")),
+        dict(losses, s_d=s_d),
+        trained=steps_timed > 0,
+        method=settings.method,
+        diverged_message=message,
+        cancelled=cancelled,
+        steps_done=steps_timed,
+    )
     fit = RateFit(
-        gamma_me=problem.to_full(maps["gamma_me"]),
-        gamma_ac=problem.to_full(maps["gamma_ac"]),
-        lam=problem.to_full(maps["lambda"]),
-        phi_hat=problem.to_full(maps["phi_hat"]),
+        gamma_me=full["gamma_me"],
+        gamma_ac=full["gamma_ac"],
+        lam=full["lambda"],
+        phi_hat=full["phi_hat"],
         analysed=analysed,
         losses=dict(
             losses,
@@ -307,12 +330,15 @@ def fit_rates(
         history=history,
         runtime_s=time.perf_counter() - t0,
         device=str(device),
-        steps_done=history[-1]["step"] if history else 0,
+        steps_done=steps_done,
         cancelled=cancelled,
         settings=settings.model_dump(),
-        diverged=diverged_step is not None,
+        diverged=verdict.status == "diverged",
         diverged_step=diverged_step,
-        message=message,
+        message=verdict.reason,
+        status=verdict.status,
+        status_reason=verdict.reason,
+        checks=verdict.figures,
         alignment=alignment,
         time_per_step_s=train_time / steps_timed if steps_timed else 0.0,
     )
