@@ -28,8 +28,8 @@ class SmoothBasis:
     maps are ``by @ C @ bx.T`` through the dense 1-D factors (H x Ky and W x Kx, small next to
     the image), and Gram matrices ``sum_pixels w B_k B_l`` are banded (control points more than
     3 apart along an axis share no pixel) and built run by run from the factors' pair weights
-    (:meth:`gram_band`, :class:`_Segments`). ``region`` (bool (H, W)) is kept for the caller; the sums run over
-    whatever the weights select.
+    (:meth:`gram_band`, :class:`_Segments`). ``region`` (bool (H, W)) is kept for the caller;
+    the sums run over whatever the weights select.
     """
 
     def __init__(
