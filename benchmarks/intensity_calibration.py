@@ -104,7 +104,7 @@ def residual_ratio(phi, sim):
     with torch.no_grad():
         d = p.derivatives(p.phi)
         coef = p.solve(d)
-        react = (p.basis.matrix @ coef[: p.n_coef]) * (1 - d["u"][p.interior].double())
+        react = p.basis.expand(coef[: p.n_coef])[p.interior] * (1 - d["u"][p.interior].double())
         return float(torch.sqrt(p.residual_energy(d, coef) / react.pow(2).mean()))
 
 

@@ -167,8 +167,8 @@ class RateProblem:
             tuple(self.phi.shape), spacing_px, self.interior, dtype=torch.float64, device=device
         )
         k = self.basis.size
-        d2 = self.basis.smoothness_operator().to(device)
-        self.roughness = torch.block_diag(d2.T @ d2, d2.T @ d2)  # (2K, 2K)
+        self.roughness_band = self.basis.roughness_band()  # D^T D of one map, (Ky, 7, Kx, 7)
+        self._system_pattern()
         # Tikhonov weight of the rate maps follows the data's variance: at 3 % noise the default
         # weight left r ~0.87-0.89 on a gradient nucleus, (3 %/1 %)^2 = 9x gave 0.95 (measured,
         # benchmarks/chromatin_recovery.py); noise-free fits are unchanged.
@@ -208,34 +208,111 @@ class RateProblem:
         return u, b * inside, inside
 
     def normal_equations(self, d: dict):
-        """``A^T A`` and ``A^T b`` of the residual ``A c - b`` (A: columns ``B_k (1 - u)`` and
-        ``-B_k u`` on the interior), built from the basis's tensor-product factors: the dense
-        (pixels x 2K) design cost most of a step's time."""
+        """Gram bands and ``A^T b`` of the residual ``A c - b`` (A: columns ``B_k (1 - u)`` and
+        ``-B_k u`` on the interior). The bands (3, Ky, 7, Kx, 7) are ``sum w B_k B_l`` for the
+        weights (1 - u)^2, (1 - u) u and u^2 (:meth:`SmoothBasis.gram_band`); ``A^T A`` is
+        ``[[G0, -G1], [-G1, G2]]``. Nothing of size pixels x K is formed."""
         u, b, inside = self._fields(d)
-        g = self.basis.gram
         a, c = (1.0 - u) * inside, u * inside
-        top = torch.cat([g(a * a), -g(a * c)], dim=1)
-        bottom = torch.cat([-g(a * c), g(c * c)], dim=1)
-        ata = torch.cat([top, bottom], dim=0)
-        atb = torch.cat([self.basis.project(a * b), -self.basis.project(c * b)])
-        return ata, atb
+        bands = self.basis.gram_band(torch.stack([a * a, a * c, c * c]))
+        atb = self.basis.project(torch.stack([a * b, -c * b])).reshape(-1)
+        return bands, atb
+
+    def _system_pattern(self) -> None:
+        """Fixed sparsity of the (2K, 2K) normal matrix (four banded K x K blocks): its CSC
+        layout, and the map into LAPACK's upper band storage after ordering the unknowns by
+        control point (the two rates of a point together, the shorter grid axis fastest), so that
+        each step only fills values."""
+        rows, cols, valid = self.basis.band_pattern()
+        r, c = rows[valid], cols[valid]
+        k = self.basis.size
+        rr = np.concatenate([r, r, r + k, r + k])
+        cc = np.concatenate([c, c + k, c, c + k])
+        order = np.lexsort((rr, cc))
+        self._valid = valid
+        self._order = order
+        self._indices = rr[order].astype(np.int32)
+        self._indptr = np.concatenate([[0], np.cumsum(np.bincount(cc, minlength=2 * k))]).astype(np.int32)
+        # Banded ordering: point (i, j) -> q = i Kx + j (or j Ky + i if Kx > Ky), unknown 2 q + rate.
+        ky, kx = self.basis.grid
+        q = np.arange(k).reshape(ky, kx)
+        q = (q if kx <= ky else np.arange(k).reshape(kx, ky).T).reshape(-1)
+        pos = np.concatenate([2 * q, 2 * q + 1])  # original unknown -> banded position
+        big, small = pos[rr], pos[cc]
+        upper = small >= big
+        self._bw = int((small - big)[upper].max())
+        self._band_dst = (self._bw + big[upper] - small[upper]) * (2 * k) + small[upper]
+        self._band_src = np.nonzero(upper)[0]
+        self._banded = np.argsort(pos)  # banded position -> original unknown
+
+    def _values(self, bands: torch.Tensor) -> np.ndarray:
+        """Nonzeros of ``[[G0 + R, -G1], [-G1, G2 + R]]`` in the pattern's (block) order."""
+        g = bands.detach().cpu().numpy()
+        v = self._valid
+        r = self.reg_band[v]
+        return np.concatenate([g[0][v] + r, -g[1][v], -g[1][v], g[2][v] + r])
+
+    def _csc(self, vals: np.ndarray):
+        import scipy.sparse as sp
+
+        n = 2 * self.basis.size
+        return sp.csc_matrix((vals[self._order], self._indices, self._indptr), shape=(n, n))
+
+    def normal_matrix(self, d: dict):
+        """``A^T A + R`` (scipy.sparse CSC, <= 98 nonzeros a row) and ``A^T b`` (float64 tensor)."""
+        if getattr(self, "reg_band", None) is None:
+            self.set_regularisation(d)
+        bands, atb = self.normal_equations(d)
+        return self._csc(self._values(bands)), atb
 
     @torch.no_grad()
     def set_regularisation(self, d: dict) -> None:
         """Fix the rate regulariser's scale from one field (it must not change during a fit,
         or the detached coefficients would no longer give the exact gradient)."""
-        ata, _ = self.normal_equations(d)
-        scale = torch.diagonal(ata).mean()
-        eye = torch.eye(ata.shape[1], device=ata.device, dtype=ata.dtype)
-        self.reg = self.smoothness * scale * self.roughness + 1e-9 * scale * eye
+        bands, _ = self.normal_equations(d)
+        c = bands.shape[2] // 2
+        diag = bands[0, :, c, :, c].sum() + bands[2, :, c, :, c].sum()
+        scale = float(diag) / (2 * self.basis.size)
+        eye = np.zeros_like(self.roughness_band)
+        eye[:, c, :, c] = 1.0
+        self.reg_weights = (self.smoothness * scale, 1e-9 * scale)
+        self.reg_band = self.reg_weights[0] * self.roughness_band + self.reg_weights[1] * eye
+
+    def penalty(self, coef: torch.Tensor) -> torch.Tensor:
+        """``c^T R c``: the roughness (second differences of each control grid) and ridge terms."""
+        rough, ridge = self.reg_weights
+        out = ridge * coef.pow(2).sum()
+        for grid in coef.reshape(2, *self.basis.grid):
+            out = out + rough * (grid[2:] - 2 * grid[1:-1] + grid[:-2]).pow(2).sum()
+            out = out + rough * (grid[:, 2:] - 2 * grid[:, 1:-1] + grid[:, :-2]).pow(2).sum()
+        return out
 
     @torch.no_grad()
     def solve(self, d: dict) -> torch.Tensor:
-        """Rate coefficients minimising ``|A c - b|^2 + c^T R c`` for this field."""
-        if getattr(self, "reg", None) is None:
+        """Rate coefficients minimising ``|A c - b|^2 + c^T R c`` for this field.
+
+        The normal matrix is symmetric positive definite and, with the unknowns ordered by control
+        point, banded (half-bandwidth ~6 x the shorter grid side): a banded Cholesky (LAPACK) on
+        the CPU plus one step of iterative refinement solves it to rounding, as the dense solve
+        did, in O(K Kmin^2) time and O(K Kmin) memory instead of O(K^3) and O(K^2). On a
+        2 x 5625 system it took 0.14 s against 0.4 s for a sparse LU (SuperLU, minimum degree)."""
+        from scipy.linalg import cho_solve_banded, cholesky_banded
+
+        if getattr(self, "reg_band", None) is None:
             self.set_regularisation(d)
-        ata, atb = self.normal_equations(d)
-        return torch.linalg.solve(ata + self.reg, atb)
+        bands, atb = self.normal_equations(d)
+        vals = self._values(bands)
+        n = 2 * self.basis.size
+        ab = np.zeros((self._bw + 1, n))
+        ab.reshape(-1)[self._band_dst] = vals[self._band_src]
+        chol = cholesky_banded(ab, lower=False, check_finite=False)
+        rhs = atb.cpu().numpy()
+        perm = self._banded
+        x = np.empty(n)
+        x[perm] = cho_solve_banded((chol, False), rhs[perm], check_finite=False)
+        r = rhs - self._csc(vals) @ x
+        x[perm] += cho_solve_banded((chol, False), r[perm], check_finite=False)
+        return torch.as_tensor(x, dtype=torch.float64, device=atb.device)
 
     def residual(self, d: dict, coef: torch.Tensor) -> torch.Tensor:
         """Steady-state residual ``Gamma_me (1 - u) - Gamma_ac u - b`` on the interior pixels."""
@@ -248,7 +325,7 @@ class RateProblem:
         """Mean squared residual plus the regulariser per pixel: the exact objective the
         coefficients minimise, so gradients through a detached ``coef`` are exact."""
         r = self.residual(d, coef)
-        return (r.pow(2).sum() + coef @ (self.reg @ coef)) / r.numel()
+        return (r.pow(2).sum() + self.penalty(coef)) / r.numel()
 
     def maps(self, coef: torch.Tensor, u: torch.Tensor) -> dict:
         k = self.n_coef

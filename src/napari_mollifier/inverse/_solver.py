@@ -210,9 +210,10 @@ def fit_rates(
         )
         ds = problem.derivatives(smooth)
         coef_s = problem.solve(ds)
-        react = (problem.basis.matrix @ coef_s[:k]) * (1 - ds["u"][problem.interior].double())
+        inside = problem.interior
+        react = problem.basis.expand(coef_s[:k])[inside] * (1 - ds["u"][inside].double())
         s_r = settings.residual_tolerance * float(react.pow(2).mean().sqrt())
-        mean_rate = float((problem.basis.matrix @ (coef_s[:k] + coef_s[k:])).mean().abs())
+        mean_rate = float(problem.basis.expand(coef_s[:k] + coef_s[k:])[inside].mean().abs())
         # The loss terms of the read-out itself: the losses of a fit without training (method
         # direct, or stopped before its first step), so that its status is judged on them too.
         data_w = problem.mask | ~problem.mask  # the whole crop: phi_hat must fit outside too
