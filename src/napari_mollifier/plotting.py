@@ -13,6 +13,7 @@ __all__ = ["overview_figure"]
 def overview_figure(maps, path: str | os.PathLike, image: np.ndarray | None = None) -> Path:
     """Image (the normalised phi), phi_hat, Gamma_me, Gamma_ac and lambda with colour bars and units."""
     import io
+    import textwrap
 
     import matplotlib
 
@@ -40,10 +41,12 @@ def overview_figure(maps, path: str | os.PathLike, image: np.ndarray | None = No
         if unit:
             cb.set_label(unit)
     axes[0].set_ylabel("y (µm)")
-    fig.suptitle(
-        f"{Path(maps.source).name}: rates in 1/τ, τ = ℓ0²/(M A), ℓ0 = 10 nm (ratios to the mobility M)",
-        fontsize=10,
-    )
+    title = f"{Path(maps.source).name}: rates in 1/τ, τ = ℓ0²/(M A), ℓ0 = 10 nm (ratios to the mobility M)"
+    status = getattr(maps, "status", "ok")
+    if status != "ok":
+        # A figure travels without its S.json: it must not pass for a result on its own.
+        title = f"{title}\n{status.upper()}, for inspection only: {textwrap.shorten(maps.status_reason, 150)}"
+    fig.suptitle(title, fontsize=10, color="black" if status == "ok" else "darkred")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
