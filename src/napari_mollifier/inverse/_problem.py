@@ -296,6 +296,14 @@ class RateProblem:
         the CPU plus one step of iterative refinement solves it to rounding, as the dense solve
         did, in O(K Kmin^2) time and O(K Kmin) memory instead of O(K^3) and O(K^2). On a
         2 x 5625 system it took 0.14 s against 0.4 s for a sparse LU (SuperLU, minimum degree)."""
+        from threadpoolctl import threadpool_limits
+
+        # One BLAS thread: the banded system is small, and OpenBLAS's worker threads, once woken,
+        # spin and starve torch's own threads (a 256^2 fit ran 3x slower on 2 cores).
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._solve(d)
+
+    def _solve(self, d: dict) -> torch.Tensor:
         from scipy.linalg import cho_solve_banded, cholesky_banded
 
         if getattr(self, "reg_band", None) is None:
