@@ -134,6 +134,8 @@ def test_report_pairs_only_fits_of_the_same_grid_and_length():
     assert "| 128² | mlp | mollifier | adam | 0.05 |" in md and "| 64² | mlp | autodiff | adam | 0.05 |" in md
 
 
+# ~18 s each (benchmark fits in fresh processes): in the slow run, to keep the default run short.
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
 def test_fit_records_in_fresh_processes(tmp_path):
     """Short fits of each problem through the runner: the records carry the contract's fields,
@@ -174,6 +176,8 @@ def test_fit_records_in_fresh_processes(tmp_path):
     assert recs[3]["status"] == "error" and "convnet" in recs[3]["error"]
 
 
+# ~18 s each (benchmark fits in fresh processes): in the slow run, to keep the default run short.
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
 def test_cli_paper_benchmark_writes_table_and_figure(tmp_path):
     out, md = tmp_path / "p.json", tmp_path / "p.md"
