@@ -80,6 +80,8 @@ def test_markdown_ratios():
     assert "out_of_memory" in md and "Machine: CPU" in md
 
 
+# ~12 s (benchmark configurations in fresh processes): with the slow fits.
+@pytest.mark.slow
 def test_cli_writes_json(tmp_path):
     out = tmp_path / "b.json"
     md = tmp_path / "b.md"
