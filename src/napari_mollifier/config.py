@@ -213,6 +213,11 @@ class InferenceSettings(BaseModel):
         )
 
     @property
+    def training_steps(self) -> int:
+        """Steps the fit trains: ``steps`` for the PINN, none for the direct read-out."""
+        return self.steps if self.method == "pinn" else 0
+
+    @property
     def intensity_levels(self) -> tuple[float, float] | None:
         """(euchromatin, heterochromatin) intensity of a calibration, or None."""
         if self.euchromatin_level is None:

@@ -171,11 +171,11 @@ class FitWidget(StopsOnClose, InputSection, MapLayers, QWidget):
         self._source_name = image.name
         self.fit = None
         self.loss_plot.clear()
-        self.progress.setRange(0, max(inp.settings.steps if inp.settings.method == "pinn" else 0, 1))
+        self.progress.setRange(0, max(inp.settings.training_steps, 1))
         self.progress.setFormat("%v / %m steps")
         self.progress.setValue(0)
         self.state.device = device
-        self.state.total_steps = inp.settings.steps if inp.settings.method == "pinn" else 0
+        self.state.total_steps = inp.settings.training_steps
         self.state.step = 0
         self.state.status = "running"
         self.state.message = f"Fitting {image.name} ({inp.settings.method}, {inp.settings.arch}) on {device}…"

@@ -75,16 +75,19 @@ def _cmd_batch(args) -> int:
     bar = _ProgressBar(len(images), inplace=False if in_process else None, quiet=quiet)
     fit_bars: dict = {}
 
-    steps = settings.steps if settings.method == "pinn" else 0
+    steps = settings.training_steps
 
     def fit_progress(i, event) -> None:
         if i in fit_bars:
             fit_bars[i](event)
 
-    def on_first_interrupt() -> None:
+    def end_lines() -> None:  # before a message: no bar is left mid-line
         bar.end_line()
         for b in fit_bars.values():
             b.end_line()
+
+    def on_first_interrupt() -> None:
+        end_lines()
         _log(
             "mollifier batch: stopping (Ctrl-C): no new file starts, running fits stop after their "
             "current step (not written); press Ctrl-C again to abort at once"
@@ -135,9 +138,7 @@ def _cmd_batch(args) -> int:
         except StopIteration as stop:
             results = stop.value or []
         except KeyboardInterrupt:  # the second Ctrl-C: stop at once, keep the record of what was done
-            bar.end_line()
-            for b in fit_bars.values():
-                b.end_line()
+            end_lines()
             gen.close()  # stops the cluster (dask)
             summary = _write_aborted_summary(images, seen, args.out)
             _log(f"mollifier batch: aborted (second Ctrl-C); summary of the files done: {summary}")

@@ -35,9 +35,7 @@ def infer_files(
     from ..batch import infer_file
     from ..config import InferenceSettings
 
-    steps = settings.steps if settings is not None else InferenceSettings().steps
-    if settings is not None and settings.method != "pinn":
-        steps = 0
+    steps = (settings or InferenceSettings()).training_steps
     rows = []
     for image in images:
         if cancel is not None and cancel.is_set():

@@ -29,9 +29,8 @@ _GROUP_TITLES = {
 }
 
 
-def _add_fit_options(p) -> None:
-    """The input options and one option per setting of InferenceSettings (:func:`_add_settings_options`)."""
-    inp = p.add_argument_group("input")
+def _add_input_options(inp) -> None:
+    """--pixel-size, --input and --mask: how an image (or a table) becomes phi and its nucleus."""
     inp.add_argument(
         "--pixel-size",
         type=float,
@@ -46,6 +45,12 @@ def _add_fit_options(p) -> None:
         help="intensity (default): raw image normalised to phi; fraction: pixels are phi in [0, 1]",
     )
     inp.add_argument("--mask", help="nucleus mask TIFF (nonzero = nucleus); default: segmented")
+
+
+def _add_fit_options(p) -> None:
+    """The input options and one option per setting of InferenceSettings (:func:`_add_settings_options`)."""
+    inp = p.add_argument_group("input")
+    _add_input_options(inp)
     inp.add_argument(
         "--intensity-levels",
         nargs=2,
@@ -218,16 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sc.add_argument("image", metavar="IMAGE")
     sc.add_argument("--out", default=".", help="folder of S_domains.csv (default: the current folder)")
-    sc.add_argument(
-        "--pixel-size", type=float, metavar="NM", help="pixel size in nm (default: from the file)"
-    )
-    sc.add_argument(
-        "--input",
-        choices=["intensity", "fraction"],
-        default="intensity",
-        help="intensity (default): raw image normalised to phi; fraction: pixels are phi in [0, 1]",
-    )
-    sc.add_argument("--mask", help="nucleus mask TIFF (nonzero = nucleus); default: segmented")
+    _add_input_options(sc)
     sc.add_argument(
         "--maps",
         metavar="DIR",

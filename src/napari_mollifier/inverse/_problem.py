@@ -11,6 +11,7 @@ which flattens its curvature for the grid field. The training itself is in ``_so
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -83,6 +84,16 @@ def _small_interior_message(mask: np.ndarray, left: int, edge_px: int, pixel_siz
         if n >= MIN_INTERIOR_PIXELS:
             return f"{head}: use {option_name('edge_margin_nm')} {px * pixel_size_nm:g} (leaves {n}) or less"
     return f"{head}: the mask is too small or empty for this pixel size; check the mask and the pixel size"
+
+
+@functools.cache
+def _blas_threads():
+    """The BLAS libraries' thread pools, found once: a fresh ``threadpool_limits`` searches the
+    loaded libraries again, ~1 ms, a tenth of a 256^2 step."""
+    import scipy.linalg  # noqa: F401 - its BLAS must be loaded before the search
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 class RateProblem:
@@ -183,6 +194,12 @@ class RateProblem:
             self.psf_hat = torch.exp(-0.5 * psf_px**2 * k2).to(device, self.dtype)
         self.device = device
         self.n_coef = k
+
+    def data_misfit(self, u: torch.Tensor) -> torch.Tensor:
+        """Mean squared difference of phi_hat, as imaged, and the data over the whole crop: phi_hat
+        must fit outside the nucleus too (the data term of the loss, before its noise scale)."""
+        everywhere = self.mask | ~self.mask
+        return (self.imaged(u) - self.phi)[everywhere].pow(2).mean()
 
     def imaged(self, u: torch.Tensor) -> torch.Tensor:
         """phi_hat as the microscope would record it (blurred by the PSF, if any)."""
@@ -296,11 +313,9 @@ class RateProblem:
         the CPU plus one step of iterative refinement solves it to rounding, as the dense solve
         did, in O(K Kmin^2) time and O(K Kmin) memory instead of O(K^3) and O(K^2). On a
         2 x 5625 system it took 0.14 s against 0.4 s for a sparse LU (SuperLU, minimum degree)."""
-        from threadpoolctl import threadpool_limits
-
         # One BLAS thread: the banded system is small, and OpenBLAS's worker threads, once woken,
         # spin and starve torch's own threads (a 256^2 fit ran 3x slower on 2 cores).
-        with threadpool_limits(limits=1, user_api="blas"):
+        with _blas_threads().limit(limits=1, user_api="blas"):
             return self._solve(d)
 
     def _solve(self, d: dict) -> torch.Tensor:
