@@ -14,6 +14,7 @@ import torch
 
 from ..config import ARCHS, COORDINATE_ARCHS, InferenceSettings
 from ..mollifier import MollifierLayer
+from ..mollifier._dct import idctn
 from ..physics import DERIVATIVES_NEEDED, mu_laplacian
 from ._problem import RateProblem
 
@@ -37,8 +38,8 @@ def _make_field(
     if arch not in ARCHS:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
     if arch == "grid":
-        z = torch.nn.Parameter(torch.fft.irfft2(torch.fft.rfft2(start) / precond, s=(h, w)))
-        return {"free_field": [z]}, (lambda: torch.fft.irfft2(torch.fft.rfft2(z) * precond, s=(h, w)))
+        groups, coefficients = _grid_field(problem, precond, start)
+        return groups, (lambda: idctn(coefficients()))
     if arch == "convnet":
         return _convnet_field(problem, settings, start)
     net, coords = _coordinate_net(problem, settings)
@@ -47,6 +48,16 @@ def _make_field(
         return start + net(coords).reshape(h, w)
 
     return {"network": list(net.parameters())}, field
+
+
+def _grid_field(problem: RateProblem, precond: torch.Tensor, start: torch.Tensor):
+    """The free per-pixel field: (parameter groups, callable returning g's cosine coefficients).
+
+    Trained through the Fourier preconditioner, in the crop's cosine basis: g = IDCT(p DCT(z)),
+    so the derivatives start from the coefficients p DCT(z) without transforming g back and forth.
+    """
+    z = torch.nn.Parameter(idctn(problem.spectrum(start) / precond))
+    return {"free_field": [z]}, (lambda: precond * problem.spectrum(z))
 
 
 def _coordinate_net(problem: RateProblem, settings: InferenceSettings):
@@ -106,6 +117,9 @@ def _field_derivatives(
     discretisation; ``residual_form="chain"`` puts the mollifier on the same formula).
     """
     if settings.derivatives != "autodiff":
+        if settings.arch == "grid" and problem.nested:
+            groups, coefficients = _grid_field(problem, precond, start)
+            return groups, (lambda: problem.derivatives_from_spectrum(coefficients()))
         groups, field_fn = _make_field(problem, settings, precond, start)
         return groups, (lambda: problem.derivatives(field_fn()))
     if settings.arch not in COORDINATE_ARCHS:  # settings built with model_construct skip the validator

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from ..config import InferenceSettings, option_name, resolved_kernel_radius_nm
-from ..mollifier import MollifierLayer
-from ..physics import DERIVATIVES_NEEDED, ChromatinModel, chemical_potential, mu_laplacian
+from ..mollifier import MollifierLayer, mollifier_margin
+from ..physics import DERIVATIVES_NEEDED, ChromatinModel, f_prime, mu_laplacian
 from ._basis import SmoothBasis
 
 __all__ = ["RateProblem", "estimate_noise"]
@@ -41,16 +41,15 @@ SMOOTHNESS_REFERENCE_NOISE = 0.01
 
 
 def _fft_friendly(lo: int, hi: int, size: int) -> tuple[int, int]:
-    """Grow ``[lo, hi)`` (clipped to ``[0, size)``) so that the spectral layer's even extension
-    (2n - 2 points) has only small prime factors: a crop of 234 px gave a 466-point FFT
-    (2 x 233) that made a fit ~1.5x slower than the 480-point one of a 241 px crop."""
+    """Grow ``[lo, hi)`` (clipped to ``[0, size)``) to a length whose FFT has only small prime
+    factors: the cosine transforms of the fit run real FFTs of the crop's own length along each
+    axis, and a length with a large prime factor (234 = 2 x 3^2 x 13 is fine, 233 is prime) makes
+    them several times slower."""
     from scipy.fft import next_fast_len
 
     lo, hi = max(lo, 0), min(hi, size)
     n = hi - lo
-    target = n
-    while next_fast_len(2 * target - 2) != 2 * target - 2 and target < n + 32:
-        target += 1
+    target = next_fast_len(n, real=True)
     grow = min(target, size) - n
     lo = max(lo - grow // 2, 0)
     hi = min(lo + n + grow, size)
@@ -134,20 +133,19 @@ class RateProblem:
         # pseudo-spectral form), "chain" = chain rule from derivatives of phi_hat. On a steady state
         # simulated at 5 nm and sampled at 10 nm the true maps leave a residual of 20 % of the
         # reaction with "nested" against 53 % with "chain" (docs/decisions.md).
+        # "nested" needs even-order derivatives only, so it runs on cosine transforms of the crop
+        # (the half-sample symmetric extension: transforms of the crop's own size); "chain" needs
+        # the gradient too and keeps the mollifier layer's whole-sample even extension.
         self.nested = settings.residual_form == "nested"
-        needed = ("u", "laplacian") if self.nested else DERIVATIVES_NEEDED
-        self.layer = MollifierLayer(
-            radius_px, needed, spacing=self.h, boundary="reflect", kernel="spectral"
-        ).to(device)
-        self.mu_layer = (
-            MollifierLayer(
-                radius_px, ("laplacian",), spacing=self.h, boundary="reflect", kernel="spectral"
-            ).to(device)
+        self.layer = (
+            None
             if self.nested
-            else None
+            else MollifierLayer(
+                radius_px, DERIVATIVES_NEEDED, spacing=self.h, boundary="reflect", kernel="spectral"
+            ).to(device)
         )
         self.radius_px = radius_px
-        margin = self.layer.margin
+        margin = mollifier_margin(radius_px, ("u", "laplacian"), ndim=2)
         # At least one pixel: the residual is never scored on the mask's edge pixels.
         edge_px = max(int(round(settings.edge_margin_nm / pixel_size_nm)), 1)
         interior = binary_erosion(mask, iterations=edge_px, border_value=0)
@@ -184,37 +182,77 @@ class RateProblem:
         # weight left r ~0.87-0.89 on a gradient nucleus, (3 %/1 %)^2 = 9x gave 0.95 (measured,
         # benchmarks/chromatin_recovery.py); noise-free fits are unchanged.
         self.smoothness = settings.smoothness * (noise_level / SMOOTHNESS_REFERENCE_NOISE) ** 2
-        self.psf_hat = None
-        psf_px = (settings.psf_sigma_nm or 0.0) / pixel_size_nm
-        if psf_px > 0:
-            hh, ww = self.phi.shape
-            ky = 2 * math.pi * torch.fft.fftfreq(hh, dtype=torch.float64)
-            kx = 2 * math.pi * torch.fft.rfftfreq(ww, dtype=torch.float64)
-            k2 = ky[:, None] ** 2 + kx[None, :] ** 2
-            self.psf_hat = torch.exp(-0.5 * psf_px**2 * k2).to(device, self.dtype)
+        self._cosine_symbols(psf_px=(settings.psf_sigma_nm or 0.0) / pixel_size_nm)
         self.device = device
         self.n_coef = k
 
-    def data_misfit(self, u: torch.Tensor) -> torch.Tensor:
+    def _cosine_symbols(self, psf_px: float) -> None:
+        """Multipliers of the crop's cosine coefficients (DCT-II, :mod:`..mollifier._dct`): the
+        sampled bump ``eta_hat`` (1 at the default radius of about one pixel, where the bump is a
+        single sample), the mollified Laplacian ``-k^2 eta_hat`` and the PSF's Gaussian blur."""
+        from ..mollifier import bump_kernel
+        from ..mollifier._dct import cosine_wavenumbers
+        from ..mollifier._functional import sampled_bump_symbol
+
+        hh, ww = self.phi.shape
+        dev, dt = self.mask.device, self.dtype
+        ky = cosine_wavenumbers(hh, self.h)
+        kx = cosine_wavenumbers(ww, self.h)
+        self.k2 = ky[:, None] ** 2 + kx[None, :] ** 2  # float64, the preconditioner's too
+        # The bump's DFT on the 2n-periodic symmetric extension, at the cosine frequencies.
+        eta = torch.tensor(bump_kernel(self.radius_px, 2))
+        self.eta_hat = sampled_bump_symbol(eta, (2 * hh, 2 * ww))[:hh, :ww]
+        self._eta = None if bool((self.eta_hat == 1).all()) else self.eta_hat.to(dev, dt)
+        self._lap = (-self.k2 * self.eta_hat).to(dev, dt)
+        self.psf_hat = None
+        if psf_px > 0:
+            ky = cosine_wavenumbers(hh, 1.0)
+            kx = cosine_wavenumbers(ww, 1.0)
+            self.psf_hat = torch.exp(-0.5 * psf_px**2 * (ky[:, None] ** 2 + kx[None, :] ** 2)).to(dev, dt)
+
+    def spectrum(self, g: torch.Tensor) -> torch.Tensor:
+        """Cosine coefficients (DCT-II) of a field on the crop."""
+        from ..mollifier._dct import dctn
+
+        return dctn(g)
+
+    def data_misfit(self, d: dict) -> torch.Tensor:
         """Mean squared difference of phi_hat, as imaged, and the data over the whole crop: phi_hat
         must fit outside the nucleus too (the data term of the loss, before its noise scale)."""
-        everywhere = self.mask | ~self.mask
-        return (self.imaged(u) - self.phi)[everywhere].pow(2).mean()
+        return (self.imaged(d) - self.phi).pow(2).mean()
 
-    def imaged(self, u: torch.Tensor) -> torch.Tensor:
-        """phi_hat as the microscope would record it (blurred by the PSF, if any)."""
+    def imaged(self, d: dict) -> torch.Tensor:
+        """phi_hat as the microscope would record it (blurred by the PSF, if any), from the
+        derivatives of :meth:`derivatives`."""
         if self.psf_hat is None:
-            return u
-        return torch.fft.irfft2(torch.fft.rfft2(u) * self.psf_hat, s=u.shape)
+            return d["u"]
+        from ..mollifier._dct import dctn, idctn
+
+        spec = d.get("u_spectrum")
+        if spec is None:
+            spec = dctn(d["u"])
+        return idctn(spec * self.psf_hat)
 
     def derivatives(self, g: torch.Tensor) -> dict:
-        out = {k: v[0, 0] for k, v in self.layer(g[None, None]).items()}
-        if self.nested:
-            mu = chemical_potential(out, self.model)
-            out["mu_laplacian"] = self.mu_layer(mu[None, None])["laplacian"][0, 0]
-        else:
+        """The residual's derivatives of a field g on the crop: ``u = g * eta`` and ``lap(mu)``."""
+        if not self.nested:
+            out = {k: v[0, 0] for k, v in self.layer(g[None, None]).items()}
             out["mu_laplacian"] = mu_laplacian(out, self.model)
-        return out
+            return out
+        return self.derivatives_from_spectrum(self.spectrum(g))
+
+    def derivatives_from_spectrum(self, spec: torch.Tensor) -> dict:
+        """:meth:`derivatives` from the field's cosine coefficients (the grid field is trained
+        in them): ``u``, ``lap(mu)`` with ``mu = A f'(u) - kappa lap(u)`` (each Laplacian a
+        mollified one, the "nested" form), and ``u``'s coefficients (for the PSF). Two cosine
+        transforms each way: ``u`` and ``lap(mu)`` back, ``f'(u)`` forth."""
+        from ..mollifier._dct import dctn, idctn
+
+        m = self.model
+        u_spec = spec if self._eta is None else spec * self._eta
+        u = idctn(u_spec)
+        mu_spec = m.bulk * dctn(f_prime(u)) - m.kappa * (self._lap * spec)
+        return {"u": u, "mu_laplacian": idctn(self._lap * mu_spec), "u_spectrum": u_spec}
 
     def _fields(self, d: dict):
         """u and the residual's constant ``b = -M lap(mu)`` on the crop, float64, zero outside
@@ -375,18 +413,12 @@ def _preconditioner(problem: RateProblem, s_d: float, s_r: float, mean_rate: flo
     Linearised, the loss in g has the symbol ``eta_h(k)^2 [1/s_d^2 + rho(k)^2/s_r^2]`` with
     ``rho = M (kappa k^4 + 2 A k^2) + Gamma`` (the 4th-order operator, stiff as k^8). Training
     ``z`` with ``g = F^-1[p F z]`` and ``p = symbol^-1/2`` removes that stiffness; without it
-    Adam barely moved the high wavenumbers that noise lives in (measured).
+    Adam barely moved the high wavenumbers that noise lives in (measured). The symbol is on the
+    crop's cosine frequencies, the basis the grid field is trained in.
     """
-    from ..mollifier import bump_kernel
-    from ..mollifier._functional import sampled_bump_symbol
-
-    h, w = problem.phi.shape
     m = problem.model
-    ky = 2 * math.pi * torch.fft.fftfreq(h, d=problem.h, dtype=torch.float64)
-    kx = 2 * math.pi * torch.fft.rfftfreq(w, d=problem.h, dtype=torch.float64)
-    k2 = ky[:, None] ** 2 + kx[None, :] ** 2
-    eta_hat = sampled_bump_symbol(torch.tensor(bump_kernel(problem.radius_px, 2)), (h, w))
+    k2 = problem.k2
     rho = m.mobility * (m.kappa * k2**2 + 2 * m.bulk * k2) + mean_rate
     psf2 = 1.0 if problem.psf_hat is None else problem.psf_hat.double().cpu().square()
-    symbol = eta_hat.square().clamp_min(0.05) * (psf2 / s_d**2 + rho**2 / s_r**2)
+    symbol = problem.eta_hat.square().clamp_min(0.05) * (psf2 / s_d**2 + rho**2 / s_r**2)
     return (symbol / symbol[0, 0]).rsqrt().to(problem.device, problem.dtype)

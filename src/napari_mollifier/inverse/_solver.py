@@ -216,7 +216,7 @@ def fit_rates(
         mean_rate = float(problem.basis.expand(coef_s[:k] + coef_s[k:])[inside].mean().abs())
         # The loss terms of the read-out itself: the losses of a fit without training (method
         # direct, or stopped before its first step), so that its status is judged on them too.
-        data0 = float(problem.data_misfit(d0["u"]) / s_d**2)
+        data0 = float(problem.data_misfit(d0) / s_d**2)
         phys0 = float(problem.residual_energy(d0, coef) / s_r**2)
     history: list = []
     losses = {"data": data0, "residual": phys0, "total": data0 + phys0}
@@ -240,7 +240,7 @@ def fit_rates(
             opt.zero_grad(set_to_none=True)
             d = derivs_fn()
             coef = problem.solve(d)
-            data_term = problem.data_misfit(d["u"]) / s_d**2
+            data_term = problem.data_misfit(d) / s_d**2
             phys_term = problem.residual_energy(d, coef) / s_r**2
             loss = data_term + phys_term
             if settings.alignment_every and (step - 1) % settings.alignment_every == 0:
