@@ -31,7 +31,7 @@ def _fit(settings, phi=None, mask=None):
 
 def test_exploding_loss_stops_with_a_message_and_finite_maps():
     events, fit = _fit(FAST.model_copy(update={"learning_rate": 1e3, "steps": 60}))
-    assert fit.diverged and fit.diverged_step == 2
+    assert fit.diverged and fit.diverged_step == 2 and fit.steps_done == 1
     assert "diverged at step 2" in fit.message and "learning rate" in fit.message
     assert np.isfinite(fit.gamma_me[fit.analysed]).all() and np.isfinite(fit.phi_hat[fit.analysed]).all()
     # a sane learning rate does not trip the guard
@@ -45,6 +45,7 @@ def test_nan_loss_keeps_the_maps_of_the_last_good_step(monkeypatch):
     nan_residual_at_step(monkeypatch, 7)
     events, fit = _fit(FAST.model_copy(update={"report_every": 1}))
     assert fit.diverged and fit.diverged_step == 7 and "loss nan" in fit.message
+    assert fit.steps_done == 6  # the steps trained: step 7's update was not applied
     assert fit.status == "diverged" and fit.status_reason == fit.message
     assert all(np.isfinite(fit.losses[k]) for k in ("data", "residual", "total"))
     step6 = [e for e in events if e.step == 6 and not e.done][0]

@@ -147,3 +147,15 @@ def test_second_order_autodiff_and_options_run():
         fit_second_order(p, method="fd", steps=1)
     with pytest.raises(ValueError, match="2nd-order"):
         fit_second_order(simulate_first_order(32), steps=1)
+
+
+def test_first_and_second_order_fits_share_their_options():
+    """Both entry points pass the same options to the shared fit; only degree and lstsq_ridge differ."""
+    import inspect
+
+    one = inspect.signature(fit_first_order).parameters
+    two = inspect.signature(fit_second_order).parameters
+    assert list(one) == list(two)
+    differ = {k for k in one if one[k].default != two[k].default}
+    assert differ == {"degree", "lstsq_ridge"}
+    assert (one["degree"].default, two["degree"].default) == (12, 8)

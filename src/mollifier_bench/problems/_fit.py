@@ -81,6 +81,14 @@ _DOC_COMMON = """
 """
 
 
+def _options(arguments: dict) -> dict:
+    """The keyword options of a ``fit_*_order`` call (its ``locals()`` on entry) for ``_fit``.
+
+    The two entry points share every option (and all defaults but ``degree`` and ``lstsq_ridge``,
+    whose reasons are in ``_DOC_COMMON``); they differ in the residual and its scale."""
+    return {k: v for k, v in arguments.items() if k != "problem"}
+
+
 def fit_first_order(
     problem: ProblemData,
     *,
@@ -110,6 +118,7 @@ def fit_first_order(
     problem : ProblemData
         From :func:`simulate_first_order` (order 1).
     """
+    options = _options(locals())
     if problem.order != 1:
         raise ValueError(f"problem must be a 1st-order problem, got order {problem.order}")
 
@@ -127,30 +136,7 @@ def fit_first_order(
     edge = max(n // 12, 1)
     dudt = np.gradient(smooth, problem.spacing[0])
     res_scale = float(np.sqrt(np.mean(((dudt - smooth)[edge:-edge]) ** 2)) / (np.std(problem.data) or 1.0))
-    return _fit(
-        problem,
-        ("u", "dx"),
-        linear_parts,
-        res_scale,
-        method=method,
-        arch=arch,
-        optimizer=optimizer,
-        steps=steps,
-        seed=seed,
-        lr=lr,
-        radius=radius,
-        degree=degree,
-        width=width,
-        fourier_scale=fourier_scale,
-        residual_weight=residual_weight,
-        weighting=weighting,
-        gradnorm_every=gradnorm_every,
-        log_alignment_every=log_alignment_every,
-        dtype=dtype,
-        lstsq_ridge=lstsq_ridge,
-        data_on=data_on,
-        boundary=boundary,
-    )
+    return _fit(problem, ("u", "dx"), linear_parts, res_scale, **options)
 
 
 def fit_second_order(
@@ -182,6 +168,7 @@ def fit_second_order(
     problem : ProblemData
         From :func:`simulate_second_order` (order 2, with its source).
     """
+    options = _options(locals())
     if problem.order != 2 or problem.source is None:
         raise ValueError("problem must be a 2nd-order problem with its source m")
 
@@ -190,30 +177,7 @@ def fit_second_order(
 
     # Residual scale: the size of the known source (in units of the normalised data).
     res_scale = float(np.sqrt(np.mean(problem.source**2)) / (np.std(problem.data) or 1.0))
-    return _fit(
-        problem,
-        ("u", "laplacian"),
-        linear_parts,
-        res_scale,
-        method=method,
-        arch=arch,
-        optimizer=optimizer,
-        steps=steps,
-        seed=seed,
-        lr=lr,
-        radius=radius,
-        degree=degree,
-        width=width,
-        fourier_scale=fourier_scale,
-        residual_weight=residual_weight,
-        weighting=weighting,
-        gradnorm_every=gradnorm_every,
-        log_alignment_every=log_alignment_every,
-        dtype=dtype,
-        lstsq_ridge=lstsq_ridge,
-        data_on=data_on,
-        boundary=boundary,
-    )
+    return _fit(problem, ("u", "laplacian"), linear_parts, res_scale, **options)
 
 
 fit_first_order.__doc__ = fit_first_order.__doc__.rstrip() + _DOC_COMMON

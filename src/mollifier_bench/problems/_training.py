@@ -1,10 +1,10 @@
-"""The training loop of the 1st- and 2nd-order benchmark problems: a network (or its
-derivatives by mollifier or autodiff) fitted to the data while lambda is solved by least squares
-at every step; the problem-specific entry points are in ``_fit``."""
+"""Training on the 1st- and 2nd-order benchmark problems: a network (its derivatives by mollifier
+or autodiff) fitted to the data while lambda is solved by least squares at every step. The steps
+run in the package's shared loop (:func:`napari_mollifier.optim.train`, as the chromatin solver's);
+the problem-specific entry points are in ``_fit``."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,7 +111,7 @@ def _fit(
     data_on: str = "u",
     boundary: str = "network",
 ) -> FitResult:
-    from napari_mollifier.optim import GradNormWeights, alignment_score, loss_term_gradients, make_optimizer
+    from napari_mollifier.optim import GradNormWeights, TrainingSchedule, run_training
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -227,7 +227,6 @@ def _fit(
         return l_data, l_res, lam, d["u"]
 
     params = [p for p in net.parameters() if p.requires_grad]
-    opt = make_optimizer(optimizer, params, lr=lr)
     weights = GradNormWeights(2, update_every=gradnorm_every) if weighting == "gradnorm" else None
     hist = {
         "step": [],
@@ -237,31 +236,37 @@ def _fit(
         "alignment": [],
         "weights": [],
     }
-    train_time = 0.0
-    for step in range(steps):
-        t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        l_data, l_res, lam, u = losses()
-        logged = log_alignment_every and step % log_alignment_every == 0
-        if logged:
-            t_log = time.perf_counter()
-            grads = loss_term_gradients([l_data, l_res], params)
-            if all(float(g.norm()) > 0 for g in grads):
-                hist["alignment_step"].append(step)
-                hist["alignment"].append(alignment_score(grads))
-            t0 += time.perf_counter() - t_log
-        if weights is not None:
-            w = weights.step(step, [l_data, residual_weight * l_res], params)
-            total = float(w[0]) * l_data + float(w[1]) * residual_weight * l_res
-            hist["weights"].append(w.tolist())
-        else:
-            total = l_data + residual_weight * l_res
-        total.backward()
-        opt.step()
-        train_time += time.perf_counter() - t0
-        hist["step"].append(step)
-        hist["loss_data"].append(float(l_data.detach()))
-        hist["loss_residual"].append(float(l_res.detach()))
+
+    def loss_terms():
+        l_data, l_res, _, _ = losses()
+        return {"data": l_data, "residual": l_res}
+
+    def combine(step, terms, params):
+        l_data, l_res = terms["data"], terms["residual"]
+        if weights is None:
+            return l_data + residual_weight * l_res
+        w = weights.step(step - 1, [l_data, residual_weight * l_res], params)
+        hist["weights"].append(w.tolist())
+        return float(w[0]) * l_data + float(w[1]) * residual_weight * l_res
+
+    # Constant learning rate, no divergence guard: the benchmark records what each method does.
+    schedule = TrainingSchedule(
+        steps=steps,
+        learning_rate=lr,
+        final_lr_fraction=1.0,
+        optimizer=optimizer,
+        alignment_every=log_alignment_every,
+        divergence_factor=None,
+    )
+    outcome = run_training(loss_terms, params, schedule, combine=combine)
+    # The history counts steps from 0 (the loop's step s is entry s - 1).
+    for row in outcome.history:
+        hist["step"].append(row["step"] - 1)
+        hist["loss_data"].append(row["data"])
+        hist["loss_residual"].append(row["residual"])
+    for step, score in outcome.alignment:
+        hist["alignment_step"].append(step - 1)
+        hist["alignment"].append(score)
     with torch.no_grad() if method == "mollifier" else torch.enable_grad():
         _, _, lam, u = losses()
     # 1st order: u_t - u - lambda on u = scale * u_n + offset gives lambda = scale * lambda_n - offset.
@@ -295,4 +300,4 @@ def _fit(
         data_on=data_on,
         boundary="network" if extend else ("reflect" if method == "mollifier" else "none"),
     )
-    return FitResult(lam_hat, u_hat, inner, hist, train_time / steps, recovery, settings)
+    return FitResult(lam_hat, u_hat, inner, hist, outcome.time_per_step_s, recovery, settings)

@@ -15,15 +15,16 @@ with ``s_d = max(noise level of the data, noise_floor)`` and ``s_r = residual_to
 of the reaction term Gamma_me (1 - phi_hat)`` of the first (direct) read-out: the PDE must hold
 to a few percent of the reaction, and phi_hat must stay within the noise of the data.
 
-This module holds the training loop (:func:`fit_rates`: optimiser, learning-rate schedule,
-divergence guard) and its results; the problem it trains on (data, crop, rate basis and solve,
-residual) is :class:`~napari_mollifier.inverse._problem.RateProblem`, the trainable fields are
-built in ``_fields``.
+This module holds the fit (:func:`fit_rates`: read-out, loss terms, final maps) and its results;
+the training loop itself (optimiser, learning-rate schedule, divergence guard, alignment logging)
+is the package's shared :func:`napari_mollifier.optim.train`, with the schedule of
+:func:`~napari_mollifier.inverse._schedule.training_schedule`. The problem it trains on (data,
+crop, rate basis and solve, residual) is :class:`~napari_mollifier.inverse._problem.RateProblem`,
+the trainable fields are built in ``_fields``.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Iterator
@@ -33,11 +34,12 @@ import numpy as np
 import torch
 
 from ..config import InferenceSettings
-from ..optim import make_optimizer
+from ..optim import TrainingOutcome, train
 from ..physics import ChromatinModel
 from ._device import resolve_device
 from ._fields import _field_derivatives
 from ._problem import RateProblem, _preconditioner, estimate_noise
+from ._schedule import training_schedule
 from ._status import assess_fit
 
 __all__ = ["ProgressEvent", "RateFit", "fit_rates"]
@@ -89,63 +91,6 @@ class RateFit:
     alignment: list = field(default_factory=list)
     #: Mean wall time of one training step, the alignment logging excluded (0 without training).
     time_per_step_s: float = 0.0
-
-
-#: Default learning rate per architecture (others: 1e-3).
-DEFAULT_LR = {"grid": 5e-2, "piratenet": 3e-3}
-#: Linear learning-rate warm-up (steps) before the cosine decay, per architecture (none: 0).
-#: PirateNet: its last layer reads the unit-amplitude Fourier embedding through factorised
-#: weights (x e), so full-size first steps threw the field far off (the residual 10x up in five
-#: steps at lr 3e-3) and the fit spent hundreds of steps recovering (docs/decisions.md).
-WARMUP_STEPS = {"piratenet": 200}
-#: SOAP's epsilon per architecture (default: the library's 1e-8). In SOAP's first steps the
-#: gradient statistics have rank 1-2; float32 rounding of the projected moments in the other
-#: directions (~1e-7 of gradients ~1e4 here) divided by eps 1e-8 gave PirateNet's last layer an
-#: update 300x the learning rate at its first step, and the fit diverged (measured).
-SOAP_EPS = {"piratenet": 1e-3}
-
-
-def _optimizer(settings: InferenceSettings, groups: dict):
-    """The optimiser of the fit (:func:`napari_mollifier.optim.make_optimizer`, PINN settings).
-
-    SOAP preconditions weight matrices; a free per-pixel field is not one, so it gets Adam
-    (docs/method.md)."""
-    lr = settings.learning_rate or DEFAULT_LR.get(settings.arch, 1e-3)
-    params = [p for ps in groups.values() for p in ps]
-    if settings.optimizer == "adam" or "free_field" in groups:
-        return make_optimizer("adam", params, lr=lr)
-    return make_optimizer("soap", params, lr=lr, eps=SOAP_EPS.get(settings.arch, 1e-8))
-
-
-def _scheduler(opt, steps: int, warmup: int):
-    """Cosine decay of the learning rate to 5 % over the fit, after a linear rise from 1 % over
-    ``warmup`` steps (at most a sixth of the fit)."""
-    warmup = min(warmup, steps // 6)
-    if warmup <= 0:
-        return torch.optim.lr_scheduler.CosineAnnealingLR(
-            opt, T_max=steps, eta_min=0.05 * opt.param_groups[0]["lr"]
-        )
-
-    def factor(i):
-        if i < warmup:
-            return 0.01 + 0.99 * i / warmup
-        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (i - warmup) / (steps - warmup)))
-
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
-#: A loss this many times above the lowest one seen in the fit counts as diverged.
-DIVERGENCE_FACTOR = 1e4
-
-
-def _divergence(loss: float, best: float) -> str:
-    """Why a training loss means divergence ("" when it does not): NaN/Inf, or an explosion to
-    more than :data:`DIVERGENCE_FACTOR` times the lowest loss so far."""
-    if not math.isfinite(loss):
-        return f"loss {loss}"
-    if math.isfinite(best) and loss > DIVERGENCE_FACTOR * max(best, 1e-12):
-        return f"loss {loss:.3g} exploded from {best:.3g}"
-    return ""
 
 
 def fit_rates(
@@ -221,97 +166,73 @@ def fit_rates(
     history: list = []
     losses = {"data": data0, "residual": phys0, "total": data0 + phys0}
     u_last = d0["u"]
-    steps = settings.training_steps
-    cancelled = False
-    diverged_step, message, best_loss, coef_good = None, "", math.inf, coef
-    alignment, train_time, steps_timed = [], 0.0, 0
+    schedule = training_schedule(settings)
+    steps = schedule.steps
+    outcome = TrainingOutcome(steps_done=0, total_steps=0)
+    diverged_step, message = None, ""
     if steps:
         groups, derivs_fn = _field_derivatives(
             problem, settings, _preconditioner(problem, s_d, s_r, mean_rate), smooth
         )
-        opt = _optimizer(settings, groups)
-        params = [p for ps in groups.values() for p in ps]
-        sched = _scheduler(opt, steps, WARMUP_STEPS.get(settings.arch, 0))
-        for step in range(1, steps + 1):
-            if cancel is not None and cancel.is_set():
-                cancelled = True
-                break
-            t_step = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
+
+        def loss_terms():
             d = derivs_fn()
             coef = problem.solve(d)
-            data_term = problem.data_misfit(d) / s_d**2
-            phys_term = problem.residual_energy(d, coef) / s_r**2
-            loss = data_term + phys_term
-            if settings.alignment_every and (step - 1) % settings.alignment_every == 0:
-                from ..optim import alignment_score, loss_term_gradients
-
-                t_log = time.perf_counter()
-                grads = loss_term_gradients([data_term, phys_term], params)
-                if all(float(g.norm()) > 0 for g in grads):
-                    alignment.append((step, alignment_score(grads)))
-                t_step += time.perf_counter() - t_log  # logging is not part of the step
-            # Divergence guard: the loss is that of the parameters after step - 1, so a bad value
-            # means the last update broke them; stop and keep the maps of the last good step.
-            bad = _divergence(float(loss.detach()), best_loss)
-            if bad:
-                diverged_step = step
-                message = (
-                    f"training diverged at step {step} ({bad}); kept the maps of step {step - 1}; "
-                    "lower the learning rate or check the input"
-                )
-                break
-            best_loss = min(best_loss, float(loss.detach()))
-            loss.backward()
-            opt.step()
-            sched.step()
-            train_time += time.perf_counter() - t_step
-            steps_timed += 1
-            u_last = d["u"].detach()
-            coef_good = coef.detach()
-            losses = {
-                "data": float(data_term.detach()),
-                "residual": float(phys_term.detach()),
-                "total": float(loss.detach()),
+            terms = {
+                "data": problem.data_misfit(d) / s_d**2,
+                "residual": problem.residual_energy(d, coef) / s_r**2,
             }
-            if step % settings.report_every == 0 or step == steps:
-                history.append(dict(step=step, **losses))
-                yield ProgressEvent(
-                    step,
-                    steps,
-                    dict(losses),
-                    time.perf_counter() - t0,
-                    maps=problem.maps(coef, u_last),
-                    box=problem.box,
-                )
-        if diverged_step is None:
+            # The state of the step: the maps of the last good step are kept when a later one diverges.
+            return terms, (coef.detach(), d["u"].detach())
+
+        params = [p for ps in groups.values() for p in ps]
+        for item in train(loss_terms, params, schedule, cancel=cancel):
+            if isinstance(item, TrainingOutcome):
+                outcome = item
+                break
+            history.append(dict(step=item.step, **item.losses))
+            coef_step, u_step = item.state
+            yield ProgressEvent(
+                item.step,
+                steps,
+                dict(item.losses),
+                time.perf_counter() - t0,
+                maps=problem.maps(coef_step, u_step),
+                box=problem.box,
+            )
+        if outcome.state is not None:
+            coef, u_last = outcome.state
+            losses = dict(outcome.losses)
+        if outcome.diverged:
+            diverged_step = outcome.diverged_step
+            message = (
+                f"training diverged at step {diverged_step} ({outcome.reason}); kept the maps of step "
+                f"{diverged_step - 1}; lower the learning rate or check the input"
+            )
+        else:
             # Autodiff derivatives need the autograd graph: no no_grad for them, detached instead.
             with torch.set_grad_enabled(settings.derivatives == "autodiff"):
                 d = {k: v.detach() for k, v in derivs_fn().items()}
             coef_end = problem.solve(d)
             if bool(torch.isfinite(coef_end).all()) and bool(torch.isfinite(d["u"]).all()):
                 coef, u_last = coef_end, d["u"]
-            else:  # the last update broke the field
+            else:  # the last update broke the field: keep the maps of the last step
                 diverged_step = steps + 1
                 message = (
                     f"training diverged after the last step (NaN/Inf field); kept the maps of step {steps}"
                 )
-                coef = coef_good
-        else:
-            coef = coef_good
     maps = problem.maps(coef, u_last)
     analysed = np.zeros(problem.full_shape, dtype=bool)
     analysed[problem.box] = problem.interior.cpu().numpy()
-    steps_done = history[-1]["step"] if history else 0
     full = {k: problem.to_full(maps[k]) for k in ("gamma_me", "gamma_ac", "lambda", "phi_hat")}
     verdict = assess_fit(
         *(full[k][analysed] for k in ("gamma_me", "gamma_ac", "lambda", "phi_hat")),
         dict(losses, s_d=s_d),
-        trained=steps_timed > 0,
+        trained=outcome.steps_done > 0,
         method=settings.method,
         diverged_message=message,
-        cancelled=cancelled,
-        steps_done=steps_timed,
+        cancelled=outcome.cancelled,
+        steps_done=outcome.steps_done,
     )
     fit = RateFit(
         gamma_me=full["gamma_me"],
@@ -330,8 +251,8 @@ def fit_rates(
         history=history,
         runtime_s=time.perf_counter() - t0,
         device=str(device),
-        steps_done=steps_done,
-        cancelled=cancelled,
+        steps_done=outcome.steps_done,
+        cancelled=outcome.cancelled,
         settings=settings.model_dump(),
         diverged=verdict.status == "diverged",
         diverged_step=diverged_step,
@@ -339,8 +260,8 @@ def fit_rates(
         status=verdict.status,
         status_reason=verdict.reason,
         checks=verdict.figures,
-        alignment=alignment,
-        time_per_step_s=train_time / steps_timed if steps_timed else 0.0,
+        alignment=outcome.alignment,
+        time_per_step_s=outcome.time_per_step_s,
     )
     yield ProgressEvent(
         fit.steps_done, steps, dict(losses), fit.runtime_s, maps=maps, done=True, box=problem.box
