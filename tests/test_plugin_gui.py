@@ -256,6 +256,26 @@ def test_crop_rectangle_restricts_the_analysed_region(make_napari_viewer_proxy, 
     assert w._input.preprocessing["crop_px"] == pytest.approx([10.0, 69.0, 0.0, 40.0])
 
 
+def test_widget_shows_the_estimate_and_refuses_a_fit_that_would_not_fit(
+    make_napari_viewer_proxy, qtbot, monkeypatch
+):
+    from napari_mollifier.inverse import _cost
+
+    viewer = make_napari_viewer_proxy()
+    _add_nucleus(viewer)
+    w = _widget(viewer, qtbot, steps=30)
+    monkeypatch.setattr(_cost, "available_memory", lambda device="cpu": 1000)
+    assert w.start() is None and w.worker is None  # refused before a worker starts
+    assert w.state.status == "failed" and "cell: not fitted" in w.state.message, w.state.message
+    assert "crop the image" in w.status_label.text() and "--no-memory-check" not in w.status_label.text()
+    assert not _maps(viewer)
+    monkeypatch.undo()
+    w.start()
+    assert "Estimate: ~" in w.state.message and "rate points, cpu)" in w.state.message, w.state.message
+    _wait_done(qtbot, w)
+    assert w.state.status == "finished", w.state.message
+
+
 def test_a_failed_fit_says_failed_and_why_not_done(make_napari_viewer_proxy, qtbot):
     # The direct read-out of a noisy nucleus: rates negative almost everywhere (status "failed").
     viewer = make_napari_viewer_proxy()

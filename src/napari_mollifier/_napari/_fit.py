@@ -22,6 +22,7 @@ __all__ = [
     "FitState",
     "MapUpdate",
     "prepare_fit",
+    "fit_cost",
     "fit_updates",
     "describe_point",
     "rect_mask",
@@ -188,6 +189,17 @@ def _update(ev: ProgressEvent, shape, history: list) -> MapUpdate:
 def maps_of_fit(fit: RateFit) -> dict:
     """The finished maps under the layer keys."""
     return {"gamma_me": fit.gamma_me, "gamma_ac": fit.gamma_ac, "lambda": fit.lam, "phi_hat": fit.phi_hat}
+
+
+def fit_cost(inp: FitInput):
+    """The fit's time and memory estimate (:class:`~napari_mollifier.inverse.FitCost`); raises
+    :class:`~napari_mollifier.inverse.FitTooLargeError` (one line, with the pixel size, rate scale or
+    crop that would fit) when it would not fit in memory."""
+    from ..inverse._cost import check_fit_cost
+
+    return check_fit_cost(
+        inp.phi.shape, inp.mask, pixel_size_nm=inp.pixel_size_nm, settings=inp.settings, source=inp.source
+    )
 
 
 def fit_updates(

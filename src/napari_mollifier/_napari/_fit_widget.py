@@ -21,6 +21,7 @@ from ._fit import (
     WARMED_UP,
     FitState,
     MapUpdate,
+    fit_cost,
     fit_updates,
     maps_of_fit,
     warm_up,
@@ -153,6 +154,8 @@ class FitWidget(StopsOnClose, InputSection, MapLayers, QWidget):
             settings = self.form.settings()
             device = _describe_device(resolve_device(settings.device))
             image, inp = self._prepare(settings)
+            # Refused here, before the worker allocates anything, when it would not fit in memory.
+            cost = fit_cost(inp)
         except Exception as exc:  # noqa: BLE001 - input problems are shown, not raised
             self.state.status = "failed"
             self.state.message = one_line_error(exc)
@@ -178,7 +181,10 @@ class FitWidget(StopsOnClose, InputSection, MapLayers, QWidget):
         self.state.total_steps = inp.settings.training_steps
         self.state.step = 0
         self.state.status = "running"
-        self.state.message = f"Fitting {image.name} ({inp.settings.method}, {inp.settings.arch}) on {device}…"
+        self.state.message = (
+            f"Fitting {image.name} ({inp.settings.method}, {inp.settings.arch}) on {device}… "
+            f"Estimate: {cost.describe()}."
+        )
         self.result_layers = {}
         self._rewatch()  # make sure the window whose closing must stop this worker is watched
         self.worker = start_cancellable(

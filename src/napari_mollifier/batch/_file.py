@@ -25,6 +25,8 @@ def infer_file(
     overview: bool = False,
     skip_existing: bool = False,
     write_cancelled: bool = False,
+    check_memory: bool = True,
+    on_estimate: Callable | None = None,
 ) -> FileResult:
     """Infer one file and write its outputs; never raises for a bad input (status "failed").
 
@@ -50,6 +52,10 @@ def infer_file(
     skip_existing : bool
         Return status "skipped" without fitting when ``out`` already holds this file's complete
         outputs made with the same resume key (:func:`batch_key`).
+    check_memory, on_estimate
+        As for :func:`napari_mollifier.infer_rates`: a fit whose memory estimate exceeds what is
+        available is refused before it starts (status "failed", nothing written; False: fit
+        anyway); ``on_estimate`` receives the estimate (:class:`FitCost`) of a fit that starts.
 
     Returns
     -------
@@ -72,6 +78,8 @@ def infer_file(
             settings=settings,
             cancel=cancel,
             progress=progress,
+            check_memory=check_memory,
+            on_estimate=on_estimate,
         )
         cancelled = bool(maps.fit.cancelled)
         if cancelled and not write_cancelled:

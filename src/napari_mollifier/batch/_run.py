@@ -30,6 +30,8 @@ def run_batch(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Callable | None = None,
+    check_memory: bool = True,
+    on_estimate: Callable | None = None,
 ) -> Iterator[tuple[int, int, FileResult | str]]:
     """Infer the images, as a generator; in this process or on dask.distributed.
 
@@ -55,6 +57,13 @@ def run_batch(
     progress : callable, optional
         In this process only (``workers`` and ``scheduler`` None): ``progress(i, event)`` for each
         progress event of file ``i``'s fit (the CLI draws a bar of training steps with it).
+    check_memory : bool
+        Refuse a file whose fit's memory estimate exceeds what is available (status "failed",
+        :func:`napari_mollifier.infer_rates`); on dask each worker checks against its machine's
+        memory when the file starts there.
+    on_estimate : callable, optional
+        In this process only: ``on_estimate(i, cost)`` with the :class:`FitCost` of file ``i``'s
+        fit just before it starts (the CLI prints it).
 
     Yields
     ------
@@ -70,7 +79,14 @@ def run_batch(
     """
     images = [str(p) for p in images]
     n = len(images)
-    kw = dict(pixel_size_nm=pixel_size_nm, mask=mask, input=input, settings=settings, overview=overview)
+    kw = dict(
+        pixel_size_nm=pixel_size_nm,
+        mask=mask,
+        input=input,
+        settings=settings,
+        overview=overview,
+        check_memory=check_memory,
+    )
     results: list[FileResult | None] = [None] * n
     todo: list[int] = []
     stems: dict[str, str] = {}
@@ -99,7 +115,7 @@ def run_batch(
             images, todo, results, out, kw, cancel, workers=workers, scheduler=scheduler
         )
     elif todo:
-        yield from _run_here(images, todo, results, out, kw, cancel, progress)
+        yield from _run_here(images, todo, results, out, kw, cancel, progress, on_estimate)
     results = [
         r if r is not None else FileResult(images[i], "not run", "the batch was stopped")
         for i, r in enumerate(results)
@@ -127,7 +143,7 @@ def _already_done(image: str, out, kw: dict) -> FileResult | None:
 
 
 def _run_here(
-    images: list[str], todo: list[int], results: list, out, kw: dict, cancel, progress=None
+    images: list[str], todo: list[int], results: list, out, kw: dict, cancel, progress=None, on_estimate=None
 ) -> Iterator:
     n = len(images)
     for i in todo:
@@ -135,5 +151,6 @@ def _run_here(
             break  # the files left are listed as "not run"
         yield i, n, images[i]
         on_event = None if progress is None else (lambda event, i=i: progress(i, event))
-        results[i] = infer_file(images[i], out, cancel=cancel, progress=on_event, **kw)
+        on_cost = None if on_estimate is None else (lambda cost, i=i: on_estimate(i, cost))
+        results[i] = infer_file(images[i], out, cancel=cancel, progress=on_event, on_estimate=on_cost, **kw)
         yield i, n, results[i]

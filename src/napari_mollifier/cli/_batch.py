@@ -81,6 +81,10 @@ def _cmd_batch(args) -> int:
         if i in fit_bars:
             fit_bars[i](event)
 
+    def show_estimate(i, cost) -> None:
+        end_lines()
+        _log(f"estimate: {cost.describe()}")
+
     def end_lines() -> None:  # before a message: no bar is left mid-line
         bar.end_line()
         for b in fit_bars.values():
@@ -104,6 +108,7 @@ def _cmd_batch(args) -> int:
         skip_existing=not args.no_resume,
         workers=workers,
         scheduler=args.scheduler,
+        check_memory=not args.no_memory_check,
     )
     with stop_on_interrupt(on_first_interrupt, ignore_after=getattr(args, "standalone", False)) as interrupts:
         gen = run_batch(
@@ -111,6 +116,7 @@ def _cmd_batch(args) -> int:
             args.out,
             cancel=interrupts.event,
             progress=None if quiet else fit_progress,
+            on_estimate=None if quiet else show_estimate,
             **kw,
         )
         try:

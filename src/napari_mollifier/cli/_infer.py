@@ -22,15 +22,20 @@ def infer_files(
     quiet: bool = False,
     cancel=None,
     results: list | None = None,
+    check_memory: bool = True,
 ) -> list[tuple[str, str, str]]:
     """Infer and write each image; returns (file, status, reason) rows. A failing file never
     stops the others (the shared per-file step is napari_mollifier.batch.infer_file). One line
     per file on standard error: "ok" with the mean rates, or the status ("failed", "diverged")
     and its reason.
 
-    Each fit draws a progress bar on standard error unless ``quiet``. Setting ``cancel`` (a
-    ``threading.Event``) stops the running fit after its current step, writes its maps with status
-    "cancelled" and starts no further file. ``results`` (a list) receives each file's FileResult.
+    Before each fit one line gives its time and memory estimate ("estimate: ~3 min, ~1.2 GB of
+    20 GB available (crop ...)"), and each fit draws a progress bar, on standard error unless
+    ``quiet``. With ``check_memory`` a file whose estimate exceeds 80 % of the memory available is
+    refused ("failed", nothing written; its line names the pixel size, rate scale or crop that
+    would fit). Setting ``cancel`` (a ``threading.Event``) stops the running fit after its current
+    step, writes its maps with status "cancelled" and starts no further file. ``results`` (a list)
+    receives each file's FileResult.
     """
     from ..batch import infer_file
     from ..config import InferenceSettings
@@ -52,6 +57,8 @@ def infer_files(
             cancel=cancel,
             progress=bar,
             write_cancelled=True,
+            check_memory=check_memory,
+            on_estimate=None if quiet else _estimate_printer(bar),
         )
         bar.end_line()
         if results is not None:
@@ -79,6 +86,16 @@ def infer_files(
     return rows
 
 
+def _estimate_printer(bar):
+    """The ``on_estimate`` of a fit: its estimate as one line, below the file's progress bar."""
+
+    def show(cost) -> None:
+        bar.end_line()
+        _log(f"estimate: {cost.describe()}")
+
+    return show
+
+
 def _cmd_infer(args) -> int:
     settings = settings_from_args(args, "infer")
     results: list = []
@@ -95,6 +112,7 @@ def _cmd_infer(args) -> int:
                 quiet=getattr(args, "quiet", False),
                 cancel=interrupts.event,
                 results=results,
+                check_memory=not args.no_memory_check,
             )
     except KeyboardInterrupt:  # the second Ctrl-C: stop at once, without a traceback
         if sys.stderr.isatty():

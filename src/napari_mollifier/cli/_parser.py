@@ -67,7 +67,21 @@ def _add_fit_options(p) -> None:
 
 def _add_quiet_option(p) -> None:
     p.add_argument(
-        "--quiet", action="store_true", help="no progress bars on standard error (results and errors only)"
+        "--quiet",
+        action="store_true",
+        help="no progress bars or estimates on standard error (results and errors only)",
+    )
+
+
+def _add_memory_check_option(p) -> None:
+    from ..inverse._cost import FORCE_OPTION
+
+    p.add_argument(
+        FORCE_OPTION,
+        action="store_true",
+        help="fit a file even when its memory estimate exceeds 80 %% of the memory available (by "
+        "default such a file is refused before its fit starts, with the pixel size, rate scale or "
+        "crop that would fit)",
     )
 
 
@@ -139,14 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="rate maps of one or more images",
         description="Rate maps of each IMAGE (TIFF / OME-TIFF, or a localisation table .csv/.tsv/.txt "
         "with x, y in nm, rendered over its own extent). A progress bar per file goes to standard "
-        "error. Ctrl-C stops the running fit after its current step and keeps its maps (status "
-        "cancelled, exit status 130); a second Ctrl-C aborts at once. Exit status 1 when any input "
-        "failed.",
+        "error, after one line with the fit's time and memory estimate; a file whose fit would not "
+        "fit in memory is refused (failed) before it starts. Ctrl-C stops the running fit after its "
+        "current step and keeps its maps (status cancelled, exit status 130); a second Ctrl-C "
+        "aborts at once. Exit status 1 when any input failed.",
     )
     i.add_argument("images", nargs="+", metavar="IMAGE")
     i.add_argument("--out", required=True, help="output folder")
     i.add_argument("--overview", action="store_true", help="also write S_overview.png")
     _add_quiet_option(i)
+    _add_memory_check_option(i)
     _add_fit_options(i)
     i.set_defaults(func=_cmd_infer)
 
@@ -154,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
         "batch",
         help="rate maps of every image in a folder, on dask.distributed",
         description="Each file's outputs as for `infer`, plus summary.csv (status and reason per "
-        "file). Files whose outputs exist with the same settings are skipped (resume); a "
+        "file). A file whose fit would not fit in memory is refused (failed) before it starts. "
+        "Files whose outputs exist with the same settings are skipped (resume); a "
         "failing file never stops the others; exit status 1 when any file was not done.",
     )
     bt.add_argument("folder", metavar="FOLDER")
@@ -181,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--no-resume", action="store_true", help="redo files whose outputs already exist")
     bt.add_argument("--overview", action="store_true", help="also write S_overview.png")
     _add_quiet_option(bt)
+    _add_memory_check_option(bt)
     _add_fit_options(bt)
     bt.set_defaults(func=_cmd_batch)
     for a in bt._actions:  # batch takes "sibling" too

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..config import InferenceSettings, resolved_kernel_radius_nm
 from ..io import InputError, check_fraction, intensity_to_fraction, load_input, write_json, write_tiff
+from ._cost import FORCE_OPTION, FitCost, check_fit_cost
 from ._solver import ProgressEvent, RateFit, fit_rates
 
 __all__ = [
@@ -135,6 +136,8 @@ def infer_rates(
     settings: InferenceSettings | None = None,
     cancel: threading.Event | None = None,
     progress: Callable[[ProgressEvent], None] | None = None,
+    check_memory: bool = True,
+    on_estimate: Callable[[FitCost], None] | None = None,
 ) -> RateMaps:
     """Methylation and acetylation rate maps from one image of a nucleus.
 
@@ -155,11 +158,19 @@ def infer_rates(
         Cooperative cancellation; the latest maps are returned.
     progress : callable, optional
         Receives each :class:`ProgressEvent` (step, losses, current maps).
+    check_memory : bool
+        Before the fit, estimate its peak memory (:func:`estimate_fit_cost`) and refuse it when
+        the estimate exceeds 80 % of the memory available (False: fit anyway).
+    on_estimate : callable, optional
+        Receives the fit's :class:`FitCost` (time and memory estimate) just before the fit starts.
 
     Raises
     ------
     InputError
         One-line message naming the input and the fix.
+    FitTooLargeError
+        (an InputError) The fit would not fit in memory: raised before anything of the fit is
+        allocated, with the ways out (a coarser pixel size, a larger rate scale, a smaller crop).
     """
     settings = settings or InferenceSettings()
     inp = load_input(image, pixel_size_nm=pixel_size_nm, mask=mask)
@@ -167,6 +178,17 @@ def infer_rates(
     phi, settings = to_fraction(
         inp.data, m, input=input, pixel_size_nm=px, settings=settings, name=source, prep=prep
     )
+    cost = check_fit_cost(
+        phi.shape,
+        m,
+        pixel_size_nm=px,
+        settings=settings,
+        source=source,
+        check_memory=check_memory,
+        force_hint=f"{FORCE_OPTION} (check_memory=False)",
+    )
+    if on_estimate is not None:
+        on_estimate(cost)
     # Notices of the input (e.g. a mask that leaves out many of a table's localisations) first.
     notices: list[str] = list(prep.get("notices", []))
     fit = _fit_with_cpu_fallback(phi, m, px, settings, cancel, progress, source, notices)
