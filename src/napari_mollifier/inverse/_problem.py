@@ -156,7 +156,7 @@ class RateProblem:
             ).to(device)
         )
         self.radius_px = radius_px
-        margin = mollifier_margin(radius_px, ("u", "laplacian"), ndim=2)
+        margin = mollifier_margin(radius_px, ("u",), kernel="spectral")
         # At least one pixel: the residual is never scored on the mask's edge pixels.
         edge_px = max(int(round(settings.edge_margin_nm / pixel_size_nm)), 1)
         interior = binary_erosion(mask, iterations=edge_px, border_value=0)
