@@ -17,8 +17,15 @@ from ._stencils import central_stencil, stencil_half_width
 
 __all__ = ["mollify", "mollifier_margin", "BOUNDARIES", "FFT_MIN_KERNEL_WIDTH"]
 
-#: Boundary name -> torch padding mode.
-BOUNDARIES = {"periodic": "circular", "reflect": "reflect", "zeros": "constant", "replicate": "replicate"}
+#: Boundary name -> torch padding mode. ``"symmetric"`` (mirror between the edge samples) has no
+#: padding mode: only the spectral kernel takes it, by cosine transforms (:mod:`._dct`).
+BOUNDARIES = {
+    "periodic": "circular",
+    "reflect": "reflect",
+    "zeros": "constant",
+    "replicate": "replicate",
+    "symmetric": None,
+}
 #: ``path="auto"`` convolves by FFT when the kernel bank is at least this wide (grid points).
 #: Measured crossover on this 2-core CPU (torch 2.13, float32, 256^2 and 512^2, forward+backward):
 #: FFT faster for every width >= 5 (radius 6 with 4th-order names is 21 wide); see
@@ -191,11 +198,13 @@ def _spectral(
 ) -> dict[str, torch.Tensor]:
     """Exact derivatives of the trigonometric interpolant of ``g * eta_h`` (periodic or even extension)."""
     nd = plan.ndim
-    if boundary not in ("periodic", "reflect"):
+    if boundary not in ("periodic", "reflect", "symmetric"):
         raise ValueError(
-            f"kernel='spectral' needs boundary 'periodic' or 'reflect' (a smooth periodic "
+            f"kernel='spectral' needs boundary 'periodic', 'reflect' or 'symmetric' (a smooth periodic "
             f"extension), got {boundary!r}"
         )
+    if boundary == "symmetric":
+        return _cosine(g, plan, spacing, eta)
     shape = g.shape
     spatial = shape[-nd:]
     x = g.reshape(-1, *spatial)
@@ -218,6 +227,46 @@ def _spectral(
     y = torch.fft.irfftn(xf.unsqueeze(0) * symbols.unsqueeze(1), s=size, dim=dims)
     index = (slice(None), slice(None)) + tuple(slice(0, s) for s in spatial)
     y = y[index].to(g.dtype)
+    return {name: y[i].reshape(shape) for i, name in enumerate(plan.names)}
+
+
+def _cosine(g: torch.Tensor, plan: _Plan, spacing: tuple[float, ...], eta: torch.Tensor) -> dict:
+    """Spectral derivatives on the half-sample symmetric extension: cosine coefficients (DCT-II)
+    times the bump's symbol and ``(i k)^a``, back by DCT-III. The extension is even about each
+    edge, so only derivatives of even order along every axis stay cosine series."""
+    from ._dct import cosine_wavenumbers, dctn, idctn
+
+    nd = plan.ndim
+    for terms in plan.terms:
+        for _, idx, _ in terms:
+            if any(o % 2 for o in idx):
+                raise ValueError(
+                    f"boundary='symmetric' takes derivatives of even order along each axis "
+                    f"(u, dxx, dyy, dxxyy, laplacian, biharmonic, ...), not {plan.names}; use "
+                    "boundary='reflect' for odd ones"
+                )
+    shape = g.shape
+    spatial = tuple(shape[-nd:])
+    dims = tuple(range(-nd, 0))
+    dt = torch.float64 if g.dtype == torch.float64 else torch.float32
+    eta_hat = sampled_bump_symbol(eta, tuple(2 * n for n in spatial), dtype=torch.float64)
+    eta_hat = eta_hat[tuple(slice(0, n) for n in spatial)]
+    ks = [cosine_wavenumbers(n, h) for n, h in zip(spatial, spacing)]
+    symbols = []
+    for terms in plan.terms:
+        mult = torch.zeros(spatial, dtype=torch.float64)
+        for coef, idx, _ in terms:
+            m = torch.ones((), dtype=torch.float64)
+            for axis, order in enumerate(idx):
+                view = [1] * nd
+                view[axis] = -1
+                # (i k)^order for even order: (-1)^(order / 2) k^order.
+                m = m * ((-1.0) ** (order // 2) * ks[axis] ** order).reshape(view)
+            mult = mult + coef * m
+        symbols.append(mult * eta_hat)
+    sym = torch.stack(symbols).to(dtype=dt, device=g.device)
+    x = g.reshape(-1, *spatial).to(dt)
+    y = idctn(dctn(x, dims).unsqueeze(0) * sym.unsqueeze(1), dims).to(g.dtype)
     return {name: y[i].reshape(shape) for i, name in enumerate(plan.names)}
 
 
@@ -294,6 +343,11 @@ def _apply(
         raise ValueError(f"path must be one of {PATHS}, got {path!r}")
     if plan.kernel == "spectral":
         return _spectral(g, plan, boundary, spacing, bank[0])
+    if boundary == "symmetric":
+        raise ValueError(
+            "boundary='symmetric' is taken by kernel='spectral' only (cosine transforms); use "
+            "boundary='reflect' with this kernel"
+        )
     shape = g.shape
     spatial = shape[-nd:]
     p = plan.pad
@@ -339,9 +393,11 @@ def mollify(
         ``"biharmonic"`` in 2-D; ``"u"``, ``"dx"`` to ``"dxxxx"`` in 1-D.
     spacing : float or sequence of float
         Grid spacing, one value or one per axis ``(dy, dx)``. Derivatives are per unit length.
-    boundary : {"periodic", "reflect", "zeros", "replicate"}
+    boundary : {"periodic", "reflect", "zeros", "replicate", "symmetric"}
         How the field continues beyond its edges: periodic wrap, mirror about the edge sample
-        (``torch`` ``"reflect"``: the edge sample is not repeated), zero, or the edge value.
+        (``torch`` ``"reflect"``: the edge sample is not repeated), zero, the edge value, or
+        (spectral kernel only, derivatives of even order along each axis) mirror between the
+        edge samples, by cosine transforms of the field's own size.
         Outputs within :func:`mollifier_margin` of an edge depend on this choice.
     path : {"auto", "direct", "fft"}
         Smoothing convolution by direct ``conv2d`` or by FFT (same result to rounding).
