@@ -38,10 +38,13 @@ __all__ = [
 #     constant + per_pixel * P + per_band * 16 K (bw + 1)
 # (P crop pixels, K control points per rate map, bw the half-bandwidth of the 2K rate system:
 # 16 K (bw + 1) bytes is one float64 copy of its band). Time (s) = set-up + steps x step with
-#     step  = step_fft * P log2 P + step_band * K Kmin^2       (Kmin: the control grid's shorter side)
+#     step  = step_constant + step_fft * P log2 P + step_band * K Kmin^2   (Kmin: the grid's shorter side)
 #     set-up = setup_constant + setup_fft * P log2 P + setup_band * K Kmin^2
-# measured on one CPU thread of a 2-core machine under a load of 2.7-4 (other jobs): times on an
-# idle machine are shorter. A network field adds its constant and per-pixel memory and per-step
+# Memory and the network terms were measured on one CPU thread of a 2-core machine under a load of
+# 2.7-4 (other jobs). The grid field's step and set-up terms were re-fitted after the fit moved to
+# cosine transforms, from benchmarks/results/whole_nucleus.md (256^2-1024^2 at 10 nm, one thread,
+# one other single-threaded job on the second core): step 10.6 / 27.4 / 131 ms, modelled
+# 10.4 / 33 / 130 ms. The network terms still carry the older FFT costs and over-estimate a little. A network field adds its constant and per-pixel memory and per-step
 # time (network_*); float64 multiplies the per-pixel memory and the FFT part of a step.
 COST_MODEL = {
     "constant": 1.121e08,
@@ -49,9 +52,10 @@ COST_MODEL = {
     "per_band": 1.951,
     "cpu": {
         "setup_constant": 1.306,
-        "setup_fft": 9.756e-08,
+        "setup_fft": 3.0e-08,
         "setup_band": 2.167e-08,
-        "step_fft": 4.553e-08,
+        "step_constant": 4.0e-03,
+        "step_fft": 9.0e-09,
         "step_band": 3.829e-09,
         "float64_step_factor": 2.258,
     },
@@ -296,7 +300,7 @@ def _model(p: int, k: int, kmin: int, bw: int, steps: int, settings: InferenceSe
     seconds = None
     if kind == "cpu":
         setup = t["setup_constant"] + t["setup_fft"] * plogp + t["setup_band"] * kband
-        seconds = setup + steps * (step_fft * plogp + t["step_band"] * kband)
+        seconds = setup + steps * (t.get("step_constant", 0.0) + step_fft * plogp + t["step_band"] * kband)
     return int(memory), seconds
 
 
