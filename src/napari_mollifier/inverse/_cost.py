@@ -44,8 +44,9 @@ __all__ = [
 # 2.7-4 (other jobs). The grid field's step and set-up terms were re-fitted after the fit moved to
 # cosine transforms, from benchmarks/results/whole_nucleus.md (256^2-1024^2 at 10 nm, one thread,
 # one other single-threaded job on the second core): step 10.6 / 27.4 / 131 ms, modelled
-# 10.4 / 33 / 130 ms. The network terms still carry the older FFT costs and over-estimate a little. A network field adds its constant and per-pixel memory and per-step
-# time (network_*); float64 multiplies the per-pixel memory and the FFT part of a step.
+# 10.4 / 33 / 130 ms. The network terms still carry the older FFT costs and over-estimate a little.
+# A network field adds its constant and per-pixel memory and per-step time (network_*); float64
+# multiplies the per-pixel memory and the FFT part of a step.
 COST_MODEL = {
     "constant": 1.121e08,
     "per_pixel": 604.6,
