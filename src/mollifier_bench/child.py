@@ -52,11 +52,28 @@ def _memory_baseline(device, proc, sync) -> int:
     return proc.memory_info().rss
 
 
+def _peak_rss() -> int:
+    """This process's lifetime peak RSS in bytes.
+
+    Linux's VmHWM where there is one: ``ru_maxrss`` keeps the parent's RSS from before the exec,
+    so under a large parent it reads high.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    scale = 1 if sys.platform == "darwin" else 1024  # macOS reports bytes, Linux KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
 def _peak_above(device, base: int) -> int:
     """Peak memory since the baseline: CUDA's peak allocation, or the process's lifetime peak RSS."""
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device) - base)
-    return int(max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base, 0))
+    return int(max(_peak_rss() - base, 0))
 
 
 def run(config: dict) -> dict:
@@ -125,13 +142,13 @@ def _run_fit(config: dict, device, record: dict, proc, sync) -> dict:
     try:
         data = fits.prepare(config)
         base = _memory_baseline(device, proc, sync)
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        before = _peak_rss()
         record.update(fits.run_fit(config, data, device))
         sync()
         record["peak_memory_bytes"] = _peak_above(device, base)
-        # ru_maxrss is the lifetime peak: if the set-up peaked higher, the fit's own peak is
+        # The peak RSS is the lifetime peak: if the set-up peaked higher, the fit's own peak is
         # unknown and the figure is a lower bound (flagged).
-        if device.type != "cuda" and resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 <= before:
+        if device.type != "cuda" and _peak_rss() <= before:
             record["memory_source"] += " (lower bound: the set-up peaked higher)"
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
         record["status"] = "out_of_memory" if _is_oom(exc) else "error"
