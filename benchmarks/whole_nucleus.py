@@ -50,7 +50,7 @@ def simulated(n: int):
     return dict(np.load(path))
 
 
-def one(n: int, threads: int) -> dict:
+def one(n: int, threads: int, device: str = "cpu") -> dict:
     import numpy as np
     import torch
     from scipy.ndimage import binary_erosion
@@ -68,7 +68,7 @@ def one(n: int, threads: int) -> dict:
         pixel_size_nm=10.0,
         mask=sim["mask"],
         input="fraction",
-        settings=InferenceSettings(device="cpu"),
+        settings=InferenceSettings(device=device),
     )
     wall = time.perf_counter() - t
     fit = result.fit
@@ -81,6 +81,8 @@ def one(n: int, threads: int) -> dict:
         "status": fit.status,
         "rss_before_mb": rss0,
         "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "device": fit.device,
+        "gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if fit.device.startswith("cuda") else None,
         "sim_residual": float(sim["residual_ratio"]),
     }
     for key in ("gamma_me", "gamma_ac"):
@@ -95,10 +97,12 @@ def main():
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048])
     ap.add_argument("--threads", type=int, default=2, help="torch threads of each fit")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per size")
+    ap.add_argument("--device", default="cpu", help="the fits' device (cpu, cuda, mps)")
+    ap.add_argument("--out", default=None, help="table path (default benchmarks/results/whole_nucleus.md)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:
-        print(json.dumps(one(a.one, a.threads)))
+        print(json.dumps(one(a.one, a.threads, a.device)))
         return
     rows = []
     for n in a.sizes:
@@ -106,7 +110,8 @@ def main():
         load = " ".join(open("/proc/loadavg").read().split()[:3])
         try:
             r = subprocess.run(
-                [sys.executable, __file__, "--one", str(n), "--threads", str(a.threads)],
+                [sys.executable, __file__, "--one", str(n), "--threads", str(a.threads)]
+                + ["--device", a.device],
                 capture_output=True,
                 text=True,
                 timeout=a.timeout,
@@ -125,30 +130,43 @@ def main():
         "# Whole simulated nuclei at 10 nm: time, memory and accuracy against size",
         "",
         f"`PYTHONPATH=src .venv/bin/python benchmarks/whole_nucleus.py --sizes {' '.join(map(str, a.sizes))} "
-        f"--threads {a.threads}` ({time.strftime('%Y-%m-%d')}, 2-core CPU, torch {_torch_version()})",
+        f"--threads {a.threads} --device {a.device}` ({time.strftime('%Y-%m-%d')}, {_machine(a.device)}, "
+        f"torch {_torch_version()})",
         "",
         "Simulated steady state (gradient rates, seed 21) at 10 nm, 1 % Gaussian noise, true mask, "
-        "fraction input, default settings, CPU, each fit in a fresh process. Fit s: wall time of "
-        "infer_rates (set-up, read-out, training, maps); RSS: the process's peak resident memory "
+        f"fraction input, default settings, device {a.device}, each fit in a fresh process. Fit s: wall "
+        "time of infer_rates (set-up, read-out, training, maps); RSS: the process's peak resident memory "
         "(the simulated data loaded before the fit are in it). r / rel: Pearson r and mean relative "
         "error against the truth on the interior 20 px inside the nucleus edge. Load: /proc/loadavg "
-        "at the start.",
+        "at the start. GPU MB: torch's peak allocation on the GPU (CUDA only).",
         "",
-        "| n | fit s | step s | steps | peak RSS MB | status | r Γ_me | rel Γ_me | r Γ_ac | rel Γ_ac "
-        "| load |",
-        "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|",
+        "| n | fit s | step s | steps | peak RSS MB | GPU MB | status | r Γ_me | rel Γ_me | r Γ_ac "
+        "| rel Γ_ac | load |",
+        "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['n']} | | | | | {r['error'].strip()[-80:]} | | | | | {r['load']} |")
+            lines.append(f"| {r['n']} | | | | | | {r['error'].strip()[-80:]} | | | | | {r['load']} |")
             continue
         lines.append(
             f"| {r['n']} | {r['fit_s']:.1f} | {r['step_s']:.4f} | {r['steps']} | {r['rss_peak_mb']:.0f} | "
+            f"{'' if r.get('gpu_peak_mb') is None else format(r['gpu_peak_mb'], '.0f')} | "
             f"{r['status']} | {r['r_gamma_me']:.4f} | {r['rel_gamma_me']:.4f} | {r['r_gamma_ac']:.4f} | "
             f"{r['rel_gamma_ac']:.4f} | {r['load']} |"
         )
-    OUT.write_text("\n".join(lines) + "\n")
-    print(OUT)
+    out = Path(a.out) if a.out else OUT
+    out.write_text("\n".join(lines) + "\n")
+    print(out)
+
+
+def _machine(device: str) -> str:
+    import os
+
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{os.cpu_count()}-core CPU"
 
 
 def _torch_version() -> str:
