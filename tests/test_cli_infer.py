@@ -153,7 +153,7 @@ def test_calibrated_intensity_levels_reach_the_fit_and_the_record(sim_dir, tmp_p
     # uncalibrated: the caution is recorded
     assert main(args[:3] + [str(tmp_path / "plain")] + args[4:]) == 1
     assert (
-        "relative patterns"
+        "do not determine the rates"
         in json.loads((tmp_path / "plain" / "n1_intensity.json").read_text())["preprocessing"]["caution"]
     )
 

@@ -63,7 +63,7 @@ def test_prepare_fit_uses_mask_and_crop():
     assert inten.settings.psf_sigma_nm > 0
     assert "euchromatin_level" in inten.preprocessing["normalisation"]
     # intensity results carry the caution that their absolute scale is not reliable
-    assert "relative patterns" in inten.preprocessing["caution"]
+    assert "do not determine the rates" in inten.preprocessing["caution"]
     assert "caution" not in cropped.preprocessing
     # calibrated levels (settings): phi = (I - eu) / (het - eu), and no caution
     cal = prepare_fit(

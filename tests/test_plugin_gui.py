@@ -230,7 +230,9 @@ def test_preview_makes_an_editable_mask_and_the_fit_uses_it(make_napari_viewer_p
     # Half of a blurred intensity image of a not quite steady nucleus does not determine the rates
     # (negative over most of it, trained or not): the widget says "failed" and why, and shows the maps.
     assert w.state.status == "failed" and "negative rates" in w.state.message, w.state.message
-    assert "relative patterns" in w._meta["preprocessing"]["caution"]  # intensity: the caution travels
+    assert (
+        "do not determine the rates" in w._meta["preprocessing"]["caution"]
+    )  # intensity: the caution travels
     assert w.fit.analysed.any() and not w.fit.analysed[:, 45:].any()
 
 

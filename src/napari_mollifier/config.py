@@ -147,7 +147,7 @@ class InferenceSettings(BaseModel):
         description="intensity input: the image value of pure "
         "euchromatin (phi = 0), from a calibration; give it with "
         "heterochromatin_level. Default (both unset): the Otsu class medians "
-        "of the nucleus, which makes the rates relative patterns only",
+        "of the nucleus, which leaves the rates undetermined",
     )
     heterochromatin_level: float | None = Field(
         None,

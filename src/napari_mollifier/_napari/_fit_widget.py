@@ -16,6 +16,7 @@ import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QGroupBox, QVBoxLayout, QWidget
 
+from ..inverse import judge_fit
 from ..io import one_line_error
 from ._fit import (
     WARMED_UP,
@@ -262,12 +263,12 @@ class FitWidget(StopsOnClose, InputSection, MapLayers, QWidget):
             return
         verb = f"Stopped at step {fit.steps_done}" if fit.cancelled else f"Done ({fit.steps_done} steps)"
         self.state.status = "stopped" if fit.cancelled else "finished"
+        verdict = judge_fit(fit, self._input.preprocessing, self._input.input_kind)
         self.state.message = (
             f"{verb} in {fit.runtime_s:.1f} s on {fit.device}: mean Γ_me {s[0]:.3g} /τ, "
-            f"Γ_ac {s[1]:.3g} /τ, λ {s[2]:.3g}. Click a pixel for local rates."
+            f"Γ_ac {s[1]:.3g} /τ, λ {s[2]:.3g}. Rates {verdict.verdict}: {verdict.reason}. "
+            "Click a pixel for local rates."
         )
-        if "caution" in self._input.preprocessing:  # intensity input: the absolute scale is unreliable
-            self.state.message += " Intensity input: read the maps as relative patterns (see the README)."
 
     def _on_error(self, exc) -> None:
         if self._closed:

@@ -117,6 +117,8 @@ def infer_file(
             runtime_s=maps.fit.runtime_s,
             steps_done=maps.fit.steps_done,
             device=maps.fit.device,
+            verdict=maps.verdict.verdict,
+            verdict_reason=maps.verdict.reason,
         )
     except Exception as exc:  # noqa: BLE001 - one input's failure must not stop the others
         return FileResult(str(image), "failed", one_line_error(exc, image))

@@ -14,7 +14,8 @@ class FileResult:
     "failed" (the input could not be fitted: nothing written; or the fit ran but its maps cannot be
     read as rates, e.g. negative rates over much of the nucleus: maps written for inspection, with
     ``outputs``), "cancelled" or "not run". ``reason`` is one line (for "ok" it may carry a notice,
-    e.g. a fall-back from the GPU to the CPU).
+    e.g. a fall-back from the GPU to the CPU). ``verdict`` / ``verdict_reason``: what the written
+    maps are worth ("determined", "relative" or "undetermined"; :func:`napari_mollifier.inverse.judge_rates`).
     """
 
     file: str
@@ -25,6 +26,8 @@ class FileResult:
     runtime_s: float = 0.0
     steps_done: int = 0
     device: str = ""
+    verdict: str = ""
+    verdict_reason: str = ""
 
     def row(self) -> dict:
         s = self.summary
@@ -34,6 +37,8 @@ class FileResult:
             "file": self.file,
             "status": self.status,
             "reason": self.reason,
+            "verdict": self.verdict,
+            "verdict_reason": self.verdict_reason,
             "gamma_me_mean": mean("gamma_me"),
             "gamma_ac_mean": mean("gamma_ac"),
             "lambda_mean": mean("lambda"),

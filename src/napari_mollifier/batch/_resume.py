@@ -113,4 +113,6 @@ def completed_result(image, out, key: str, *, overview: bool = False) -> FileRes
         runtime_s=float(rec.get("runtime_s") or 0.0),
         steps_done=int(rec.get("steps_done") or 0),
         device=str(rec.get("device", "")),
+        verdict=str(rec.get("verdict", "")),
+        verdict_reason=str(rec.get("verdict_reason", "")),
     )

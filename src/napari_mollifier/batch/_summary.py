@@ -15,6 +15,8 @@ SUMMARY_COLUMNS = (
     "file",
     "status",
     "reason",
+    "verdict",
+    "verdict_reason",
     "gamma_me_mean",
     "gamma_ac_mean",
     "lambda_mean",

@@ -70,7 +70,7 @@ def infer_files(
             _log(
                 f"{image}: ok in {r.runtime_s:.0f} s on {r.device}; mean Gamma_me "
                 f"{s['gamma_me']['mean']:.4g}, Gamma_ac {s['gamma_ac']['mean']:.4g} (1/tau); "
-                f"-> {r.outputs['json']}"
+                f"{r.verdict or 'no verdict'}: {r.verdict_reason}; -> {r.outputs['json']}"
             )
             if r.reason:  # notices (e.g. a mask that leaves out localisations, a GPU fall-back)
                 _log(f"notice: {r.reason}")

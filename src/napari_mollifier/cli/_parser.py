@@ -58,7 +58,7 @@ def _add_fit_options(p) -> None:
         metavar=("EU", "HET"),
         help="intensity input: the image values of pure euchromatin (phi 0) and pure heterochromatin "
         "(phi 1) from a calibration (the settings euchromatin_level, heterochromatin_level); without "
-        "them phi comes from the nucleus' Otsu class medians and the rates are relative patterns only",
+        "them phi comes from the nucleus' Otsu class medians and the rates are undetermined",
     )
     # Accepted for old command lines (the only model is chr); not listed.
     p.add_argument("--model", choices=["chr"], default="chr", help=argparse.SUPPRESS)

@@ -3,11 +3,13 @@
 from ._basis import SmoothBasis
 from ._cost import FitCost, FitTooLargeError, estimate_fit_cost
 from ._device import resolve_device
-from ._infer import RateMaps, infer_rates, to_fraction, write_rate_maps
+from ._infer import RateMaps, infer_rates, judge_fit, to_fraction, write_rate_maps
 from ._problem import RateProblem, estimate_noise
 from ._solver import ProgressEvent, RateFit, fit_rates
+from ._verdict import VERDICTS, Verdict, judge_rates
 
 __all__ = [
+    "VERDICTS",
     "FitCost",
     "FitTooLargeError",
     "ProgressEvent",
@@ -15,10 +17,13 @@ __all__ = [
     "RateMaps",
     "RateProblem",
     "SmoothBasis",
+    "Verdict",
     "estimate_fit_cost",
     "estimate_noise",
     "fit_rates",
     "infer_rates",
+    "judge_fit",
+    "judge_rates",
     "resolve_device",
     "to_fraction",
     "write_rate_maps",

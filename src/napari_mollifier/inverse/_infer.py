@@ -16,8 +16,10 @@ from ..config import InferenceSettings, resolved_kernel_radius_nm
 from ..io import InputError, check_fraction, intensity_to_fraction, load_input, write_json, write_tiff
 from ._cost import FORCE_OPTION, FitCost, check_fit_cost
 from ._solver import ProgressEvent, RateFit, fit_rates
+from ._verdict import Verdict, judge_rates
 
 __all__ = [
+    "judge_fit",
     "DEFAULT_PSF_SIGMA_NM",
     "INTENSITY_CAUTION",
     "RateMaps",
@@ -33,9 +35,9 @@ DEFAULT_PSF_SIGMA_NM = 15.0
 #: benchmarks/results/intensity_calibration.md).
 INTENSITY_CAUTION = (
     "intensity input: phi comes from an approximate intensity-to-fraction map; the rates "
-    "change ~25 % per 2 % error in that map's contrast, so read these maps as relative "
-    "patterns, not absolute rates (give calibrated euchromatin_level / heterochromatin_level "
-    "for absolute ones)"
+    "change ~25 % per 2 % error in that map's contrast and on simulated nuclei even changed sign, "
+    "so these maps do not determine the rates (give calibrated euchromatin_level / "
+    "heterochromatin_level for absolute ones)"
 )
 
 
@@ -55,6 +57,12 @@ class RateMaps:
     preprocessing: dict = field(default_factory=dict)
     # One-line notices about how the fit ran (e.g. a fall-back from the GPU to the CPU).
     notices: list = field(default_factory=list)
+    input_kind: str = "intensity"
+
+    @property
+    def verdict(self) -> Verdict:
+        """What the maps are worth: "determined", "relative" or "undetermined", with the reason."""
+        return judge_fit(self.fit, self.preprocessing, self.input_kind)
 
     @property
     def status(self) -> str:
@@ -82,6 +90,33 @@ class RateMaps:
         )
         out["analysed_pixels"] = int(m.sum())
         return out
+
+
+def _photon_record(data: np.ndarray, mask: np.ndarray) -> dict | None:
+    """The image's photon transfer (gain, offset, photons per pixel), or None where its noise
+    cannot be read (too few pixels)."""
+    from ..io import estimate_photon_transfer
+
+    try:
+        return estimate_photon_transfer(data, mask).as_record()
+    except ValueError:
+        return None
+
+
+def judge_fit(fit: RateFit, preprocessing: dict, input_kind: str) -> Verdict:
+    """The verdict on a fit of an input prepared by :func:`to_fraction` (its ``prep`` record)."""
+    pt = preprocessing.get("photon_transfer") or {}
+    photons = pt.get("counts_high") if pt.get("poisson_like") else None
+    sds = [v for v in (getattr(fit, "median_rel_sd", None) or {}).values() if v is not None]
+    return judge_rates(
+        status=fit.status,
+        status_reason=fit.status_reason,
+        input_kind=input_kind,
+        levels=preprocessing.get("levels"),
+        noise_in_phi=fit.losses.get("noise_estimate"),
+        photons=photons,
+        median_rel_sd=max(sds) if sds else None,
+    )
 
 
 def to_fraction(
@@ -112,6 +147,8 @@ def to_fraction(
     elif input == "intensity":
         phi, norm = intensity_to_fraction(data, m, name=source, levels=settings.intensity_levels)
         prep["normalisation"] = norm
+        prep["levels"] = "uncalibrated" if settings.intensity_levels is None else "given"
+        prep["photon_transfer"] = _photon_record(data, m)
         if settings.intensity_levels is None:
             prep["caution"] = INTENSITY_CAUTION
         if settings.psf_sigma_nm is None:
@@ -205,6 +242,7 @@ def infer_rates(
         fit=fit,
         preprocessing=prep,
         notices=notices,
+        input_kind=input,
     )
 
 
@@ -248,8 +286,9 @@ def write_rate_maps(
 ) -> dict:
     """Write the docs/interfaces.md outputs: S_gamma_me/_gamma_ac/_lambda/_phi (float32), S_mask
     (uint8) and S.json, each atomically; S.json last, so that it marks a complete set. S.json's
-    top-level "status" and "status_reason" say whether the maps can be read as rates (maps of a
-    failed or diverged fit are written too, for inspection). ``extra`` adds entries to S.json
+    top-level "status" and "status_reason" say whether the fit went right (maps of a failed or
+    diverged fit are written too, for inspection), "verdict" and "verdict_reason" whether the data
+    determine the rates. ``extra`` adds entries to S.json
     (the batch's resume key). Returns name -> path."""
     import torch
 
@@ -284,6 +323,7 @@ def write_rate_maps(
     record = {
         "status": fit.status,
         "status_reason": fit.status_reason,
+        **maps.verdict.as_record(),
         "input": maps.source,
         "pixel_size_nm": maps.pixel_size_nm,
         "settings": fit.settings,

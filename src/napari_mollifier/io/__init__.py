@@ -3,6 +3,7 @@
 from ._atomic import atomic_write_bytes, atomic_write_text
 from ._input import LoadedInput, load_input
 from ._messages import one_line_error
+from ._photons import PhotonTransfer, estimate_photon_transfer
 from ._preprocess import (
     check_fraction,
     check_mask,
@@ -38,6 +39,8 @@ __all__ = [
     "InputError",
     "RenderedTable",
     "LoadedInput",
+    "PhotonTransfer",
+    "estimate_photon_transfer",
     "atomic_write_bytes",
     "atomic_write_text",
     "check_fraction",

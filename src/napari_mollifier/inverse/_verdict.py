@@ -1,0 +1,142 @@
+"""What a result is worth: "determined", "relative" or "undetermined", with the reason.
+
+The status of a fit (:mod:`._status`) says whether the optimisation went right; the verdict says
+whether the data could determine the rates at all. It weighs what the image carries (the noise
+left in phi, the photons behind a pixel), how phi was obtained from it (given, calibrated
+intensity levels, or uncalibrated ones) and, when the result has them, the uncertainty maps.
+
+Every threshold below comes from fits of simulated nuclei whose rates are known
+(``benchmarks/results/verdict_table.md``, ``benchmarks/results/chromatin_recovery.md``,
+``benchmarks/results/intensity_calibration.md``); the rules are checked against that table's
+truth in ``tests/test_verdict.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["VERDICTS", "Verdict", "judge_rates", "DETERMINED_NOISE", "RELATIVE_NOISE", "MIN_PHOTONS"]
+
+VERDICTS = ("determined", "relative", "undetermined")
+
+#: Noise in phi up to which the maps are absolute rates: at 1-3 % noise simulated nuclei gave
+#: r >= 0.88 for both maps and mean rates within 2 % of the truth.
+DETERMINED_NOISE = 0.03
+#: Noise in phi up to which the pattern holds but not the scale: at 10 % noise r 0.75 / 0.94 with
+#: the mean rates 3-7x too high (benchmarks/results/verdict_table.md).
+RELATIVE_NOISE = 0.10
+#: Photons in a bright nucleus pixel below which intensity data do not determine the rates even
+#: with calibrated levels (at 50 counts: r 0.32 / 0.66 and rates ~4x high).
+MIN_PHOTONS = 200.0
+#: Median relative standard deviation of the rate maps above which they are undetermined, and
+#: above which they are relative at best.
+UNDETERMINED_SD = 0.5
+RELATIVE_SD = 0.25
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``verdict`` (one of :data:`VERDICTS`), ``reason`` (one sentence) and the figures it rests on."""
+
+    verdict: str
+    reason: str
+    figures: dict = field(default_factory=dict)
+
+    def as_record(self) -> dict:
+        return {"verdict": self.verdict, "verdict_reason": self.reason, "verdict_figures": dict(self.figures)}
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %" if x < 0.1 else f"{100 * x:.0f} %"
+
+
+def judge_rates(
+    *,
+    status: str,
+    status_reason: str = "",
+    input_kind: str = "fraction",
+    levels: str | None = None,
+    noise_in_phi: float | None = None,
+    photons: float | None = None,
+    median_rel_sd: float | None = None,
+) -> Verdict:
+    """The verdict on one result.
+
+    Parameters
+    ----------
+    status, status_reason : str
+        The fit's status (:attr:`RateFit.status`) and why.
+    input_kind : {"fraction", "intensity"}
+        What the image was taken to be.
+    levels : {"given", "uncalibrated", "fitted"}, optional
+        For intensity input: how the intensity-to-phi map was set (calibration levels given by the
+        user, the image's own class medians, or fitted with the rates).
+    noise_in_phi : float, optional
+        The noise level of phi the fit estimated (:func:`estimate_noise`), in units of phi.
+    photons : float, optional
+        Photons behind a bright nucleus pixel (:func:`napari_mollifier.io.estimate_photon_transfer`),
+        for intensity input whose noise looks like photon counts.
+    median_rel_sd : float, optional
+        The larger of the median relative standard deviations of the two rate maps, when the
+        result carries uncertainty maps.
+    """
+    figures = {
+        k: v
+        for k, v in (("noise_in_phi", noise_in_phi), ("photons", photons), ("median_rel_sd", median_rel_sd))
+        if v is not None
+    }
+    if status != "ok":
+        why = status_reason or "no reason given"
+        return Verdict("undetermined", f"the fit is {status}: {why}", figures)
+    if input_kind == "intensity" and levels == "uncalibrated":
+        return Verdict(
+            "undetermined",
+            "uncalibrated intensity: the map from intensity to the heterochromatin fraction is not known, "
+            "and a wrong map changes the rates' scale and even their sign (on simulated nuclei Γ_me "
+            "anti-correlated with the truth); give calibration levels (euchromatin_level, "
+            "heterochromatin_level) to read rates",
+            figures,
+        )
+    if input_kind == "intensity" and photons is not None and photons < MIN_PHOTONS:
+        return Verdict(
+            "undetermined",
+            f"~{photons:.0f} photons in a bright pixel of the nucleus, below the ~{MIN_PHOTONS:.0f} "
+            "that simulated nuclei needed for the rates (fewer: maps several times off); bin the image "
+            "or image longer",
+            figures,
+        )
+    verdict, reason = "determined", "the rates are determined"
+    if noise_in_phi is not None:
+        if noise_in_phi > RELATIVE_NOISE:
+            return Verdict(
+                "undetermined",
+                f"noise in φ of {_pct(noise_in_phi)}, beyond the {_pct(RELATIVE_NOISE)} up to which "
+                "simulated nuclei kept the rate patterns; bin the image or use a brighter one",
+                figures,
+            )
+        if noise_in_phi > DETERMINED_NOISE:
+            verdict = "relative"
+            reason = (
+                f"noise in φ of {_pct(noise_in_phi)}: above {_pct(DETERMINED_NOISE)} simulated nuclei kept "
+                "the rate patterns but not their scale (mean rates 3-7x off); compare maps, not values"
+            )
+        else:
+            reason = (
+                f"noise in φ of {_pct(noise_in_phi)}, within the {_pct(DETERMINED_NOISE)} at which simulated "
+                "nuclei gave both maps with r ≥ 0.88 and mean rates within a few %"
+            )
+    if median_rel_sd is not None:
+        if median_rel_sd > UNDETERMINED_SD:
+            return Verdict(
+                "undetermined",
+                f"the rates' uncertainty is {_pct(median_rel_sd)} of their value (median), "
+                f"beyond {_pct(UNDETERMINED_SD)}",
+                figures,
+            )
+        if median_rel_sd > RELATIVE_SD and verdict == "determined":
+            verdict = "relative"
+            reason = (
+                f"the rates' uncertainty is {_pct(median_rel_sd)} of their value (median): compare maps, "
+                "not values"
+            )
+    return Verdict(verdict, reason, figures)
