@@ -1,0 +1,184 @@
+"""Microscope renders of a simulated nucleus: counts, PSF, detector, binning and SMLM tables.
+
+Each check compares the render with what its physics says (expected counts, the PSF's second
+moment, the per-localisation precision, the blinking mean) on synthetic fields, not on a fit.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from napari_mollifier.simulate import MODALITIES, render_microscope, render_smlm
+
+
+def _uniform(size=128, value=0.5):
+    return np.full((size, size), value), np.ones((size, size), bool)
+
+
+def _delta(size=128):
+    phi = np.zeros((size, size))
+    phi[size // 2, size // 2] = 1.0
+    return phi, np.ones((size, size), bool)
+
+
+def test_mean_and_variance_of_a_uniform_region_follow_gain_photons_density_offset():
+    # Interior of a uniform phi = 0.5 field, away from the dark border the blur pulls in.
+    phi, mask = _uniform(160)
+    gain, offset, photons, bg, eu = 2.5, 100.0, 100.0, 3.0, 0.3
+    r = render_microscope(
+        phi,
+        mask,
+        10.0,
+        modality="airyscan",
+        photons=photons,
+        gain=gain,
+        offset=offset,
+        background=bg,
+        read_noise=0.0,
+        euchromatin_level=eu,
+        seed=3,
+    )
+    inner = r.image[40:-40, 40:-40]
+    lam = photons * (eu + (1 - eu) * 0.5) + bg  # 68 photons per pixel
+    expected = gain * lam + offset
+    sd_of_mean = gain * math.sqrt(lam / inner.size)
+    assert abs(inner.mean() - expected) < 3 * sd_of_mean, (inner.mean(), expected)
+    # Poisson counts before the gain: variance = gain^2 lam, so (variance / (mean - offset)) = gain.
+    assert inner.var() / (inner.mean() - offset) == pytest.approx(gain, rel=0.05)
+    assert r.truth["gain"] == gain and r.truth["offset"] == offset and r.truth["photons"] == photons
+
+
+def test_read_noise_adds_its_variance():
+    phi, mask = _uniform(160)
+    kw = dict(modality="confocal", gain=1.0, offset=50.0, background=0.0, photons=20.0, seed=4)
+    plain = render_microscope(phi, mask, 10.0, read_noise=0.0, **kw).image[40:-40, 40:-40]
+    noisy = render_microscope(phi, mask, 10.0, read_noise=6.0, **kw).image[40:-40, 40:-40]
+    assert noisy.var() - plain.var() == pytest.approx(36.0, rel=0.15)
+
+
+@pytest.mark.parametrize("modality", sorted(MODALITIES))
+def test_psf_width_from_the_second_moment_of_a_point(modality):
+    phi, mask = _delta(160)
+    r = render_microscope(
+        phi,
+        mask,
+        10.0,
+        modality=modality,
+        photons=1e7,
+        background=0.0,
+        gain=1.0,
+        offset=0.0,
+        read_noise=0.0,
+        euchromatin_level=0.0,
+    )
+    img = r.image
+    y, x = np.mgrid[0 : img.shape[0], 0 : img.shape[1]]
+    m = img.sum()
+    cx, cy = (img * x).sum() / m, (img * y).sum() / m
+    sigma_x = math.sqrt((img * (x - cx) ** 2).sum() / m) * 10.0
+    sigma_y = math.sqrt((img * (y - cy) ** 2).sum() / m) * 10.0
+    want = MODALITIES[modality].psf_fwhm_nm / 2.3548
+    assert r.truth["psf_sigma_nm"] == pytest.approx(want, rel=1e-4)
+    assert sigma_x == pytest.approx(want, rel=0.05) and sigma_y == pytest.approx(want, rel=0.05)
+
+
+def test_binning_sums_the_counts_of_the_fine_grid():
+    # Same seed, same photons per simulation pixel: the 4x4-binned image is the block sum of the
+    # fine one (gain, offset applied once per rendered pixel), and photons are per rendered pixel.
+    rng = np.random.default_rng(0)
+    phi, mask = rng.random((130, 130)), np.ones((130, 130), bool)
+    kw = dict(modality="sted", background=1.0, read_noise=0.0, seed=7)
+    fine = render_microscope(phi, mask, 10.0, photons=5.0, gain=1.0, offset=0.0, **kw)
+    coarse = render_microscope(
+        phi,
+        mask,
+        10.0,
+        photons=80.0,
+        background=16.0,
+        gain=3.0,
+        offset=10.0,
+        render_pixel_size_nm=40.0,
+        **{k: v for k, v in kw.items() if k != "background"},
+    )
+    assert coarse.image.shape == (32, 32) and coarse.truth["pixel_size_nm"] == 40.0
+    blocks = fine.image[:128, :128].reshape(32, 4, 32, 4).sum(axis=(1, 3))
+    np.testing.assert_allclose(coarse.image, 3.0 * blocks + 10.0)
+    assert coarse.mask.shape == (32, 32) and coarse.mask.all()
+
+
+def test_binned_heterochromatin_pixel_has_the_requested_photons():
+    phi, mask = _uniform(160, 1.0)
+    r = render_microscope(
+        phi,
+        mask,
+        10.0,
+        modality="confocal",
+        photons=40.0,
+        background=0.0,
+        gain=1.0,
+        offset=0.0,
+        read_noise=0.0,
+        render_pixel_size_nm=80.0,
+        seed=2,
+    )
+    inner = r.image[5:-5, 5:-5]
+    assert abs(inner.mean() - 40.0) < 3 * math.sqrt(40.0 / inner.size)
+    assert r.truth["intensity_levels"] == [pytest.approx(12.0), pytest.approx(40.0)]
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(modality="widefield"), "modality must be one of"),
+        (dict(gain=0.0), "gain must be > 0"),
+        (dict(photons=-1.0), "photons must be > 0"),
+        (dict(psf_fwhm_nm=float("nan")), "PSF FWHM"),
+        (dict(background=-2.0), "background must be >= 0"),
+        (dict(render_pixel_size_nm=25.0), "not a whole multiple"),
+        (dict(euchromatin_level=1.5), "euchromatin_level"),
+    ],
+)
+def test_bad_render_arguments_give_one_line_errors(kwargs, words):
+    phi, mask = _uniform(32)
+    with pytest.raises(ValueError, match=words) as err:
+        render_microscope(phi, mask, 10.0, **kwargs)
+    assert "\n" not in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def smlm():
+    phi, mask = _uniform(200, 1.0)
+    mask[:20], mask[-20:], mask[:, :20], mask[:, -20:] = False, False, False, False
+    return render_smlm(phi, mask, 10.0, emitters_per_um2=2000.0, localisations_per_emitter=3.0, seed=1)
+
+
+def test_smlm_precision_column_and_the_spread_around_each_emitter(smlm):
+    t = smlm.table
+    prec = t[:, 6]
+    assert prec.min() >= 10.0 and prec.max() <= 25.0
+    assert np.median(prec) == pytest.approx(15.0, rel=0.1) and prec.std() > 1.0  # drawn, not constant
+    d = (t[:, 2:4] - smlm.emitter_xy_nm[smlm.emitter]) / prec[:, None]
+    assert d.std() == pytest.approx(1.0, rel=0.1)
+    rms = np.sqrt(((t[:, 2:4] - smlm.emitter_xy_nm[smlm.emitter]) ** 2).mean(axis=0))
+    np.testing.assert_allclose(rms, np.sqrt((prec**2).mean()), rtol=0.1)
+
+
+def test_smlm_localisations_per_emitter_and_emitter_density(smlm):
+    counts = np.bincount(smlm.emitter, minlength=smlm.truth["emitters"])
+    assert counts.mean() == pytest.approx(3.0, rel=0.1) and counts.min() >= 1 and counts.max() > 5
+    area_um2 = (160 * 0.01) ** 2  # the 160^2 nucleus at 10 nm, pure heterochromatin
+    assert smlm.truth["emitters"] == pytest.approx(2000.0 * area_um2, rel=0.05)
+    assert smlm.truth["localisations"] == len(smlm.table)
+
+
+def test_bad_smlm_arguments_give_one_line_errors():
+    phi, mask = _uniform(16)
+    for kwargs, words in [
+        (dict(localisations_per_emitter=0.5), "localisations_per_emitter must be >= 1"),
+        (dict(precision_range_nm=(25.0, 10.0)), "precision range"),
+        (dict(emitters_per_um2=0.0), "emitters_per_um2"),
+    ]:
+        with pytest.raises(ValueError, match=words) as err:
+            render_smlm(phi, mask, 10.0, **kwargs)
+        assert "\n" not in str(err.value)
