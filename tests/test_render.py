@@ -182,3 +182,85 @@ def test_bad_smlm_arguments_give_one_line_errors():
         with pytest.raises(ValueError, match=words) as err:
             render_smlm(phi, mask, 10.0, **kwargs)
         assert "\n" not in str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# mollifier simulate --modality
+
+
+def _simulate(out, *extra):
+    from napari_mollifier.cli import main
+
+    base = ["simulate", "--out", str(out), "--name", "n", "--size", "64", "--mask", "circle", "--seed", "2"]
+    return main(base + list(extra))
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    out = tmp_path_factory.mktemp("renders")
+    extra = ["--modality", "confocal", "smlm", "--render-pixel-size", "20", "--gain", "4", "--offset", "90"]
+    assert _simulate(out, *extra) == 0
+    return out
+
+
+def test_cli_writes_the_renders_and_their_truth(rendered):
+    import json
+
+    import tifffile
+
+    from napari_mollifier.io import read_localisations
+    from napari_mollifier.io._readers import _pixel_size_from_tiff
+
+    rec = json.loads((rendered / "n.json").read_text())
+    conf = rec["renders"]["confocal"]
+    assert (conf["gain"], conf["offset"], conf["psf_fwhm_nm"]) == (4.0, 90.0, 250.0)
+    assert conf["pixel_size_nm"] == 20.0 and conf["bin_factor"] == 2
+    assert conf["files"] == ["n_confocal.tif", "n_confocal_mask.tif"]
+    with tifffile.TiffFile(rendered / "n_confocal.tif") as tif:
+        img = tif.asarray()
+        assert _pixel_size_from_tiff(tif)[0] == pytest.approx(20.0, rel=1e-6)
+    assert img.dtype == np.float32 and list(img.shape) == conf["shape"] == [32, 32]
+    inside = tifffile.imread(rendered / "n_confocal_mask.tif").astype(bool)
+    assert 0.5 < inside.mean() < 0.8  # the circle's block majority on the 20 nm pixels
+    assert np.median(img[~inside]) < np.median(img[inside])  # the exterior has background only
+    assert "gain" not in tifffile.TiffFile(rendered / "n_confocal.tif").imagej_metadata.get("Info", "")
+    sm = rec["renders"]["smlm"]
+    x, y = read_localisations(rendered / "n_smlm.csv")
+    assert len(x) == sm["localisations"] > sm["emitters"] > 0
+    prec = np.loadtxt(rendered / "n_smlm.csv", delimiter=",", skiprows=1)[:, 6]
+    assert prec.min() >= 10.0 and prec.max() <= 25.0
+
+
+def test_cli_renders_leave_the_default_outputs_unchanged(rendered, tmp_path):
+    import json
+
+    assert _simulate(tmp_path) == 0
+    rec = json.loads((tmp_path / "n.json").read_text())
+    assert "renders" not in rec and rec["photons"] == 50.0
+    for f in ("n_intensity.tif", "n_phi.tif", "n_mask.tif"):
+        assert (tmp_path / f).read_bytes() == (rendered / f).read_bytes(), f
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["n.json", "n_intensity.tif", "n_phi.tif", "n_mask.tif", "n_gamma_me_true.tif", "n_gamma_ac_true.tif"]
+    )
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--gain", "2"], "--gain needs --modality sted, airyscan or confocal"),
+        (["--modality", "smlm", "--psf-fwhm-nm", "80"], "--psf-fwhm-nm needs --modality"),
+        (["--modality", "sted", "--localisations-per-emitter", "2"], "needs --modality smlm"),
+        (["--modality", "sted", "--render-pixel-size", "25"], "not a whole multiple"),
+        (["--modality", "confocal", "--gain", "-1"], "gain must be > 0"),
+        (
+            ["--modality", "smlm", "--localisations-per-emitter", "0.5"],
+            "localisations_per_emitter must be >= 1",
+        ),
+    ],
+)
+def test_cli_bad_render_options_give_one_line_errors_before_simulating(tmp_path, extra, words):
+    with pytest.raises(SystemExit) as err:
+        _simulate(tmp_path / "out", *extra)
+    msg = str(err.value.code)
+    assert msg.startswith("mollifier simulate: ") and words in msg and "\n" not in msg
+    assert not (tmp_path / "out").exists()
