@@ -244,9 +244,9 @@ def render_microscope(
 
     Expected photons per simulation pixel = photons_px x (PSF * density) + background_px, where
     density is ``euchromatin_level + (1 - euchromatin_level) phi`` inside the nucleus and 0
-    outside, and the PSF is a Gaussian of sigma = FWHM / 2.3548 (its discrete form on the simulation grid,
-    variance sigma^2 exactly; zero beyond the field). Counts
-    are Poisson; the detector then reports ``gain x counts + offset`` plus Gaussian read noise.
+    outside, and the PSF is a Gaussian of sigma = FWHM / 2.3548 (its discrete form on the
+    simulation grid, of variance sigma^2 exactly; zero beyond the field). Counts are Poisson; the
+    detector then reports ``gain x counts + offset`` plus Gaussian read noise.
 
     A render pixel larger than the simulation's must be a whole multiple k of it: the counts are
     drawn on the simulation grid and summed over k x k blocks (as a camera pixel integrates the
