@@ -136,21 +136,49 @@ def _interrupted_line(results: list, out) -> str:
     return f"mollifier infer: interrupted; no maps of the running file were written (to {out})"
 
 
+#: ``mollifier simulate`` options of the renders: option -> (render option, modalities it applies to).
+_RENDER_FLAGS = {
+    "--psf-fwhm-nm": ("psf_fwhm_nm", "image"),
+    "--gain": ("gain", "image"),
+    "--offset": ("offset", "image"),
+    "--background": ("background", "image"),
+    "--read-noise": ("read_noise", "image"),
+    "--render-pixel-size": ("render_pixel_size_nm", "image"),
+    "--emitters-per-um2": ("emitters_per_um2", "smlm"),
+    "--localisations-per-emitter": ("localisations_per_emitter", "smlm"),
+}
+
+
 def _cmd_simulate(args) -> int:
     from ..simulate import write_simulation
 
-    paths = write_simulation(
-        args.out,
-        name=args.name,
-        size=args.size,
-        rates=args.rates,
-        mask=args.mask,
-        seed=args.seed,
-        pixel_size_nm=args.pixel_size,
-        localisations=args.localisations,
-        beta=args.lamina_beta,
-        photons=args.photons,
-    )
+    images = [m for m in args.modality if m != "smlm"]
+    render_options = {"photons": args.photons if images else None}
+    for flag, (key, kind) in _RENDER_FLAGS.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is None:
+            continue
+        if (kind == "image" and not images) or (kind == "smlm" and "smlm" not in args.modality):
+            need = "sted, airyscan or confocal" if kind == "image" else "smlm"
+            raise SystemExit(f"mollifier simulate: {flag} needs --modality {need}")
+        render_options[key] = value
+    try:
+        paths = write_simulation(
+            args.out,
+            name=args.name,
+            size=args.size,
+            rates=args.rates,
+            mask=args.mask,
+            seed=args.seed,
+            pixel_size_nm=args.pixel_size,
+            localisations=args.localisations,
+            beta=args.lamina_beta,
+            photons=50.0 if args.photons is None else args.photons,
+            modalities=args.modality,
+            render_options=render_options,
+        )
+    except ValueError as exc:  # a render setting out of range: one line, no traceback
+        raise SystemExit(f"mollifier simulate: {exc}") from None
     _log(f"mollifier simulate: wrote {', '.join(sorted(str(p) for p in paths.values()))}")
     return 0
 

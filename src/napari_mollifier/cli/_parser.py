@@ -223,9 +223,39 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--photons",
         type=float,
-        default=50.0,
+        default=None,
         help="mean counts of a pure heterochromatin pixel in the "
-        "intensity image (euchromatin: 0.3 of it); NAME.json records the levels (default 50)",
+        "intensity image (euchromatin: 0.3 of it); NAME.json records the levels (default 50); with "
+        "--modality also the photons of the microscope images (default: the modality's)",
+    )
+    r = s.add_argument_group(
+        "microscope renders",
+        "each --modality adds NAME_<modality>.tif (sted, airyscan, confocal: float32 detector output) "
+        "or NAME_smlm.csv (smlm: localisations), with its truth in NAME.json under 'renders'; the "
+        "options below override the modality's typical values",
+    )
+    r.add_argument(
+        "--modality",
+        nargs="+",
+        default=[],
+        choices=["sted", "airyscan", "confocal", "smlm"],
+        help="microscope render(s) of the nucleus (PSF FWHM sted 50, airyscan 140, confocal 250 nm)",
+    )
+    r.add_argument("--psf-fwhm-nm", type=float, metavar="NM", help="PSF full width at half maximum")
+    r.add_argument("--gain", type=float, help="detector output per photon")
+    r.add_argument("--offset", type=float, help="detector output at zero photons")
+    r.add_argument("--background", type=float, metavar="PHOTONS", help="background photons per pixel")
+    r.add_argument("--read-noise", type=float, metavar="SD", help="Gaussian detector noise (output units)")
+    r.add_argument(
+        "--render-pixel-size",
+        type=float,
+        metavar="NM",
+        help="pixel size of the images: a whole multiple of --pixel-size; counts are summed over the "
+        "blocks (default: --pixel-size)",
+    )
+    r.add_argument("--emitters-per-um2", type=float, help="smlm: emitters per um^2 of heterochromatin (3000)")
+    r.add_argument(
+        "--localisations-per-emitter", type=float, metavar="MEAN", help="smlm: mean repeats of an emitter (3)"
     )
     s.set_defaults(func=_cmd_simulate)
 

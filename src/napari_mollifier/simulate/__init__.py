@@ -10,13 +10,29 @@ from ._nucleus import (
     simulate_nucleus,
     spectral_residual,
 )
-from ._render import THUNDERSTORM_HEADER, render_intensity, render_localisation_table
+from ._render import (
+    MODALITIES,
+    THUNDERSTORM_HEADER,
+    MicroscopeRender,
+    Modality,
+    SMLMRender,
+    render_intensity,
+    render_localisation_table,
+    render_microscope,
+    render_smlm,
+)
 
 __all__ = [
     "write_simulation",
     "THUNDERSTORM_HEADER",
     "render_intensity",
     "render_localisation_table",
+    "render_microscope",
+    "render_smlm",
+    "MicroscopeRender",
+    "SMLMRender",
+    "Modality",
+    "MODALITIES",
     "RATE_PRESETS",
     "NucleusSimulation",
     "lamina_shell",
