@@ -7,7 +7,9 @@ Each simulated steady state (256^2 at 10 nm, cached in benchmarks/.cache/) is im
 ``phi:NOISE`` adds Gaussian noise of that standard deviation to phi (fraction input);
 ``intensity:PHOTONS:FWHM`` renders Poisson counts with ``PHOTONS`` mean counts in a pure
 heterochromatin pixel, euchromatin at 0.3 of it, a Gaussian PSF of that FWHM in nm, a small
-background, then a detector gain 2.7 and offset 100 (unknown to the fit: intensity input).
+background, then a detector gain 2.7 and offset 100 (unknown to the fit: intensity input);
+``sted``, ``airyscan``, ``confocal`` (optionally ``:PHOTONS:FWHM``) render with that modality's
+preset PSF, background and detector (``napari_mollifier.simulate.MODALITIES``).
 Each fit runs with default settings in this process, one after the other. Scores on the interior
 20 px inside the nucleus edge: Pearson r of each map, the ratio of the mean rates to the truth,
 the coverage of the +-1.64 sd intervals (when the result carries sd maps) and the result's verdict
@@ -80,7 +82,20 @@ def imaged(sim: dict, case: str, seed: int) -> tuple[np.ndarray, str]:
             seed=1000 + seed,
         )
         return GAIN * counts + OFFSET, "intensity"
-    raise SystemExit(f"verdict_table: unknown case {case!r} (phi:NOISE or intensity:PHOTONS:FWHM)")
+    from napari_mollifier.simulate import MODALITIES, render_microscope
+
+    if kind in MODALITIES:
+        # MODALITY[:PHOTONS[:FWHM]]: the modality's preset detector (gain, offset, read noise).
+        photons = float(args[0]) if args else None
+        fwhm = float(args[1]) if len(args) > 1 else None
+        r = render_microscope(
+            sim["phi"], sim["mask"], 10.0, modality=kind, photons=photons, psf_fwhm_nm=fwhm, seed=1000 + seed
+        )
+        return r.image, "intensity"
+    raise SystemExit(
+        f"verdict_table: unknown case {case!r} (phi:NOISE, intensity:PHOTONS:FWHM or "
+        f"{'|'.join(MODALITIES)}[:PHOTONS[:FWHM]])"
+    )
 
 
 def score(result, sim: dict) -> dict:
