@@ -101,3 +101,18 @@ def test_verdicts_of_fits_hold_against_the_truth(nucleus):
     assert inten.verdict.verdict == "undetermined", inten.verdict
     pt = inten.preprocessing["photon_transfer"]
     assert pt["poisson_like"] and pt["gain"] == pytest.approx(2.7, rel=0.25)
+
+
+def test_overview_title_says_the_verdict():
+    from types import SimpleNamespace
+
+    from napari_mollifier.plotting import overview_title
+
+    rel = judge_rates(status="ok", noise_in_phi=0.05)
+    title, trusted = overview_title(SimpleNamespace(source="/x/n1.tif", status="ok", verdict=rel))
+    assert "rates relative: noise in φ of 5.0 %" in title and not trusted
+    det = judge_rates(status="ok", noise_in_phi=0.01)
+    assert overview_title(SimpleNamespace(source="n1.tif", status="ok", verdict=det))[1]
+    failed = SimpleNamespace(source="n1.tif", status="failed", status_reason="negative rates", verdict=det)
+    title, trusted = overview_title(failed)
+    assert "FAILED, for inspection only: negative rates" in title and not trusted

@@ -13,7 +13,6 @@ __all__ = ["overview_figure"]
 def overview_figure(maps, path: str | os.PathLike, image: np.ndarray | None = None) -> Path:
     """Image (the normalised phi), phi_hat, Gamma_me, Gamma_ac and lambda with colour bars and units."""
     import io
-    import textwrap
 
     import matplotlib
 
@@ -41,13 +40,26 @@ def overview_figure(maps, path: str | os.PathLike, image: np.ndarray | None = No
         if unit:
             cb.set_label(unit)
     axes[0].set_ylabel("y (µm)")
-    title = f"{Path(maps.source).name}: rates in 1/τ, τ = ℓ0²/(M A), ℓ0 = 10 nm (ratios to the mobility M)"
-    status = getattr(maps, "status", "ok")
-    if status != "ok":
-        # A figure travels without its S.json: it must not pass for a result on its own.
-        title = f"{title}\n{status.upper()}, for inspection only: {textwrap.shorten(maps.status_reason, 150)}"
-    fig.suptitle(title, fontsize=10, color="black" if status == "ok" else "darkred")
+    title, trusted = overview_title(maps)
+    fig.suptitle(title, fontsize=10, color="black" if trusted else "darkred")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def overview_title(maps) -> tuple[str, bool]:
+    """The overview's title and whether it reads as a trusted result (status ok, rates determined).
+
+    A figure travels without its S.json: it must not pass for a result on its own, so a fit that
+    is not ok says so, and an ok one says its verdict."""
+    import textwrap
+
+    title = f"{Path(maps.source).name}: rates in 1/τ, τ = ℓ0²/(M A), ℓ0 = 10 nm (ratios to the mobility M)"
+    status = getattr(maps, "status", "ok")
+    verdict = getattr(maps, "verdict", None)
+    if status != "ok":
+        title = f"{title}\n{status.upper()}, for inspection only: {textwrap.shorten(maps.status_reason, 150)}"
+    elif verdict is not None:
+        title = f"{title}\nrates {verdict.verdict}: {textwrap.shorten(verdict.reason, 150)}"
+    return title, status == "ok" and (verdict is None or verdict.verdict == "determined")
