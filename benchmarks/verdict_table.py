@@ -36,8 +36,11 @@ DEFAULT_CASES = [
     "phi:0.1",
     "intensity:1000:15",
     "intensity:200:15",
-    "intensity:200:40",
     "intensity:30:15",
+    "sted:1000",
+    "sted",
+    "airyscan",
+    "confocal",
 ]
 
 
