@@ -241,7 +241,7 @@ def laplace_uncertainty(problem, d: dict, coef: torch.Tensor, maps: dict, s_d: f
     of s gave sds that did not grow with the noise (measured). ``F_u`` is taken with constant
     coefficients, so ``Sigma^-1`` is a filter in cosine space (:func:`_error_filter`); its kernel
     is short next to the basis spacing, so ``A^T Sigma^-1 A`` is the Gram band with weights
-    ``a Sigma^-1 a`` (a the columns' factors ``1 - u`` and ``-u``): four cosine transforms, a
+    ``(Sigma^-1/2 a)^2`` (a the columns' factors ``1 - u`` and ``-u``): four cosine transforms, a
     Gram band and banded solves, nothing of size pixels x K.
     """
     from ..mollifier._dct import dctn, idctn
@@ -257,9 +257,12 @@ def laplace_uncertainty(problem, d: dict, coef: torch.Tensor, maps: dict, s_d: f
     area = correlation_area(r.cpu().numpy(), problem.interior.cpu().numpy())
     s_model = math.sqrt(max(float(r.pow(2).sum()) / float(inside.sum()) * area, 1e-300))
     mean_rate = float((me + ac)[problem.interior].mean().abs())
-    w = _error_filter(problem, s_d, s_model, mean_rate).to(u.device)
-    wa, wc = (idctn(w * dctn(x)) for x in (a, c))
-    weights = torch.stack([a * wa, 0.5 * (a * wc + c * wa), c * wc])
+    # Through the filter's square root, so that each pixel's 2 x 2 weight block is a product of
+    # one vector with itself and the Gram stays positive semi-definite (with a Sigma^-1 a directly,
+    # the short-kernel approximation made it indefinite on a noisy nucleus).
+    root = _error_filter(problem, s_d, s_model, mean_rate).sqrt().to(u.device)
+    wa, wc = (idctn(root * dctn(x)) for x in (a, c))
+    weights = torch.stack([wa * wa, wa * wc, wc * wc])
     g = problem.basis.gram_band(weights).cpu().numpy()
     v = problem._valid
     # The regulariser keeps its weight relative to the residual (the fit's solve for c given the
@@ -332,10 +335,15 @@ def rate_uncertainty(
     The bootstrap refits the whole image with the crop replaced by the fitted field as imaged
     (:meth:`RateProblem.imaged`) plus fresh Gaussian noise of the data's estimated level, with
     the same settings (and no uncertainty of their own)."""
-    if settings.uncertainty == "sandwich":
-        return sandwich_uncertainty(problem, d, coef, maps)
-    if settings.uncertainty == "laplace":
-        return laplace_uncertainty(problem, d, coef, maps, s_d)
+    from numpy.linalg import LinAlgError
+
+    try:
+        if settings.uncertainty == "sandwich":
+            return sandwich_uncertainty(problem, d, coef, maps)
+        if settings.uncertainty == "laplace":
+            return laplace_uncertainty(problem, d, coef, maps, s_d)
+    except LinAlgError:  # a covariance that is not positive definite: no sd maps rather than no fit
+        return None
     if settings.uncertainty != "bootstrap":
         return None
     from ._solver import RateFit, fit_rates
