@@ -209,3 +209,43 @@ def test_sd_maps_are_written_beside_the_maps(small_fit, tmp_path):
     out = tmp_path / "none"
     paths = write_rate_maps(maps, out)
     assert not any(k.endswith("_sd") for k in paths) and not list(out.glob("*_sd.tif"))
+
+
+def test_batch_knows_the_sd_outputs(tmp_path):
+    from napari_mollifier.batch import OUTPUT_FILE_KEYS, SD_FILE_KEYS, FileResult
+    from napari_mollifier.batch._resume import completed_result
+
+    assert set(SD_FILE_KEYS) <= set(OUTPUT_FILE_KEYS)
+    row = FileResult(
+        "a.tif",
+        "ok",
+        summary={"gamma_me": {"mean": 2e-3, "median_relative_sd": 0.0123}, "gamma_ac": {"mean": 4e-3}},
+    ).row()
+    assert row["gamma_me_rel_sd"] == "0.0123" and row["gamma_ac_rel_sd"] == "" and row["lambda_rel_sd"] == ""
+    # A finished record is complete with the sd maps, or without them when it says it has none.
+    image = tmp_path / "a.tif"
+    image.write_bytes(b"x")
+    out = tmp_path / "out"
+    out.mkdir()
+    for key in OUTPUT_FILE_KEYS:
+        if key not in SD_FILE_KEYS:
+            (out / f"a_{key}.tif").write_bytes(b"x")
+    record = {"status": "ok", "batch": {"key": "k"}, "uncertainty": {"method": "laplace"}}
+    (out / "a.json").write_text(json.dumps(record))
+    assert completed_result(image, out, "k") is None  # the sd maps are missing
+    record["uncertainty"] = {"method": "none"}
+    (out / "a.json").write_text(json.dumps(record))
+    assert completed_result(image, out, "k").status == "skipped"
+
+
+def test_napari_layers_know_the_sd_maps():
+    from napari_mollifier._napari._fit import describe_point
+    from napari_mollifier._napari._layers import MAP_STYLE, SD_MAP_KEYS, map_key
+
+    for key in SD_MAP_KEYS:
+        assert map_key(f"cell_{key}") == key and key in MAP_STYLE
+    assert map_key("cell_gamma_me") == "gamma_me"
+    values = {"gamma_me": 2.1e-3, "gamma_ac": 4e-3, "lambda": 0.525, "phi_hat": 0.3}
+    text = describe_point(3, 4, dict(values, gamma_me_sd=1e-5, gamma_ac_sd=2e-5, lambda_sd=0.004))
+    assert "Γ_me = 0.0021 /τ" in text and "sd 1e-05, 2e-05, 0.004" in text
+    assert "sd " not in describe_point(3, 4, values)

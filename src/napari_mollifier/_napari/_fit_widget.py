@@ -24,6 +24,7 @@ from ._fit import (
     fit_cost,
     fit_updates,
     maps_of_fit,
+    sd_maps_of_fit,
     warm_up,
 )
 from ._fit_input import AUTO_MASK, NO_CROP, InputSection
@@ -246,6 +247,9 @@ class FitWidget(StopsOnClose, InputSection, MapLayers, QWidget):
                 "history": fit.history,
             },
         )
+        # The sd maps (hidden layers beside the maps) exist only once the fit has finished.
+        for key, sd in sd_maps_of_fit(fit).items():
+            self._show_final(key, sd)
         if fit.history:
             self.loss_plot.set_history(fit.history)
         self.progress.setFormat("%v / %m steps")
