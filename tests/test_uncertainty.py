@@ -31,8 +31,10 @@ def _dense(basis: SmoothBasis) -> np.ndarray:
     return F.interpolate(eye, size=basis.shape, mode="bicubic", align_corners=True)[:, 0].numpy()
 
 
-def test_map_variance_is_the_quadratic_form_of_every_pixel():
-    basis = SmoothBasis((37, 52), 6.0, dtype=torch.float64)
+@pytest.mark.parametrize("shape, spacing", [((37, 52), 6.0), ((12, 40), 11.0)])
+def test_map_variance_is_the_quadratic_form_of_every_pixel(shape, spacing):
+    # (12, 40) at 11 px: a grid of 2 x 5 control points, fewer than the band's reach along y.
+    basis = SmoothBasis(shape, spacing, dtype=torch.float64)
     rng = np.random.default_rng(1)
     k = basis.size
     x = rng.standard_normal((k, k))

@@ -132,7 +132,8 @@ def _neighbour_products(factor: np.ndarray) -> np.ndarray:
     c = BAND // 2
     for a in range(-c, c + 1):
         i0, i1 = max(0, -a), min(k, k - a)
-        out[:, i0:i1, c + a] = factor[:, i0:i1] * factor[:, i0 + a : i1 + a]
+        if i1 > i0:  # a grid of fewer than 4 points has no neighbour that far
+            out[:, i0:i1, c + a] = factor[:, i0:i1] * factor[:, i0 + a : i1 + a]
     return out
 
 
