@@ -163,15 +163,17 @@ def test_fit_sd_maps_are_positive_inside_and_nan_outside(small_fit):
 
 
 def test_sd_maps_cover_the_truth_of_a_simulated_nucleus(small_fit):
-    # 128^2 gradient nucleus at 1 % noise: |estimate - truth| <= 1.64 sd on at least 80 % of the
-    # scored pixels (20 px inside the edge), with a band narrower than 10 % of the rate.
+    # 128^2 gradient nucleus at 1 % noise: |estimate - truth| <= 1.64 sd on at least 75 % of the
+    # scored pixels (20 px inside the edge), with a band narrower than 10 % of the rate. Measured:
+    # 0.85 / 0.83 / 0.97 (Gamma_me, Gamma_ac, lambda); the residual-only sandwich gives 0.31 / 0.28 /
+    # 0.88 on the same fit and fails.
     sim, _, fit = small_fit
     inner = binary_erosion(sim.mask, iterations=20) & fit.analysed
     truth = {"gamma_me": sim.gamma_me, "gamma_ac": sim.gamma_ac, "lam": sim.gamma_me / sim.gamma_ac}
     for key, t in truth.items():
         est, sd = getattr(fit, key)[inner], getattr(fit, f"{key}_sd")[inner]
         coverage = np.mean(np.abs(est - t[inner]) <= 1.64 * sd)
-        assert coverage >= 0.8, (key, coverage)
+        assert coverage >= 0.75, (key, coverage)
         assert np.median(sd) / np.mean(t[inner]) < 0.1
 
 
