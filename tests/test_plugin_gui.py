@@ -340,7 +340,12 @@ def test_fit_flow_live_updates_stop_and_finish(make_napari_viewer_proxy, qtbot):
     fit = w.fit
     assert not fit.cancelled and fit.steps_done == 40 and w.state.status == "finished"
     layers = _maps(viewer)
-    assert all(layers[k] == first[k] for k in MAPS) and len(viewer.layers) == 6
+    # The finished fit adds its three sd maps as hidden layers (a stopped fit has none).
+    assert all(layers[k] == first[k] for k in MAPS) and len(viewer.layers) == 9
+    for key, arr in (("gamma_me_sd", fit.gamma_me_sd), ("lambda_sd", fit.lam_sd)):
+        ly = viewer.layers[f"cell {key}"]
+        np.testing.assert_array_equal(ly.data, arr)
+        assert not ly.visible and ly.metadata["map"] == key
     for key, arr in (
         ("gamma_me", fit.gamma_me),
         ("gamma_ac", fit.gamma_ac),

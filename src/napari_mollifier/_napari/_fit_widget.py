@@ -29,7 +29,7 @@ from ._fit import (
 )
 from ._fit_input import AUTO_MASK, NO_CROP, InputSection
 from ._fit_maps import MapLayers
-from ._layers import FIT_MAP_KEYS, RATE_UNITS, contrast_limits
+from ._layers import FIT_MAP_KEYS, RATE_UNITS, SD_MAP_KEYS, contrast_limits
 from ._qt_plot import LossPlot
 from ._qt_settings import (
     SettingsForm,
@@ -202,6 +202,10 @@ class FitWidget(StopsOnClose, InputSection, MapLayers, QWidget):
         # afterwards: creating a layer costs napari ~0.1-0.4 s of GUI time, an in-place update ~10 ms.
         for key in FIT_MAP_KEYS:
             self._map_layer(key)
+        # The previous fit's sd layers stay in the viewer but leave this fit's set (the point read-out
+        # must not quote them); the fit's own sds fill them when it finishes.
+        for key in SD_MAP_KEYS:
+            self.result_layers.pop(key, None)
         # Paint now (our widget's repaint flushes the window's pending updates, the canvas with
         # its new layers included), so that the first drawing of the new layers happens during
         # the click rather than as a freeze in the middle of the fit.
