@@ -202,10 +202,14 @@ class FitWidget(StopsOnClose, InputSection, MapLayers, QWidget):
         # afterwards: creating a layer costs napari ~0.1-0.4 s of GUI time, an in-place update ~10 ms.
         for key in FIT_MAP_KEYS:
             self._map_layer(key)
-        # The previous fit's sd layers stay in the viewer but leave this fit's set (the point read-out
-        # must not quote them); the fit's own sds fill them when it finishes.
+        # The sd layers too (hidden, NaN until the fit finishes: only a finished fit has sds), so
+        # that no layer is created on the main thread while the fit runs or as it ends.
         for key in SD_MAP_KEYS:
-            self.result_layers.pop(key, None)
+            if inp.settings.uncertainty == "none":
+                self.result_layers.pop(key, None)
+            else:
+                layer = self._map_layer(key)
+                layer.data = np.full(layer.data.shape, np.nan, np.float32)
         # Paint now (our widget's repaint flushes the window's pending updates, the canvas with
         # its new layers included), so that the first drawing of the new layers happens during
         # the click rather than as a freeze in the middle of the fit.
