@@ -284,3 +284,22 @@ def test_a_bootstrap_fit_and_a_fit_without_uncertainty(small_fit):
         assert np.median(sd[boot.analysed]) > 0
     none = fits["none"]
     assert none.uncertainty == {"method": "none"} and none.gamma_me_sd is None and none.lam_sd is None
+
+
+def test_the_covariance_band_does_not_depend_on_the_column_chunks(monkeypatch):
+    # The band is gathered a chunk of columns at a time (memory 2K x chunk): chunks of 7 columns
+    # that split every block give the sd maps of a single chunk.
+    import napari_mollifier.inverse._uncertainty as unc_module
+
+    problem, d, coef = _toy_problem(1e-4, seed=3)
+    maps = problem.maps(coef, d["u"])
+    whole = {m: f(problem, d, coef, maps) for m, f in (("s", sandwich_uncertainty), ("l", _laplace))}
+    monkeypatch.setattr(unc_module, "COLUMN_CHUNK", 7)
+    for m, f in (("s", sandwich_uncertainty), ("l", _laplace)):
+        part = f(problem, d, coef, maps)
+        for key in ("gamma_me", "gamma_ac", "lam"):
+            np.testing.assert_allclose(getattr(part, key), getattr(whole[m], key), rtol=1e-6)
+
+
+def _laplace(problem, d, coef, maps):
+    return laplace_uncertainty(problem, d, coef, maps, s_d=0.01)

@@ -116,13 +116,39 @@ def _banded_solver(problem, vals: np.ndarray):
     return solve
 
 
-def _band_of(cov: np.ndarray, basis, rows: int, cols: int) -> np.ndarray:
-    """The (Ky, 7, Kx, 7) band of the K x K block of ``cov`` at (rows, cols) x K."""
-    r, c, valid = basis.band_pattern()
+#: Columns of the covariance computed at once: its band is gathered chunk by chunk, so the memory
+#: is 2K x this, not 2K x 2K (1.4 GB for the 2K = 13 448 coefficients of a 4096^2 nucleus).
+COLUMN_CHUNK = 512
+
+
+def _covariance_bands(basis, column) -> dict:
+    """The (Ky, 7, Kx, 7) bands of the Gamma_me, Gamma_ac and cross blocks, keys (0, 0), (1, 1),
+    (0, 1), of a (2K, 2K) covariance given by its columns: ``column(j0, j1)`` is ``cov[:, j0:j1]``.
+    ``band[i, a, j, b]`` is ``cov[(i, j), (i + a - 3, j + b - 3)]`` of the block."""
+    rows, cols, valid = basis.band_pattern()
+    r, c = rows[valid], cols[valid]
     k = basis.size
-    out = np.zeros(valid.shape)
-    out[valid] = cov[rows * k + r[valid], cols * k + c[valid]]
+    vals = {block: np.zeros(r.size) for block in ((0, 0), (1, 1), (0, 1))}
+    for j0 in range(0, 2 * k, COLUMN_CHUNK):
+        j1 = min(j0 + COLUMN_CHUNK, 2 * k)
+        x = column(j0, j1)
+        for (bi, bj), v in vals.items():
+            col = bj * k + c
+            sel = (col >= j0) & (col < j1)
+            v[sel] = x[bi * k + r[sel], col[sel] - j0]
+    out = {}
+    for block, v in vals.items():
+        band = np.zeros(valid.shape)
+        band[valid] = v
+        out[block] = band
     return out
+
+
+def _unit_columns(n: int, j0: int, j1: int) -> np.ndarray:
+    """Columns j0..j1 of the n x n identity."""
+    e = np.zeros((n, j1 - j0))
+    e[np.arange(j0, j1), np.arange(j1 - j0)] = 1.0
+    return e
 
 
 def _neighbour_products(factor: np.ndarray) -> np.ndarray:
@@ -148,12 +174,13 @@ def map_variance(basis, band: np.ndarray) -> np.ndarray:
     return np.einsum("yia,iax->yx", py, half)
 
 
-def _covariance_maps(problem, cov: np.ndarray, maps: dict) -> dict:
-    """sd maps of Gamma_me, Gamma_ac and lambda (delta method) from the coefficients' covariance."""
+def _covariance_maps(problem, bands: dict, maps: dict) -> dict:
+    """sd maps of Gamma_me, Gamma_ac and lambda (delta method) from the bands of the coefficients'
+    covariance (:func:`_covariance_bands`)."""
     basis = problem.basis
-    v_me = map_variance(basis, _band_of(cov, basis, 0, 0))
-    v_ac = map_variance(basis, _band_of(cov, basis, 1, 1))
-    c_ma = map_variance(basis, _band_of(cov, basis, 0, 1))
+    v_me = map_variance(basis, bands[(0, 0)])
+    v_ac = map_variance(basis, bands[(1, 1)])
+    c_ma = map_variance(basis, bands[(0, 1)])
     inside = problem.interior.cpu().numpy()
     me = np.asarray(maps["gamma_me"], np.float64)
     ac = np.asarray(maps["gamma_ac"], np.float64)
@@ -197,13 +224,16 @@ def sandwich_uncertainty(problem, d: dict, coef: torch.Tensor, maps: dict) -> Ra
     meat_bands = problem.basis.gram_band(torch.stack([a * a * r2, a * c * r2, c * c * r2]))
     g = meat_bands.cpu().numpy()
     v = problem._valid
-    meat = problem._csc(np.concatenate([g[0][v], -g[1][v], -g[1][v], g[2][v]])).toarray()
+    meat = problem._csc(np.concatenate([g[0][v], -g[1][v], -g[1][v], g[2][v]]))
     normal_bands, _ = problem.normal_equations(d)
     solve = _banded_solver(problem, problem._values(normal_bands))
-    left = solve(meat)  # N^-1 M
-    cov = solve(np.ascontiguousarray(left.T))  # N^-1 M N^-1 (both symmetric)
-    cov = 0.5 * (cov + cov.T) * area * SANDWICH_INFLATION**2
-    sd = _covariance_maps(problem, cov, maps)
+    scale = area * SANDWICH_INFLATION**2
+    n = 2 * k
+
+    def column(j0, j1):  # columns of N^-1 M N^-1 (N, M symmetric)
+        return scale * solve(meat @ solve(_unit_columns(n, j0, j1)))
+
+    sd = _covariance_maps(problem, _covariance_bands(problem.basis, column), maps)
     return RateUncertainty(
         sd["gamma_me"],
         sd["gamma_ac"],
@@ -271,9 +301,12 @@ def laplace_uncertainty(problem, d: dict, coef: torch.Tensor, maps: dict, s_d: f
     reg = problem.reg_band[v] / s_model**2
     vals = np.concatenate([g[0][v] + reg, g[1][v], g[1][v], g[2][v] + reg])
     solve = _banded_solver(problem, vals)
-    cov = solve(np.eye(2 * k))
-    cov = 0.5 * (cov + cov.T) * LAPLACE_INFLATION**2
-    sd = _covariance_maps(problem, cov, maps)
+    n = 2 * k
+
+    def column(j0, j1):
+        return LAPLACE_INFLATION**2 * solve(_unit_columns(n, j0, j1))
+
+    sd = _covariance_maps(problem, _covariance_bands(problem.basis, column), maps)
     return RateUncertainty(
         sd["gamma_me"],
         sd["gamma_ac"],
