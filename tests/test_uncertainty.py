@@ -303,3 +303,18 @@ def test_the_covariance_band_does_not_depend_on_the_column_chunks(monkeypatch):
 
 def _laplace(problem, d, coef, maps):
     return laplace_uncertainty(problem, d, coef, maps, s_d=0.01)
+
+
+def test_the_cost_estimate_counts_the_bootstrap_refits():
+    from napari_mollifier.inverse import estimate_fit_cost
+
+    mask = np.zeros((256, 256), bool)
+    mask[40:200, 50:220] = True
+    one = estimate_fit_cost((256, 256), mask, pixel_size_nm=10.0, settings=InferenceSettings(device="cpu"))
+    boot = estimate_fit_cost(
+        (256, 256),
+        mask,
+        pixel_size_nm=10.0,
+        settings=InferenceSettings(device="cpu", uncertainty="bootstrap", bootstrap_fits=8),
+    )
+    assert boot.seconds == pytest.approx(9 * one.seconds) and boot.memory_bytes == one.memory_bytes
