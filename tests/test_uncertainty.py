@@ -318,3 +318,15 @@ def test_the_cost_estimate_counts_the_bootstrap_refits():
         settings=InferenceSettings(device="cpu", uncertainty="bootstrap", bootstrap_fits=8),
     )
     assert boot.seconds == pytest.approx(9 * one.seconds) and boot.memory_bytes == one.memory_bytes
+
+
+@pytest.mark.parametrize("update", [{"psf_sigma_nm": 15.0, "steps": 60}, {"method": "direct"}])
+def test_sd_maps_with_a_psf_and_for_the_direct_read_out(small_fit, update):
+    sim, data, _ = small_fit
+    fit = None
+    for item in fit_rates(data, sim.mask, 10.0, InferenceSettings(device="cpu", **update)):
+        if isinstance(item, RateFit):
+            fit = item
+    assert fit.uncertainty["method"] == "laplace"
+    for sd in (fit.gamma_me_sd, fit.gamma_ac_sd, fit.lam_sd):
+        assert np.all(np.isfinite(sd[fit.analysed])) and np.all(sd[fit.analysed] > 0)
