@@ -1,22 +1,24 @@
 """Uncertainty of the rate maps: standard deviations of Gamma_me, Gamma_ac and lambda per pixel.
 
-Two estimates (docs/method.md, "Uncertainty of the rate maps"):
+Three estimates (docs/method.md, "Uncertainty of the rate maps"; coverage on simulated truth in
+docs/decisions.md, "Uncertainty maps"):
 
-- ``sandwich`` (default, from the final state of the fit): the coefficients solve the regularised
-  normal equations ``N c = A^T b`` with ``N = A^T A + R``, so their covariance is
-  ``N^-1 A^T Sigma A N^-1`` with Sigma the covariance of the residual's pixels. Sigma is taken from
-  the fitted residual r, heteroscedastic (``r_p^2`` per pixel) and inflated by the residual's
-  correlation area (the number of pixels per independent residual value, from its
-  autocorrelation): the errors of the field are smooth on the scale of the domains, so the
-  independent-pixel formula would be several times too narrow. :data:`SANDWICH_INFLATION`
-  calibrates what the residual cannot see (measured on simulated truth).
-- ``bootstrap`` (the reference): fresh noise of the estimated level added to the fitted field as
-  the microscope would record it, the fit repeated, and the spread of the refits' maps.
+- ``laplace`` (default, from the final state of the fit, :func:`laplace_uncertainty`): the fit's
+  objective linearised, the field eliminated; the coefficients' precision is ``A^T Sigma^-1 A +
+  R / s^2`` with ``Sigma = s^2 I + s_d^2 F_u F_u^T``, the residual's own error (its mean square
+  times its correlation area) plus the data noise carried through the 4th-order operator.
+- ``sandwich`` (:func:`sandwich_uncertainty`): ``N^-1 A^T Sigma A N^-1`` with ``N = A^T A + R``
+  and Sigma from the fitted residual alone (``r_p^2`` per pixel times the correlation area). Too
+  narrow: the field turns the data noise into rate errors without leaving a residual; kept for
+  comparison.
+- ``bootstrap`` (:func:`bootstrap_uncertainty`): fresh noise of the estimated level added to the
+  fitted field as the microscope would record it, the fit repeated, the spread of the refits.
 
 Per-pixel variances ``B(x)^T Cov B(x)`` never form a pixels x K matrix: the basis is a tensor
 product with 4 nonzeros per pixel and axis, so only the band of Cov (control points at most 3
 apart along each axis) enters, contracted with the products of the 1-D factors' neighbouring
-entries. Lambda = Gamma_me / Gamma_ac takes the delta method.
+entries (:func:`map_variance`); the band is gathered from the covariance's columns a chunk at a
+time. Lambda = Gamma_me / Gamma_ac takes the delta method.
 """
 
 from __future__ import annotations
@@ -38,11 +40,13 @@ __all__ = [
     "sandwich_uncertainty",
 ]
 
-#: Factor on the sandwich variance's standard deviation: what the fitted residual does not show
-#: (the field moves its errors into the rates' column space, where the residual cannot see them).
-#: Calibrated on simulated nuclei (benchmarks/uncertainty_coverage.py, docs/decisions.md).
+#: Factor on the sandwich's standard deviations. Left at 1: the factor its coverage would need
+#: varies from 0.5 to 5 between nuclei (it misses the noise term; docs/decisions.md).
 SANDWICH_INFLATION = 1.0
-#: The same for the Laplace covariance (:func:`laplace_uncertainty`).
+#: Factor on the Laplace standard deviations, calibrated on simulated nuclei (seeds 0-1, checked on
+#: seed 2; benchmarks/uncertainty_coverage.py, docs/decisions.md, "Uncertainty maps"): below 1 the
+#: 3 % noise gradient nuclei lose coverage, above 1 the bands widen without covering the bias of
+#: the patches' lambda.
 LAPLACE_INFLATION = 1.0
 
 
@@ -117,7 +121,7 @@ def _banded_solver(problem, vals: np.ndarray):
 
 
 #: Columns of the covariance computed at once: its band is gathered chunk by chunk, so the memory
-#: is 2K x this, not 2K x 2K (1.4 GB for the 2K = 13 448 coefficients of a 4096^2 nucleus).
+#: is 2K x this, not 2K x 2K (1.5 GB for the 2K = 13 778 coefficients of a 4096^2 crop).
 COLUMN_CHUNK = 512
 
 
