@@ -51,7 +51,7 @@ def test_simulate_writes_files_with_pixel_size(sim_dir):
     assert len(x) > 1000 and 0 <= x.min() and x.max() < 1280 + 100
 
 
-def test_infer_outputs_follow_the_contract(sim_dir, tmp_path):
+def test_infer_outputs_follow_the_contract(sim_dir, tmp_path, capsys):
     out = tmp_path / "out"
     rc = main(
         [
@@ -71,11 +71,13 @@ def test_infer_outputs_follow_the_contract(sim_dir, tmp_path):
     )
     assert rc == 0
     phi_in = tifffile.imread(sim_dir / "n1_phi.tif")
-    for key in ("gamma_me", "gamma_ac", "lambda", "phi"):
+    for key in ("gamma_me", "gamma_ac", "lambda", "phi", "gamma_me_sd", "gamma_ac_sd", "lambda_sd"):
         path = out / f"n1_phi_{key}.tif"
         arr = tifffile.imread(path)
         assert arr.dtype == np.float32 and arr.shape == phi_in.shape, key
         assert pixel_size(path) == pytest.approx(10.0, rel=1e-6)
+    # The result line quotes the median sd of each rate map as a share of it.
+    assert "(1/tau) (median sd " in capsys.readouterr().err
     mask = tifffile.imread(out / "n1_phi_mask.tif")
     assert mask.dtype == np.uint8 and 0 < mask.sum() < mask.size
     me = tifffile.imread(out / "n1_phi_gamma_me.tif")

@@ -313,7 +313,8 @@ def test_fit_flow_live_updates_stop_and_finish(make_napari_viewer_proxy, qtbot):
     qtbot.waitUntil(lambda: len(_maps(viewer)) == 4, timeout=60_000)
     first = dict(_maps(viewer))
     qtbot.waitUntil(lambda: len(updates) >= 3, timeout=60_000)
-    assert all(_maps(viewer)[k] == first[k] for k in MAPS) and len(viewer.layers) == 6
+    # The four maps and the three sd maps (NaN until the fit finishes) beside the image and mask.
+    assert all(_maps(viewer)[k] == first[k] for k in MAPS) and len(viewer.layers) == 9
     assert updates[-1][0] > updates[0][0]
     assert not np.allclose(updates[0][1], updates[-1][1], equal_nan=True)
     assert 0 < w.progress.value() < 5000
@@ -342,7 +343,12 @@ def test_fit_flow_live_updates_stop_and_finish(make_napari_viewer_proxy, qtbot):
     fit = w.fit
     assert not fit.cancelled and fit.steps_done == 40 and w.state.status == "finished"
     layers = _maps(viewer)
-    assert all(layers[k] == first[k] for k in MAPS) and len(viewer.layers) == 6
+    # The finished fit fills its three sd maps' hidden layers (a stopped fit has none).
+    assert all(layers[k] == first[k] for k in MAPS) and len(viewer.layers) == 9
+    for key, arr in (("gamma_me_sd", fit.gamma_me_sd), ("lambda_sd", fit.lam_sd)):
+        ly = viewer.layers[f"cell {key}"]
+        np.testing.assert_array_equal(ly.data, arr)
+        assert not ly.visible and ly.metadata["map"] == key
     for key, arr in (
         ("gamma_me", fit.gamma_me),
         ("gamma_ac", fit.gamma_ac),

@@ -158,6 +158,16 @@ class InferenceSettings(BaseModel):
     precision: Literal["float32", "float64"] = Field(
         "float32", description="float32 (faster; same maps to three digits) or float64"
     )
+    uncertainty: Literal["laplace", "sandwich", "bootstrap", "none"] = Field(
+        "laplace",
+        description="standard-deviation maps of the rates: laplace = the rate coefficients' "
+        "covariance from the linearised fit, the data noise carried through the 4th-order operator plus "
+        "the fitted residual corrected for its spatial correlation (cheap, default); sandwich = from the "
+        "residual alone (too narrow: for comparison); bootstrap = spread of bootstrap_fits refits of the "
+        "fitted field with fresh noise of the estimated level (bootstrap_fits times the fit's cost); "
+        "none = no sd maps",
+    )
+    bootstrap_fits: int = Field(8, ge=2, description="refits of the bootstrap uncertainty")
     seed: int = Field(0, description="random seed of the fit")
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(
         "auto", description="auto: CUDA if available, else Apple MPS, else CPU"

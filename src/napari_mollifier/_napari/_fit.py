@@ -191,6 +191,13 @@ def maps_of_fit(fit: RateFit) -> dict:
     return {"gamma_me": fit.gamma_me, "gamma_ac": fit.gamma_ac, "lambda": fit.lam, "phi_hat": fit.phi_hat}
 
 
+def sd_maps_of_fit(fit: RateFit) -> dict:
+    """The finished sd maps under the layer keys (:data:`~._layers.SD_MAP_KEYS`; none when the fit
+    has none)."""
+    sd = {"gamma_me_sd": fit.gamma_me_sd, "gamma_ac_sd": fit.gamma_ac_sd, "lambda_sd": fit.lam_sd}
+    return {k: v for k, v in sd.items() if v is not None}
+
+
 def fit_cost(inp: FitInput):
     """The fit's time and memory estimate (:class:`~napari_mollifier.inverse.FitCost`); raises
     :class:`~napari_mollifier.inverse.FitTooLargeError` (one line, with the pixel size, rate scale or
@@ -236,7 +243,9 @@ def describe_point(row: int, col: int, values: dict, pixel_size_nm: float | None
     if not (np.isfinite(me) and np.isfinite(ac)):
         return f"{where}: outside the analysed region"
     phi = values.get("phi_hat", math.nan)
+    sd = [values.get(k, math.nan) for k in ("gamma_me_sd", "gamma_ac_sd", "lambda_sd")]
+    spread = f"; sd {sd[0]:.2g}, {sd[1]:.2g}, {sd[2]:.2g}" if all(np.isfinite(sd)) else ""
     return (
-        f"{where}: Γ_me = {me:.3g} /τ, Γ_ac = {ac:.3g} /τ, λ = {lam:.3g}, φ̂ = {phi:.2f}"
+        f"{where}: Γ_me = {me:.3g} /τ, Γ_ac = {ac:.3g} /τ, λ = {lam:.3g}, φ̂ = {phi:.2f}{spread}"
         "  (τ = ℓ0²/(M A), ℓ0 = 10 nm)"
     )

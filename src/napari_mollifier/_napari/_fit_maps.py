@@ -7,7 +7,7 @@ import napari.layers
 import numpy as np
 
 from ._fit import describe_point
-from ._layers import FIT_MAP_KEYS, MAP_STYLE
+from ._layers import FIT_MAP_KEYS, MAP_STYLE, contrast_limits
 
 __all__ = ["MapLayers"]
 
@@ -64,6 +64,12 @@ class MapLayers:
                 None if meta is None else dict(meta, map=key),
                 force_limits=extra is not None,
             )
+
+    def _show_final(self, key: str, data: np.ndarray) -> None:
+        """One map that only a finished fit has (an sd map): into its layer, hidden at first."""
+        _update_in_place(
+            self._map_layer(key), data, contrast_limits(data), dict(self._meta, map=key), force_limits=True
+        )
 
     # ---------------------------------------------------------------- point report
     def _on_click(self, viewer, event) -> None:

@@ -25,11 +25,12 @@ from ._fit import (
     fit_cost,
     fit_updates,
     maps_of_fit,
+    sd_maps_of_fit,
     warm_up,
 )
 from ._fit_input import AUTO_MASK, NO_CROP, InputSection
 from ._fit_maps import MapLayers
-from ._layers import FIT_MAP_KEYS, RATE_UNITS, contrast_limits
+from ._layers import FIT_MAP_KEYS, RATE_UNITS, SD_MAP_KEYS, contrast_limits
 from ._qt_plot import LossPlot
 from ._qt_settings import (
     SettingsForm,
@@ -202,6 +203,14 @@ class FitWidget(StopsOnClose, InputSection, MapLayers, QWidget):
         # afterwards: creating a layer costs napari ~0.1-0.4 s of GUI time, an in-place update ~10 ms.
         for key in FIT_MAP_KEYS:
             self._map_layer(key)
+        # The sd layers too (hidden, NaN until the fit finishes: only a finished fit has sds), so
+        # that no layer is created on the main thread while the fit runs or as it ends.
+        for key in SD_MAP_KEYS:
+            if inp.settings.uncertainty == "none":
+                self.result_layers.pop(key, None)
+            else:
+                layer = self._map_layer(key)
+                layer.data = np.full(layer.data.shape, np.nan, np.float32)
         # Paint now (our widget's repaint flushes the window's pending updates, the canvas with
         # its new layers included), so that the first drawing of the new layers happens during
         # the click rather than as a freeze in the middle of the fit.
@@ -247,6 +256,9 @@ class FitWidget(StopsOnClose, InputSection, MapLayers, QWidget):
                 "history": fit.history,
             },
         )
+        # The sd maps (hidden layers beside the maps) exist only once the fit has finished.
+        for key, sd in sd_maps_of_fit(fit).items():
+            self._show_final(key, sd)
         if fit.history:
             self.loss_plot.set_history(fit.history)
         self.progress.setFormat("%v / %m steps")

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FIT_MAP_KEYS", "MAP_STYLE", "RATE_UNITS", "map_key", "image_layer_kwargs", "contrast_limits"]
+__all__ = [
+    "FIT_MAP_KEYS",
+    "SD_MAP_KEYS",
+    "MAP_STYLE",
+    "RATE_UNITS",
+    "map_key",
+    "image_layer_kwargs",
+    "contrast_limits",
+]
 
 #: The four maps a fit produces, in display order.
 FIT_MAP_KEYS = ("gamma_me", "gamma_ac", "lambda", "phi_hat")
+#: Their standard deviations (docs/method.md, "Uncertainty of the rate maps"), shown after a fit.
+SD_MAP_KEYS = ("gamma_me_sd", "gamma_ac_sd", "lambda_sd")
 #: Display of each map (and of the ground truth): sequential maps for rates, turbo for lambda.
 MAP_STYLE = {
     "gamma_me": {"colormap": "magma"},
     "gamma_ac": {"colormap": "viridis"},
     "lambda": {"colormap": "turbo"},
     "phi_hat": {"colormap": "gray"},
+    "gamma_me_sd": {"colormap": "gray"},
+    "gamma_ac_sd": {"colormap": "gray"},
+    "lambda_sd": {"colormap": "gray"},
 }
 RATE_UNITS = "rates in 1/tau, tau = ell0^2/(M A), ell0 = 10 nm (lambda = Gamma_me/Gamma_ac has no unit)"
 
@@ -23,6 +36,9 @@ _SUFFIXES = {
     "lambda": "lambda",
     "phi": "phi_hat",
     "phi_hat": "phi_hat",
+    "gamma_me_sd": "gamma_me_sd",
+    "gamma_ac_sd": "gamma_ac_sd",
+    "lambda_sd": "lambda_sd",
     "gamma_me_true": "gamma_me",
     "gamma_ac_true": "gamma_ac",
 }

@@ -47,6 +47,8 @@ ADVANCED_FIELDS = (
     "heterochromatin_level",
     "init_smoothing_px",
     "precision",
+    "uncertainty",
+    "bootstrap_fits",
     "seed",
     "report_every",
 )
@@ -69,6 +71,8 @@ LABELS = {
     "heterochromatin_level": "Heterochromatin intensity (φ = 1)",
     "init_smoothing_px": "Initial smoothing (px)",
     "precision": "Precision",
+    "uncertainty": "Uncertainty (sd maps)",
+    "bootstrap_fits": "Bootstrap refits",
     "seed": "Seed",
     "report_every": "Report every (steps)",
 }

@@ -20,7 +20,7 @@ from __future__ import annotations
 from ._file import infer_file
 from ._inputs import find_images, sibling_mask
 from ._result import FileResult
-from ._resume import OUTPUT_FILE_KEYS, batch_key, completed_result
+from ._resume import OUTPUT_FILE_KEYS, SD_FILE_KEYS, batch_key, completed_result
 from ._run import run_batch
 from ._summary import SUMMARY_COLUMNS, write_summary
 
@@ -35,4 +35,5 @@ __all__ = [
     "completed_result",
     "SUMMARY_COLUMNS",
     "OUTPUT_FILE_KEYS",
+    "SD_FILE_KEYS",
 ]

@@ -32,6 +32,8 @@ class FileResult:
     def row(self) -> dict:
         s = self.summary
         mean = lambda k: f"{s[k]['mean']:.6g}" if k in s else ""  # noqa: E731
+        # Median sd / |map| (docs/method.md, "Uncertainty of the rate maps"); empty without sd maps.
+        rel = lambda k: f"{s[k]['median_relative_sd']:.3g}" if "median_relative_sd" in s.get(k, {}) else ""  # noqa: E731
         done = bool(self.outputs)  # maps were written (by this run or, "skipped", by an earlier one)
         return {
             "file": self.file,
@@ -42,6 +44,9 @@ class FileResult:
             "gamma_me_mean": mean("gamma_me"),
             "gamma_ac_mean": mean("gamma_ac"),
             "lambda_mean": mean("lambda"),
+            "gamma_me_rel_sd": rel("gamma_me"),
+            "gamma_ac_rel_sd": rel("gamma_ac"),
+            "lambda_rel_sd": rel("lambda"),
             "runtime_s": f"{self.runtime_s:.2f}" if done else "",
             "steps_done": self.steps_done if done else "",
             "device": self.device,

@@ -13,7 +13,18 @@ from ..io import InputError
 from ._result import FileResult
 
 #: The per-file output maps (``S_{key}.tif``, besides ``S.json``) of a finished file (docs/interfaces.md).
-OUTPUT_FILE_KEYS = ("gamma_me", "gamma_ac", "lambda", "phi", "mask")
+OUTPUT_FILE_KEYS = (
+    "gamma_me",
+    "gamma_ac",
+    "lambda",
+    "phi",
+    "mask",
+    "gamma_me_sd",
+    "gamma_ac_sd",
+    "lambda_sd",
+)
+#: The standard-deviation maps among them: written unless the settings say ``uncertainty="none"``.
+SD_FILE_KEYS = ("gamma_me_sd", "gamma_ac_sd", "lambda_sd")
 
 # Settings that do not change the maps: left out of the resume key. The device is left out on
 # purpose: a file fitted on a GPU is not redone on a CPU worker (float32 results agree to a few
@@ -78,9 +89,10 @@ def batch_key(
     return {"hash": hashlib.sha256(text.encode()).hexdigest(), "fields": fields}
 
 
-def _output_paths(image, out, overview: bool) -> dict:
+def _output_paths(image, out, overview: bool, sd: bool = True) -> dict:
     stem = Path(image).stem
-    paths = {k: Path(out) / f"{stem}_{k}.tif" for k in OUTPUT_FILE_KEYS}
+    keys = [k for k in OUTPUT_FILE_KEYS if sd or k not in SD_FILE_KEYS]
+    paths = {k: Path(out) / f"{stem}_{k}.tif" for k in keys}
     paths["json"] = Path(out) / f"{stem}.json"
     if overview:
         paths["overview"] = Path(out) / f"{stem}_overview.png"
@@ -93,12 +105,14 @@ def completed_result(image, out, key: str, *, overview: bool = False) -> FileRes
     failed, diverged or cancelled fit are run again; records written before the status existed
     count as ok unless they say diverged or cancelled."""
     paths = _output_paths(image, out, overview)
-    if not all(p.is_file() for p in paths.values()):
-        return None
     try:
         rec = json.loads(paths["json"].read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None  # unreadable record: run the file again rather than trust it
+        return None  # missing or unreadable record: run the file again rather than trust it
+    # A fit without sd maps (uncertainty "none") is complete without their files.
+    paths = _output_paths(image, out, overview, sd=(rec.get("uncertainty") or {}).get("method") != "none")
+    if not all(p.is_file() for p in paths.values()):
+        return None
     batch = rec.get("batch") or {}
     if batch.get("key") != key or rec.get("cancelled") or rec.get("diverged"):
         return None

@@ -67,9 +67,12 @@ def infer_files(
             pass  # the caller says what was kept
         elif r.status == "ok":
             s = r.summary
+            rel = [s[k].get("median_relative_sd") for k in ("gamma_me", "gamma_ac")]
+            # The median sd of each map as a share of the map (docs/method.md, "Uncertainty").
+            spread = f" (median sd {rel[0]:.1%}, {rel[1]:.1%})" if None not in rel else ""
             _log(
                 f"{image}: ok in {r.runtime_s:.0f} s on {r.device}; mean Gamma_me "
-                f"{s['gamma_me']['mean']:.4g}, Gamma_ac {s['gamma_ac']['mean']:.4g} (1/tau); "
+                f"{s['gamma_me']['mean']:.4g}, Gamma_ac {s['gamma_ac']['mean']:.4g} (1/tau){spread}; "
                 f"{r.verdict or 'no verdict'}: {r.verdict_reason}; -> {r.outputs['json']}"
             )
             if r.reason:  # notices (e.g. a mask that leaves out localisations, a GPU fall-back)

@@ -302,6 +302,8 @@ def _model(p: int, k: int, kmin: int, bw: int, steps: int, settings: InferenceSe
     if kind == "cpu":
         setup = t["setup_constant"] + t["setup_fft"] * plogp + t["setup_band"] * kband
         seconds = setup + steps * (t.get("step_constant", 0.0) + step_fft * plogp + t["step_band"] * kband)
+        if settings.uncertainty == "bootstrap":  # the fit once more per refit (docs/method.md)
+            seconds *= 1 + settings.bootstrap_fits
     return int(memory), seconds
 
 

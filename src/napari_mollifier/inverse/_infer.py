@@ -65,6 +65,21 @@ class RateMaps:
         return judge_fit(self.fit, self.preprocessing, self.input_kind)
 
     @property
+    def gamma_me_sd(self) -> np.ndarray | None:
+        """Standard deviation of Gamma_me per pixel (:attr:`RateFit.gamma_me_sd`), None if not estimated."""
+        return self.fit.gamma_me_sd
+
+    @property
+    def gamma_ac_sd(self) -> np.ndarray | None:
+        """Standard deviation of Gamma_ac per pixel, None if not estimated."""
+        return self.fit.gamma_ac_sd
+
+    @property
+    def lam_sd(self) -> np.ndarray | None:
+        """Standard deviation of lambda per pixel (delta method or bootstrap), None if not estimated."""
+        return self.fit.lam_sd
+
+    @property
     def status(self) -> str:
         """The fit's status: "ok", "failed", "diverged" or "cancelled" (:attr:`RateFit.status`)."""
         return self.fit.status
@@ -89,6 +104,9 @@ class RateMaps:
             np.mean((self.gamma_me * (1 - self.phi_hat))[m]) / np.mean((self.gamma_ac * self.phi_hat)[m])
         )
         out["analysed_pixels"] = int(m.sum())
+        # Median sd / |map| of each map, where sd maps were estimated (docs/method.md, "Uncertainty").
+        for name, rel in (self.fit.uncertainty.get("median_relative_sd") or {}).items():
+            out[name]["median_relative_sd"] = rel
         return out
 
 
@@ -107,7 +125,8 @@ def judge_fit(fit: RateFit, preprocessing: dict, input_kind: str) -> Verdict:
     """The verdict on a fit of an input prepared by :func:`to_fraction` (its ``prep`` record)."""
     pt = preprocessing.get("photon_transfer") or {}
     photons = pt.get("counts_high") if pt.get("poisson_like") else None
-    sds = [v for v in (getattr(fit, "median_rel_sd", None) or {}).values() if v is not None]
+    rel = (getattr(fit, "uncertainty", None) or {}).get("median_relative_sd") or {}
+    sds = [rel[k] for k in ("gamma_me", "gamma_ac") if rel.get(k) is not None and np.isfinite(rel[k])]
     return judge_rates(
         status=fit.status,
         status_reason=fit.status_reason,
@@ -284,7 +303,8 @@ def _fit_with_cpu_fallback(phi, mask, px, settings, cancel, progress, source: st
 def write_rate_maps(
     maps: RateMaps, out_dir: str | os.PathLike, stem: str | None = None, *, extra: dict | None = None
 ) -> dict:
-    """Write the docs/interfaces.md outputs: S_gamma_me/_gamma_ac/_lambda/_phi (float32), S_mask
+    """Write the docs/interfaces.md outputs: S_gamma_me/_gamma_ac/_lambda/_phi (float32), their
+    standard deviations S_gamma_me_sd/_gamma_ac_sd/_lambda_sd (float32, when estimated), S_mask
     (uint8) and S.json, each atomically; S.json last, so that it marks a complete set. S.json's
     top-level "status" and "status_reason" say whether the fit went right (maps of a failed or
     diverged fit are written too, for inspection), "verdict" and "verdict_reason" whether the data
@@ -319,6 +339,18 @@ def write_rate_maps(
             maps.pixel_size_nm,
             metadata=dict(meta, map=key),
         )
+    for key, arr in (
+        ("gamma_me_sd", maps.gamma_me_sd),
+        ("gamma_ac_sd", maps.gamma_ac_sd),
+        ("lambda_sd", maps.lam_sd),
+    ):
+        if arr is not None:
+            paths[key] = write_tiff(
+                out / f"{stem}_{key}.tif",
+                arr.astype(np.float32),
+                maps.pixel_size_nm,
+                metadata=dict(meta, map=key, uncertainty=fit.uncertainty.get("method")),
+            )
     paths["mask"] = write_tiff(out / f"{stem}_mask.tif", maps.mask.astype(np.uint8), maps.pixel_size_nm)
     record = {
         "status": fit.status,
@@ -335,6 +367,7 @@ def write_rate_maps(
         "diverged": {"step": fit.diverged_step, "message": fit.message} if fit.diverged else None,
         "notices": list(maps.notices),
         "checks": fit.checks,
+        "uncertainty": fit.uncertainty,
         "losses": fit.losses,
         "history": fit.history,
         "summary": maps.summary(),

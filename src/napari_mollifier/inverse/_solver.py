@@ -41,6 +41,7 @@ from ._fields import _field_derivatives
 from ._problem import RateProblem, _preconditioner, estimate_noise
 from ._schedule import training_schedule
 from ._status import assess_fit
+from ._uncertainty import SD_FIELDS, rate_uncertainty, uncertainty_record
 
 __all__ = ["ProgressEvent", "RateFit", "fit_rates"]
 
@@ -91,6 +92,13 @@ class RateFit:
     alignment: list = field(default_factory=list)
     #: Mean wall time of one training step, the alignment logging excluded (0 without training).
     time_per_step_s: float = 0.0
+    #: Standard deviations of the maps (same grid, NaN outside the analysed region), None when not
+    #: estimated (``settings.uncertainty`` "none", a diverged or cancelled fit).
+    gamma_me_sd: np.ndarray | None = None
+    gamma_ac_sd: np.ndarray | None = None
+    lam_sd: np.ndarray | None = None
+    #: How the sd maps were obtained: method, its figures, median sd / |map| of each map.
+    uncertainty: dict = field(default_factory=dict)
 
 
 def fit_rates(
@@ -163,6 +171,7 @@ def fit_rates(
         # direct, or stopped before its first step), so that its status is judged on them too.
         data0 = float(problem.data_misfit(d0) / s_d**2)
         phys0 = float(problem.residual_energy(d0, coef) / s_r**2)
+    d_end = d0  # the final field's derivatives (for the uncertainty), None when training broke it
     history: list = []
     losses = {"data": data0, "residual": phys0, "total": data0 + phys0}
     u_last = d0["u"]
@@ -204,6 +213,7 @@ def fit_rates(
             coef, u_last = outcome.state
             losses = dict(outcome.losses)
         if outcome.diverged:
+            d_end = None
             diverged_step = outcome.diverged_step
             message = (
                 f"training diverged at step {diverged_step} ({outcome.reason}); kept the maps of step "
@@ -215,8 +225,9 @@ def fit_rates(
                 d = {k: v.detach() for k, v in derivs_fn().items()}
             coef_end = problem.solve(d)
             if bool(torch.isfinite(coef_end).all()) and bool(torch.isfinite(d["u"]).all()):
-                coef, u_last = coef_end, d["u"]
+                coef, u_last, d_end = coef_end, d["u"], d
             else:  # the last update broke the field: keep the maps of the last step
+                d_end = None
                 diverged_step = steps + 1
                 message = (
                     f"training diverged after the last step (NaN/Inf field); kept the maps of step {steps}"
@@ -234,6 +245,12 @@ def fit_rates(
         cancelled=outcome.cancelled,
         steps_done=outcome.steps_done,
     )
+    unc = None
+    if settings.uncertainty != "none" and d_end is not None and not outcome.cancelled:
+        unc = rate_uncertainty(
+            problem, d_end, coef, maps, settings, phi, mask, pixel_size_nm, model, noise, s_d, cancel
+        )
+    sd = {k: None if unc is None else problem.to_full(getattr(unc, a)) for k, a in SD_FIELDS}
     fit = RateFit(
         gamma_me=full["gamma_me"],
         gamma_ac=full["gamma_ac"],
@@ -262,6 +279,10 @@ def fit_rates(
         checks=verdict.figures,
         alignment=outcome.alignment,
         time_per_step_s=outcome.time_per_step_s,
+        gamma_me_sd=sd["gamma_me"],
+        gamma_ac_sd=sd["gamma_ac"],
+        lam_sd=sd["lambda"],
+        uncertainty=uncertainty_record(unc, sd, full),
     )
     yield ProgressEvent(
         fit.steps_done, steps, dict(losses), fit.runtime_s, maps=maps, done=True, box=problem.box
