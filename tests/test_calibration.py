@@ -130,7 +130,7 @@ def test_plateau_calibrated_fit_gives_absolute_rates(nucleus128):
     passes of the fit."""
     from scipy.ndimage import binary_erosion
 
-    from napari_mollifier.inverse import RateFit, fit_rates
+    from napari_mollifier.inverse import RateFit, _solver, fit_rates
 
     phi, (gain, offset) = _uncalibrated(nucleus128, 1e4)
     inner = binary_erosion(nucleus128.mask, iterations=10)
@@ -146,11 +146,12 @@ def test_plateau_calibrated_fit_gives_absolute_rates(nucleus128):
         ]
         if calibration == "plateaus":
             assert fit.status == "ok"
-            assert fit.losses["plateau_passes"] == 2
+            assert fit.losses["plateau_passes"] >= 2
             assert fit.losses["gain"] / gain == pytest.approx(1.0, abs=0.03)
             assert fit.losses["offset"] == pytest.approx(offset, abs=0.02)
             steps = [e.step for e in events[:-1]]
-            assert steps == sorted(steps) and steps[-1] == events[-2].total_steps == 600
+            total = 300 * (1 + _solver.PLATEAU_REFINEMENTS)
+            assert steps == sorted(steps) and steps[-1] == events[-2].total_steps == total
             assert fit.settings["calibration"] == "plateaus"
     assert ratios["plateaus"] == pytest.approx([1.0, 1.0], abs=0.25)
     assert min(ratios["fixed"]) > 2.0

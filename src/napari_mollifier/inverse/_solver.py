@@ -324,20 +324,24 @@ def fit_rates(
     yield fit
 
 
-#: Refits after the first: the calibration is re-read from the fitted field's plateaus.
-PLATEAU_REFINEMENTS = 1
-#: A refinement that changes the gain by more than this (relative) is not applied: the fitted
-#: field's plateaus lie inside the true ones when the fit smooths them (noisy data), and
-#: following them lowered the contrast further (measured at 50 and 200 counts per pixel).
-MAX_PLATEAU_REFINEMENT = 0.03
+#: Most refits after the first: the calibration is re-read from the fitted field's plateaus.
+PLATEAU_REFINEMENTS = 2
+#: Refits stop once the fitted field's modes sit this close to the plateau levels (gain relative,
+#: offset absolute).
+PLATEAU_TOLERANCE = 0.005
+#: No refit when the data's noise (estimated, in phi) exceeds this: the fitted field's plateaus then
+#: lie inside the true ones (the fit smooths them), and following them lowered the contrast further
+#: and raised the rates (measured at 200 and 50 counts per pixel, noise 0.10-0.25; 1000 counts: 0.05).
+MAX_REFINEMENT_NOISE = 0.075
 
 
 def _fit_plateaus(phi, mask, pixel_size_nm, settings, *, model, cancel):
     """``calibration="plateaus"``: the data are ``gain x phi + offset``; gain and offset put the
     two modes of the lightly smoothed data (1 px) on the plateau levels of a steady state
     (:data:`~._calibration.PLATEAU_LEVELS`), the fit runs on the calibrated data, and the
-    calibration is then re-read from the fitted field's modes and the fit repeated
-    (``PLATEAU_REFINEMENTS``), unless that changes the gain by more than ``MAX_PLATEAU_REFINEMENT``.
+    calibration is then re-read from the fitted field's modes and the fit repeated until they sit
+    on the levels (at most ``PLATEAU_REFINEMENTS`` times; none for data noisier than
+    ``MAX_REFINEMENT_NOISE``).
     Progress counts the steps of all passes; the result reports ``gain`` and ``offset`` in
     ``losses`` (the data's units per unit of phi, and the data's value at phi = 0)."""
     from scipy.ndimage import binary_erosion, gaussian_filter
@@ -374,9 +378,11 @@ def _fit_plateaus(phi, mask, pixel_size_nm, settings, *, model, cancel):
         record.update(gain=gain, offset=offset, plateau_passes=k + 1)
         if k == passes - 1 or fit.status != "ok" or fit.cancelled:
             break
+        if fit.losses["noise_estimate"] > MAX_REFINEMENT_NOISE:
+            break
         g2, o2 = plateau_map(fit.phi_hat[fit.analysed])
         record["plateau_refinement"] = g2
-        if abs(g2 - 1.0) > MAX_PLATEAU_REFINEMENT:
+        if abs(g2 - 1.0) < PLATEAU_TOLERANCE and abs(o2) < PLATEAU_TOLERANCE:
             break
         gain, offset = gain * g2, offset + gain * o2
     fit.losses.update(record)
