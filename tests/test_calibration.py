@@ -168,3 +168,20 @@ def test_fitted_levels_in_intensity_units():
     assert levels == pytest.approx({"euchromatin_level": 80.0, "heterochromatin_level": 380.0})
     assert fitted_levels("none (input is phi)", {"gain": 1.5, "offset": 0.0}) is None
     assert fitted_levels({"euchromatin_level": 0.0, "heterochromatin_level": 1.0}, {}) is None
+
+
+def test_infer_rates_records_the_fitted_levels(nucleus128):
+    """End to end from counts: ``2.7 x counts + 100`` at 10^4 counts has euchromatin (phi = 0) at
+    8200 and heterochromatin (phi = 1) at 27100; the plateau calibration's record recovers both to
+    1 % (measured 0.3 %) where the Otsu medians are not the levels at all."""
+    from napari_mollifier.inverse import infer_rates
+    from napari_mollifier.simulate import render_intensity
+
+    sim = nucleus128
+    img = 2.7 * render_intensity(sim.phi, sim.mask, sim.pixel_size_nm, photons=1e4, seed=5) + 100.0
+    settings = InferenceSettings(device="cpu", calibration="plateaus", steps=100)
+    maps = infer_rates(img, pixel_size_nm=10.0, mask=sim.mask, input="intensity", settings=settings)
+    levels = maps.preprocessing["fitted_levels"]
+    assert levels["calibration"] == "plateaus"
+    assert levels["euchromatin_level"] == pytest.approx(8200.0, rel=0.01)
+    assert levels["heterochromatin_level"] == pytest.approx(27100.0, rel=0.01)
