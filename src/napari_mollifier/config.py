@@ -140,6 +140,14 @@ class InferenceSettings(BaseModel):
         "is compared with the data. Default: 15 nm for intensity input, 0 for "
         "fraction input",
     )
+    calibration: Literal["fixed", "plateaus", "joint"] = Field(
+        "fixed",
+        description="how the data relate to phi_hat: fixed = the data are phi (blurred by the PSF); "
+        "plateaus = the data are gain x phi + offset, with gain and offset putting the image's two "
+        "modes on a steady state's plateau levels (then re-read from the fitted field and refitted: two "
+        "fits); joint = gain and offset fitted by least squares at every step with the residual "
+        "relative to lap(mu) (a comparison: the field flattens, docs/decisions.md)",
+    )
     # Intensity calibration: the image alone does not fix the phi scale to the ~1 % the rates need
     # (benchmarks/results/intensity_calibration.md), so a measured one can be given.
     euchromatin_level: float | None = Field(

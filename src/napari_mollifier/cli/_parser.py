@@ -17,6 +17,7 @@ SETTINGS_GROUPS = {
         "rate_scale_nm",
         "edge_margin_nm",
         "psf_sigma_nm",
+        "calibration",
         "residual_tolerance",
         "smoothness",
         "noise_floor",

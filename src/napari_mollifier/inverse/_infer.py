@@ -248,6 +248,9 @@ def infer_rates(
     # Notices of the input (e.g. a mask that leaves out many of a table's localisations) first.
     notices: list[str] = list(prep.get("notices", []))
     fit = _fit_with_cpu_fallback(phi, m, px, settings, cancel, progress, source, notices)
+    levels = fitted_levels(prep.get("normalisation"), fit.losses)
+    if levels is not None:
+        prep["fitted_levels"] = dict(levels, calibration=settings.calibration)
     analysed = fit.analysed
     return RateMaps(
         gamma_me=fit.gamma_me,
@@ -263,6 +266,21 @@ def infer_rates(
         notices=notices,
         input_kind=input,
     )
+
+
+def fitted_levels(normalisation, losses: dict) -> dict | None:
+    """The intensities of phi = 0 and phi = 1 that a fitted calibration implies: the fit saw
+    ``(I - eu) / (het - eu) = gain x phi + offset`` (``gain``, ``offset`` in ``losses``), so phi = 0 is
+    ``eu + (het - eu) offset`` and phi = 1 is ``eu + (het - eu) (offset + gain)``. None when the fit
+    calibrated nothing or the input was no normalised intensity."""
+    if not isinstance(normalisation, dict) or "gain" not in losses:
+        return None
+    eu, het = normalisation["euchromatin_level"], normalisation["heterochromatin_level"]
+    gain, offset = float(losses["gain"]), float(losses["offset"])
+    return {
+        "euchromatin_level": eu + (het - eu) * offset,
+        "heterochromatin_level": eu + (het - eu) * (offset + gain),
+    }
 
 
 def _run_fit(phi, mask, px, settings, cancel, progress) -> RateFit:

@@ -228,6 +228,37 @@ class RateProblem:
         must fit outside the nucleus too (the data term of the loss, before its noise scale)."""
         return (self.imaged(d) - self.phi).pow(2).mean()
 
+    @torch.no_grad()
+    def levels(self, imaged: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gain and offset that fit ``gain x imaged + offset`` to the data over the crop by least
+        squares (a 2-parameter linear problem, solved exactly: variable projection, as the rates).
+        The gain is kept positive (at least 1e-6 of the data's spread per unit of phi)."""
+        x = imaged.double()
+        y = self.phi.double()
+        xc = x - x.mean()
+        gain = (xc * (y - y.mean())).sum() / xc.pow(2).sum().clamp_min(1e-30)
+        gain = gain.clamp_min(1e-6 * float(y.std()))
+        offset = y.mean() - gain * x.mean()
+        return gain.to(self.dtype), offset.to(self.dtype)
+
+    def calibrated_misfit(self, d: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The data term of a joint calibration: mean squared difference of ``gain x imaged +
+        offset`` and the data over the crop, with gain and offset optimal for this field (detached:
+        at the optimum the gradient with respect to the field is the same with them held fixed,
+        the envelope theorem). Returns (misfit, gain, offset)."""
+        im = self.imaged(d)
+        gain, offset = self.levels(im)
+        return (gain * im + offset - self.phi).pow(2).mean(), gain, offset
+
+    def relative_residual(self, d: dict, coef: torch.Tensor) -> torch.Tensor:
+        """:meth:`residual_energy` over the mean square of ``M lap(mu)`` on the interior: a
+        scale-free physics term. Scaling phi_hat's variation by a factor scales both (to first
+        order), so this term cannot be lowered by flattening phi_hat, which the absolute residual
+        can when gain and offset are free; the coefficients do not enter the denominator, so they
+        stay optimal for the quotient and detached gradients stay exact."""
+        _, b, _ = self._fields(d)
+        return self.residual_energy(d, coef) / b[self.interior].pow(2).mean().clamp_min(1e-30)
+
     def imaged(self, d: dict) -> torch.Tensor:
         """phi_hat as the microscope would record it (blurred by the PSF, if any), from the
         derivatives of :meth:`derivatives`."""
