@@ -43,6 +43,14 @@ def test_intensity_without_calibration_or_photons_is_undetermined():
     assert bright.verdict == "determined"
 
 
+def test_fitted_intensity_levels_cap_the_verdict():
+    """Plateau levels hold at one rate magnitude only: relative at best; a joint fit ran away."""
+    kw = dict(status="ok", input_kind="intensity", noise_in_phi=0.01, photons=1000)
+    assert judge_rates(levels="plateaus", **kw).verdict == "relative"
+    assert judge_rates(levels="joint", **kw).verdict == "undetermined"
+    assert judge_rates(levels="plateaus", **dict(kw, photons=50)).verdict == "undetermined"
+
+
 def test_uncertainty_caps_the_verdict():
     assert judge_rates(status="ok", noise_in_phi=0.01, median_rel_sd=0.1).verdict == "determined"
     assert judge_rates(status="ok", noise_in_phi=0.01, median_rel_sd=0.3).verdict == "relative"

@@ -121,6 +121,13 @@ def _photon_record(data: np.ndarray, mask: np.ndarray) -> dict | None:
         return None
 
 
+def _levels_kind(levels: str | None, calibration: str | None) -> str | None:
+    """How phi's scale was set: given levels win; without them, the fit's calibration option."""
+    if levels == "uncalibrated" and calibration in ("plateaus", "joint"):
+        return calibration
+    return levels
+
+
 def judge_fit(fit: RateFit, preprocessing: dict, input_kind: str) -> Verdict:
     """The verdict on a fit of an input prepared by :func:`to_fraction` (its ``prep`` record)."""
     pt = preprocessing.get("photon_transfer") or {}
@@ -131,7 +138,7 @@ def judge_fit(fit: RateFit, preprocessing: dict, input_kind: str) -> Verdict:
         status=fit.status,
         status_reason=fit.status_reason,
         input_kind=input_kind,
-        levels=preprocessing.get("levels"),
+        levels=_levels_kind(preprocessing.get("levels"), (fit.settings or {}).get("calibration")),
         noise_in_phi=fit.losses.get("noise_estimate"),
         photons=photons,
         median_rel_sd=max(sds) if sds else None,
