@@ -132,6 +132,7 @@ def main() -> None:
     )
     ap.add_argument("--cases", nargs="+", default=DEFAULT_CASES)
     ap.add_argument("--steps", type=int, default=None, help="training steps (default: the settings' default)")
+    ap.add_argument("--calibration", default=None, help="the intensity calibration setting (default: fixed)")
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--json", default=None, help="also write the records as JSON")
     a = ap.parse_args()
@@ -145,6 +146,8 @@ def main() -> None:
     settings = InferenceSettings(device="cpu")
     if a.steps is not None:
         settings = settings.model_copy(update={"steps": a.steps})
+    if a.calibration is not None:
+        settings = settings.model_copy(update={"calibration": a.calibration})
     rows = []
     for spec in a.nuclei:
         rates, seed = spec.split(":")
@@ -182,7 +185,9 @@ def render(rows: list[dict], a) -> str:
         "# Rate maps of simulated images against the truth: r, mean rates, coverage, verdict",
         "",
         f"`PYTHONPATH=src .venv/bin/python benchmarks/verdict_table.py --nuclei {' '.join(a.nuclei)} "
-        f"--cases {' '.join(a.cases)}` ({time.strftime('%Y-%m-%d')})",
+        f"--cases {' '.join(a.cases)}"
+        + (f" --calibration {a.calibration}" if a.calibration else "")
+        + f"` ({time.strftime('%Y-%m-%d')})",
         "",
         "Simulated steady states, 256² at 10 nm. phi:NOISE = phi plus Gaussian noise (fraction input); "
         f"intensity:PHOTONS:FWHM = Poisson counts, PSF of that FWHM, detector gain {GAIN} and offset "
