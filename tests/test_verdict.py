@@ -16,6 +16,8 @@ def test_a_fit_that_is_not_ok_is_undetermined():
     for status in ("failed", "diverged", "cancelled"):
         v = judge_rates(status=status, status_reason="negative rates", noise_in_phi=0.001)
         assert v.verdict == "undetermined" and status in v.reason and "negative rates" in v.reason
+    both = judge_rates(status="failed", status_reason="negative rates", input_kind="intensity", photons=10)
+    assert "negative rates" in both.reason and "~10 photons" in both.reason  # the data's own reason too
 
 
 @pytest.mark.parametrize(

@@ -88,8 +88,19 @@ def judge_rates(
         if v is not None
     }
     if status != "ok":
-        why = status_reason or "no reason given"
-        return Verdict("undetermined", f"the fit is {status}: {why}", figures)
+        why = f"the fit is {status}: {status_reason or 'no reason given'}"
+        # What the data alone say, too: the way out differs (a better fit, or better data).
+        data = judge_rates(
+            status="ok",
+            input_kind=input_kind,
+            levels=levels,
+            noise_in_phi=noise_in_phi,
+            photons=photons,
+            median_rel_sd=median_rel_sd,
+        )
+        if data.verdict == "undetermined":
+            why = f"{why}; and {data.reason}"
+        return Verdict("undetermined", why, figures)
     if input_kind == "intensity" and levels == "uncalibrated":
         return Verdict(
             "undetermined",
