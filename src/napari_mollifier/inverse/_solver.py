@@ -15,7 +15,8 @@ with ``s_d = max(noise level of the data, noise_floor)`` and ``s_r = residual_to
 of the reaction term Gamma_me (1 - phi_hat)`` of the first (direct) read-out: the PDE must hold
 to a few percent of the reaction, and phi_hat must stay within the noise of the data.
 
-Uncalibrated intensities (``settings.calibration``): "plateaus" fits data ``gain x phi + offset``
+Uncalibrated intensities (``settings.calibration``; "auto" is resolved by the input's preparation,
+and means "fixed" here): "plateaus" fits data ``gain x phi + offset``
 with gain and offset from the image's two modes put on a steady state's plateau levels (two fits,
 ``_fit_plateaus``); "joint" fits them by least squares at every step with the residual measured
 relative to lap(mu) (a comparison: the field flattens while the gain grows).
@@ -357,19 +358,21 @@ PLATEAU_TOLERANCE = 0.005
 MAX_REFINEMENT_NOISE = 0.05
 
 
-def _fit_plateaus(phi, mask, pixel_size_nm, settings, *, model, cancel):
+def _fit_plateaus(phi, mask, pixel_size_nm, settings, *, model, cancel, levels=None):
     """``calibration="plateaus"``: the data are ``gain x phi + offset``; gain and offset put the
     two modes of the lightly smoothed data (1 px) on the plateau levels of a steady state
     (:data:`~._calibration.PLATEAU_LEVELS`), the fit runs on the calibrated data, and the
     calibration is then re-read from the fitted field's modes and the fit repeated until they sit
     on the levels (at most ``PLATEAU_REFINEMENTS`` times; none for data noisier than
-    ``MAX_REFINEMENT_NOISE``).
+    ``MAX_REFINEMENT_NOISE``). ``levels`` replaces the plateau levels (a pair of phi values; the
+    benchmarks' assumed rate magnitudes).
     Progress counts the steps of all passes; the result reports ``gain`` and ``offset`` in
     ``losses`` (the data's units per unit of phi, and the data's value at phi = 0)."""
     from scipy.ndimage import binary_erosion, gaussian_filter
 
-    from ._calibration import plateau_map
+    from ._calibration import PLATEAU_LEVELS, plateau_map
 
+    levels = PLATEAU_LEVELS if levels is None else tuple(levels)
     t0 = time.perf_counter()
     phi = np.asarray(phi, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
@@ -381,7 +384,7 @@ def _fit_plateaus(phi, mask, pixel_size_nm, settings, *, model, cancel):
     interior = binary_erosion(mask, iterations=edge_px, border_value=0)
     if not interior.any():
         interior = mask
-    gain, offset = plateau_map(gaussian_filter(phi, 1.0)[interior])
+    gain, offset = plateau_map(gaussian_filter(phi, 1.0)[interior], levels)
     fixed = settings.model_copy(update={"calibration": "fixed"})
     passes = 1 + PLATEAU_REFINEMENTS
     steps = fixed.training_steps
@@ -402,7 +405,7 @@ def _fit_plateaus(phi, mask, pixel_size_nm, settings, *, model, cancel):
             break
         if fit.losses["noise_estimate"] > MAX_REFINEMENT_NOISE:
             break
-        g2, o2 = plateau_map(fit.phi_hat[fit.analysed])
+        g2, o2 = plateau_map(fit.phi_hat[fit.analysed], levels)
         record["plateau_refinement"] = g2
         if abs(g2 - 1.0) < PLATEAU_TOLERANCE and abs(o2) < PLATEAU_TOLERANCE:
             break
