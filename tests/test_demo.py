@@ -1,0 +1,33 @@
+"""``mollifier demo``: the outputs named after each nucleus and the batch's summary.csv (short fits)."""
+
+from __future__ import annotations
+
+import csv
+from types import SimpleNamespace
+
+from _batch_data import FAST, write_nuclei
+
+from napari_mollifier.batch import SUMMARY_COLUMNS
+
+
+def test_demo_writes_summary_csv_and_names_outputs_after_the_nucleus(tmp_path, monkeypatch, one_thread):
+    from napari_mollifier.cli import _infer
+
+    samples, out = tmp_path / "samples", tmp_path / "demo"
+    write_nuclei(samples, 2, prefix="nucleus")  # nucleus00_phi.tif + nucleus00_mask.tif, ...
+    monkeypatch.setattr(_infer, "demo_settings", lambda device="auto": FAST)
+    rc = _infer._cmd_demo(SimpleNamespace(out=str(out), samples=str(samples), device="cpu"))
+    assert rc == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert not [n for n in names if "_phi_" in n], names  # no nucleus00_phi_phi.tif
+    for stem in ("nucleus00", "nucleus01"):
+        for suffix in ("_gamma_me.tif", "_gamma_ac.tif", "_lambda.tif", "_phi.tif", ".json", "_overview.png"):
+            assert f"{stem}{suffix}" in names
+    with open(out / "summary.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    assert tuple(reader.fieldnames) == SUMMARY_COLUMNS
+    assert [r["file"] for r in rows] == [str(samples / f"nucleus0{k}_phi.tif") for k in (0, 1)]
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert all(float(r["gamma_me_mean"]) > 0 and r["verdict"] for r in rows)
+    assert rows[0]["outputs"] == str(out / "nucleus00.json")
