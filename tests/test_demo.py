@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 from types import SimpleNamespace
 
-from _batch_data import FAST, write_nuclei
+from _batch_data import FAST
+from _plugin_data import write_nucleus
 
 from napari_mollifier.batch import SUMMARY_COLUMNS
 
@@ -14,7 +15,8 @@ def test_demo_writes_summary_csv_and_names_outputs_after_the_nucleus(tmp_path, m
     from napari_mollifier.cli import _infer
 
     samples, out = tmp_path / "samples", tmp_path / "demo"
-    write_nuclei(samples, 2, prefix="nucleus")  # nucleus00_phi.tif + nucleus00_mask.tif, ...
+    for k in range(2):  # nucleus00_phi.tif + nucleus00_mask.tif, ...
+        write_nucleus(samples, f"nucleus0{k}", size=64, seed=1 + k)
     monkeypatch.setattr(_infer, "demo_settings", lambda device="auto": FAST)
     rc = _infer._cmd_demo(SimpleNamespace(out=str(out), samples=str(samples), device="cpu"))
     assert rc == 0

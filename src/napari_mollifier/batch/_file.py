@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..config import InferenceSettings
-from ..io import one_line_error
+from ..io import InputError, is_table, one_line_error, read_image
 from ._result import FileResult
 from ._resume import batch_key, completed_result
 
@@ -69,12 +69,12 @@ def infer_file(
 
     stem = stem or Path(image).stem
     try:
-        key = batch_key(image, pixel_size_nm=pixel_size_nm, mask=mask, input=input, settings=settings)
+        m = mask_for(image, mask)
+        key = batch_key(image, pixel_size_nm=pixel_size_nm, mask=m, input=input, settings=settings)
         if skip_existing:
             done = completed_result(image, out, key["hash"], overview=overview, stem=stem)
             if done is not None:
                 return done
-        m = mask(image) if callable(mask) else mask
         maps = infer_rates(
             image,
             pixel_size_nm=pixel_size_nm,
@@ -127,3 +127,23 @@ def infer_file(
         )
     except Exception as exc:  # noqa: BLE001 - one input's failure must not stop the others
         return FileResult(str(image), "failed", one_line_error(exc, image))
+
+
+def mask_for(image, mask):
+    """The mask of ``image``: ``mask`` itself (None or a path) or, for a callable such as
+    :func:`sibling_mask`, the path it finds. When it finds none, an image that cannot be read is
+    reported with its read error (the real fault), not as lacking a mask.
+
+    Raises
+    ------
+    InputError
+        The image cannot be read, or no mask was found for it; one line naming the file.
+    """
+    if not callable(mask):
+        return mask
+    try:
+        return mask(image)
+    except InputError:
+        if not is_table(image):
+            read_image(image)  # raises the read error of a damaged, RGB, NaN ... file
+        raise
