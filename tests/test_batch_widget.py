@@ -98,6 +98,9 @@ def test_batch_with_a_corrupt_file_shows_its_read_error_steps_and_tiles_the_resu
     (y0, x0), (y1, x1) = a.translate, b.translate
     assert y1 == y0 and x1 - x0 >= a.data.shape[1] * a.scale[1], (a.translate, b.translate)
     assert b.extent.world[0][1] >= a.extent.world[1][1]  # no overlap in x
+    names = viewer.layers["batch file names"]
+    assert list(names.text.values) == ["n00_phi", "n01_phi"]
+    assert [tuple(p) for p in names.data] == [tuple(a.translate), tuple(b.translate)]
 
 
 def test_intensity_results_carry_their_verdict_and_a_caution(make_napari_viewer_proxy, qtbot, tmp_path):

@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLineEdit,
     QProgressBar,
     QPushButton,
@@ -217,7 +218,13 @@ class BatchWidget(StopsOnClose, QWidget):
         self._steps.step.connect(self._on_step)
         self.table = QTableWidget(0, len(COLUMNS), rbox)
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
-        self.table.horizontalHeader().setStretchLastSection(True)
+        # The short columns as wide as their text, the reason in the rest, wrapped onto more lines.
+        header = self.table.horizontalHeader()
+        for col in range(len(COLUMNS) - 1):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        self.table.setWordWrap(True)
+        self.table.setMinimumHeight(180)
         rlay.addWidget(self.table)
         self.open_btn = QPushButton("Open results as layers", rbox)
         self.open_btn.setEnabled(False)
@@ -358,6 +365,8 @@ class BatchWidget(StopsOnClose, QWidget):
             cell = QTableWidgetItem(text)
             cell.setToolTip(tip)
             self.table.setItem(row, col, cell)
+        # All rows: a new row can widen a short column, which narrows the reason of the others.
+        self.table.resizeRowsToContents()
 
     def _on_returned(self, results) -> None:
         if self._closed:
@@ -387,7 +396,8 @@ class BatchWidget(StopsOnClose, QWidget):
 
         The nuclei are tiled in a grid (:func:`tile_offsets`): each one's maps are moved by the
         same ``translate``, so they overlay each other and not the other nuclei. Each layer's
-        metadata carries the file's status, verdict and verdict reason."""
+        metadata carries the file's status, verdict and verdict reason. A points layer "batch file
+        names" writes each nucleus's name above its tile (not among the returned map layers)."""
         from ._reader import read_tiff
 
         nuclei = []  # per result: [(data, kw, kind, key)]
@@ -417,12 +427,27 @@ class BatchWidget(StopsOnClose, QWidget):
             data, kw, _ = layers[0]
             scale = kw.get("scale") or (1.0, 1.0)
             extents.append((data.shape[-2] * scale[-2], data.shape[-1] * scale[-1]))
-        added = []
+        added, corners, names, units = [], [], [], None
         for layers, (dy, dx) in zip(nuclei, tile_offsets(extents)):
             for data, kw, kind in layers:
                 ty, tx = kw.get("translate") or (0.0, 0.0)
                 kw["translate"] = (ty + dy, tx + dx)
                 added.append(getattr(self.viewer, f"add_{kind}")(data, **kw))
+            corners.append(kw["translate"])
+            units = kw.get("units", units)
+            names.append(kw["name"].rsplit(" ", 1)[0])
+        if corners:
+            # Each tile's name above its top-left corner: which nucleus is which in the grid.
+            self.viewer.add_points(
+                corners,
+                name="batch file names",
+                size=1,
+                face_color="transparent",
+                border_color="transparent",
+                border_width=0,
+                **({"units": units} if units else {}),
+                text={"string": names, "anchor": "lower_left", "color": "white", "size": 10},
+            )
         return added
 
     # ---------------------------------------------------------------- closing
