@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from types import SimpleNamespace
 
+import pytest
 from _batch_data import FAST
 from _plugin_data import write_nucleus
 
@@ -33,3 +34,10 @@ def test_demo_writes_summary_csv_and_names_outputs_after_the_nucleus(tmp_path, m
     assert [r["status"] for r in rows] == ["ok", "ok"]
     assert all(float(r["gamma_me_mean"]) > 0 and r["verdict"] for r in rows)
     assert rows[0]["outputs"] == str(out / "nucleus00.json")
+
+
+def test_demo_refuses_to_write_into_the_samples_folder(tmp_path):
+    from napari_mollifier.cli import _infer
+
+    with pytest.raises(SystemExit, match="is the samples folder"):
+        _infer._cmd_demo(SimpleNamespace(out=str(tmp_path), samples=str(tmp_path), device="cpu"))

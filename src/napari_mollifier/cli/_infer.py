@@ -209,6 +209,9 @@ def _cmd_demo(args) -> int:
 
     out = Path(args.out)
     root = Path(args.samples) if args.samples else sample_images_dir()
+    if out.resolve() == root.resolve():
+        # NAME_phi.tif (the fitted phi) and NAME.json would overwrite the samples themselves.
+        raise SystemExit(f"mollifier demo: --out {out} is the samples folder; choose another output folder")
     images = sorted(root.glob("*_phi.tif"))
     if not images:
         raise SystemExit(
