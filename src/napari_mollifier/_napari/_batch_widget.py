@@ -400,7 +400,7 @@ class BatchWidget(StopsOnClose, QWidget):
         names" writes each nucleus's name above its tile (not among the returned map layers)."""
         from ._reader import read_tiff
 
-        nuclei = []  # per result: [(data, kw, kind, key)]
+        nuclei = []  # per result: its layers' [(data, kwargs, kind)]
         for r in self.results:
             if r.status not in ("ok", "skipped"):
                 continue
@@ -427,11 +427,13 @@ class BatchWidget(StopsOnClose, QWidget):
             data, kw, _ = layers[0]
             scale = kw.get("scale") or (1.0, 1.0)
             extents.append((data.shape[-2] * scale[-2], data.shape[-1] * scale[-1]))
+        # The grid starts where the first nucleus lies (a rendered table's maps carry their origin);
+        # the others are placed by the grid alone: different files share no coordinates.
+        y0, x0 = (nuclei[0][0][1].get("translate") or (0.0, 0.0)) if nuclei else (0.0, 0.0)
         added, corners, names, units = [], [], [], None
         for layers, (dy, dx) in zip(nuclei, tile_offsets(extents)):
             for data, kw, kind in layers:
-                ty, tx = kw.get("translate") or (0.0, 0.0)
-                kw["translate"] = (ty + dy, tx + dx)
+                kw["translate"] = (y0 + dy, x0 + dx)
                 added.append(getattr(self.viewer, f"add_{kind}")(data, **kw))
             corners.append(kw["translate"])
             units = kw.get("units", units)
