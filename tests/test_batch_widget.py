@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tifffile
 import torch
 
 pytest.importorskip("napari", reason="napari is not installed (dev extra)")
@@ -67,6 +68,8 @@ def test_batch_with_a_corrupt_file_shows_its_read_error_steps_and_tiles_the_resu
     write_nuclei(src, 2)
     bad = src / "bad_phi.tif"  # damaged, and no mask beside it
     bad.write_bytes(b"II*\x00 truncated")
+    tifffile.imwrite(src / "nopx_phi.tif", tifffile.imread(src / "n00_phi.tif"))  # no pixel size
+    (src / "nopx_mask.tif").write_bytes((src / "n00_mask.tif").read_bytes())
     w = _batch_widget(viewer, qtbot, src, out)
     steps_seen = []
     w.file_progress.valueChanged.connect(steps_seen.append)
@@ -78,6 +81,7 @@ def test_batch_with_a_corrupt_file_shows_its_read_error_steps_and_tiles_the_resu
         ("bad_phi.tif", "failed"),
         ("n00_phi.tif", "ok"),
         ("n01_phi.tif", "ok"),
+        ("nopx_phi.tif", "failed"),
     ]
     # The read error, not "no mask file"; the reason first, the full path in the tooltips.
     reason, tip = rows[0]["reason"]
@@ -88,7 +92,10 @@ def test_batch_with_a_corrupt_file_shows_its_read_error_steps_and_tiles_the_resu
     # The steps of each running file reached the widget (reports every 10 of 20 steps).
     assert steps_seen.count(20) == 2 and 10 in steps_seen, steps_seen
     assert w.file_progress.maximum() == 20
-    assert "2 of 3 files done, 1 failed" in w.status_label.text()
+    assert "2 of 4 files done, 2 failed" in w.status_label.text()
+    # The advice names the widget's controls, not command-line options.
+    assert rows[3]["reason"][0].startswith("no pixel size") and "Pixel size box" in rows[3]["reason"][0]
+    assert not [r for r in rows for text, tip in r.values() if "--" in text + tip]
 
     added = w.open_results()
     assert len(added) == 8 and all(ly.metadata["verdict"] == rows[1]["verdict"][0] for ly in added[:4])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,11 +74,48 @@ class _StepSignal(QObject):
     step = Signal(int, int, int)
 
 
+# The shared checks word their advice for the command line (``give it with --pixel-size NM``); the
+# table names this widget's controls instead. Whole phrases first, then any flag left.
+_PHRASES = (
+    (r" ?\(pixel_size_nm=\.\.\.\)", ""),
+    (r"(?:give it )?(?:in nm )?with --pixel-size NM(?: in nm)?", "type it in nm in the Pixel size box"),
+    (r"give --pixel-size NM in nm", "type the pixel size in nm in the Pixel size box"),
+    (r"--pixel-size (\d+(?:\.\d+)?)", r"Pixel size \1 nm"),
+    (r"\(and the --pattern of a batch\)", "(and the Pattern box)"),
+    (
+        r"give a mask with --mask|give a mask \(--mask\)|give --mask",
+        "put a mask file beside the image and choose it under Nucleus masks",
+    ),
+    (r"check the --mask path", "check the mask file beside the image"),
+    (r"--input fraction expects", "Input “fraction (φ)” expects"),
+    (r"use --input intensity for raw images", "choose Input “intensity” for raw images"),
+    (r"use --device auto or cpu", "choose Device auto or CPU"),
+)
+_CONTROLS = {"input": "Input", "mask": "Nucleus masks", "pixel-size": "Pixel size", "pattern": "Pattern"}
+
+
+def for_the_batch_widget(text: str) -> str:
+    """``text`` with the command-line options it quotes replaced by this widget's controls (the
+    settings fields by their labels in the form)."""
+    from ._qt_settings import LABELS
+
+    for pattern, repl in _PHRASES:
+        text = re.sub(pattern, repl, text)
+
+    def control(m: re.Match) -> str:
+        flag = m.group(1)
+        name = _CONTROLS.get(flag) or LABELS.get(flag.replace("-", "_"))
+        return f"“{name}”" if name else m.group(0)
+
+    return re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)", control, text)
+
+
 def short_reason(r: FileResult) -> str:
     """The reason of a row without the file's folder: the file's own path is dropped from the
-    start (the file column names it) and the folder from the paths inside (e.g. its mask's).
+    start (the file column names it) and the folder from the paths inside (e.g. its mask's);
+    command-line options are named as this widget's controls (:func:`for_the_batch_widget`).
     ``ok`` results without a reason give their verdict's reason when the rates are not determined."""
-    reason = r.reason
+    reason = for_the_batch_widget(r.reason)
     if not reason and r.status in ("ok", "skipped") and r.verdict and r.verdict != "determined":
         reason = f"rates {r.verdict}: {r.verdict_reason}"
     reason = reason.removeprefix(f"{r.file}: ")
@@ -360,7 +398,8 @@ class BatchWidget(StopsOnClose, QWidget):
         row = self.table.rowCount()
         self.table.insertRow(row)
         texts = (Path(r.file).name, r.status, r.verdict, short_reason(r))
-        tips = (r.file, r.reason or r.file, r.verdict_reason or r.verdict, r.reason or short_reason(r))
+        full = for_the_batch_widget(r.reason)
+        tips = (r.file, full or r.file, r.verdict_reason or r.verdict, full or short_reason(r))
         for col, (text, tip) in enumerate(zip(texts, tips)):
             cell = QTableWidgetItem(text)
             cell.setToolTip(tip)
