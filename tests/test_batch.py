@@ -204,6 +204,28 @@ def test_stop_before_start_lists_every_file_as_not_run(tmp_path):
     assert _summary(tmp_path / "out")[images[0].name]["status"] == "not run"
 
 
+def test_a_batch_closed_midway_still_writes_its_summary(tmp_path):
+    """napari's worker closes the generator when it is quit (its activity dock, the viewer closing):
+    summary.csv still lists every file."""
+    images = write_nuclei(tmp_path / "in", 2)
+    gen = run_batch(images, tmp_path / "out", mask=sibling_mask, input="fraction", settings=FAST)
+    assert next(gen) == (0, 2, str(images[0]))  # the first file is about to start
+    gen.close()
+    summary = _summary(tmp_path / "out")
+    assert [summary[p.name]["status"] for p in images] == ["not run", "not run"]
+    assert summary[images[0].name]["reason"] == "the batch was stopped before this file started"
+
+
+def test_a_damaged_image_without_a_mask_beside_it_reports_the_read_error(tmp_path):
+    (tmp_path / "bad_phi.tif").write_bytes(b"II*\x00 truncated")
+    r = infer_file(tmp_path / "bad_phi.tif", tmp_path / "out", mask=sibling_mask, input="fraction")
+    assert r.status == "failed" and "not a readable TIFF" in r.reason and "mask" not in r.reason
+    phi = write_nuclei(tmp_path / "in", 1)[0]
+    (tmp_path / "in" / "n00_mask.tif").unlink()  # a good image without its mask: the mask is missing
+    r = infer_file(phi, tmp_path / "out", mask=sibling_mask, input="fraction")
+    assert r.status == "failed" and "no mask file beside it" in r.reason
+
+
 def test_dask_stop_reports_not_run_and_writes_nothing_new(tmp_path):
     import threading
 

@@ -480,9 +480,9 @@ def test_batch_widget_over_a_folder_with_a_corrupt_file(make_napari_viewer_proxy
     assert w.start_btn.text() == "Stop"
     with qtbot.waitSignal(worker.finished, timeout=120_000):
         pass
-    table = [[w.table.item(r, c).text() for c in range(3)] for r in range(w.table.rowCount())]
+    table = [[w.table.item(r, c).text() for c in range(4)] for r in range(w.table.rowCount())]
     assert [row[:2] for row in table] == [["a_phi.tif", "ok"], ["b_phi.tif", "ok"], ["bad_phi.tif", "failed"]]
-    assert "not a readable TIFF" in table[2][2]
+    assert table[2][3].startswith("not a readable TIFF")  # the reason column: file, status, verdict, reason
     assert w.progress.value() == 3 and "2 of 3 files done, 1 failed" in w.status_label.text()
     for stem in ("a_phi", "b_phi"):
         assert all(

@@ -2,15 +2,25 @@
 
 The work is :func:`napari_mollifier.batch.run_batch`, the same function behind the CLI: each
 file's docs/interfaces.md outputs, bad files skipped with a one-line reason, summary.csv. "Workers"
-0 runs the files one by one in the worker thread; N > 0 runs them on a local dask cluster of N
-processes (like ``mollifier batch --workers N``), which the worker thread drives.
+0 runs the files one by one in the worker thread, with the training steps of the running file on a
+second progress bar; N > 0 runs them on a local dask cluster of N processes (like
+``mollifier batch --workers N``), which the worker thread drives.
+
+The table has one row per file: its name, status, verdict (what the maps are worth,
+:func:`napari_mollifier.inverse.judge_rates`) and the reason, with the full path in the tooltips.
+"Open results as layers" tiles the nuclei in a grid (each nucleus's maps are moved by ``translate``,
+its maps stacked on each other), so that they lie side by side at their true scale.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -18,7 +28,9 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLineEdit,
+    QProgressBar,
     QPushButton,
     QSpinBox,
     QTableWidget,
@@ -41,6 +53,121 @@ MASK_CHOICES = (
     ("mask file beside each image (S_mask.tif)", "sibling"),
 )
 
+#: The table's columns.
+COLUMNS = ("file", "status", "verdict", "reason")
+
+#: Shown with the results of intensity input: the verdict says why for each file.
+INTENSITY_CAUTION = (
+    "Caution: intensity input. The rates are only as good as the map from intensity to the "
+    "heterochromatin fraction; without calibration levels they are undetermined (see each file's "
+    "verdict)."
+)
+
+#: Space between the tiles of "Open results as layers", as a share of the largest nucleus.
+TILE_GAP = 0.1
+
+
+class _StepSignal(QObject):
+    """Carries a fit's progress events from the worker thread to the widget (a queued signal:
+    ``step(file index, step, total steps)``)."""
+
+    step = Signal(int, int, int)
+
+
+# The shared checks word their advice for the command line (``give it with --pixel-size NM``); the
+# table names this widget's controls instead. Whole phrases first, then any flag left.
+_PHRASES = (
+    (r" ?\(pixel_size_nm=\.\.\.\)", ""),
+    (r"(?:give it )?(?:in nm )?with --pixel-size NM(?: in nm)?", "type it in nm in the Pixel size box"),
+    (r"give --pixel-size NM in nm", "type the pixel size in nm in the Pixel size box"),
+    (r"--pixel-size (\d+(?:\.\d+)?)", r"Pixel size \1 nm"),
+    (r"\(and the --pattern of a batch\)", "(and the Pattern box)"),
+    (
+        r"give a mask with --mask|give a mask \(--mask\)|give --mask",
+        "put a mask file beside the image and choose it under Nucleus masks",
+    ),
+    (r"check the --mask path", "check the mask file beside the image"),
+    (r"--input fraction expects", "Input “fraction (φ)” expects"),
+    (r"use --input intensity for raw images", "choose Input “intensity” for raw images"),
+    (r"use --device auto or cpu", "choose Device auto or CPU"),
+)
+_CONTROLS = {"input": "Input", "mask": "Nucleus masks", "pixel-size": "Pixel size", "pattern": "Pattern"}
+
+
+def for_the_batch_widget(text: str) -> str:
+    """``text`` with the command-line options it quotes replaced by this widget's controls (the
+    settings fields by their labels in the form)."""
+    from ._qt_settings import LABELS
+
+    for pattern, repl in _PHRASES:
+        text = re.sub(pattern, repl, text)
+
+    def control(m: re.Match) -> str:
+        flag = m.group(1)
+        name = _CONTROLS.get(flag) or LABELS.get(flag.replace("-", "_"))
+        return f"“{name}”" if name else m.group(0)
+
+    return re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)", control, text)
+
+
+def short_reason(r: FileResult) -> str:
+    """The reason of a row without the file's folder: the file's own path is dropped from the
+    start (the file column names it) and the folder from the paths inside (e.g. its mask's);
+    command-line options are named as this widget's controls (:func:`for_the_batch_widget`).
+    ``ok`` results without a reason give their verdict's reason when the rates are not determined."""
+    reason = for_the_batch_widget(r.reason)
+    if not reason and r.status in ("ok", "skipped") and r.verdict and r.verdict != "determined":
+        reason = f"rates {r.verdict}: {r.verdict_reason}"
+    reason = reason.removeprefix(f"{r.file}: ")
+    folder = str(Path(r.file).parent)
+    if folder not in ("", "."):
+        reason = reason.replace(folder + os.sep, "")
+    return reason
+
+
+def tile_offsets(extents: list[tuple[float, float]], gap: float = TILE_GAP) -> list[tuple[float, float]]:
+    """Where each of ``len(extents)`` nuclei goes in a near-square grid, row by row.
+
+    Parameters
+    ----------
+    extents : list of (height, width)
+        Each nucleus's image size in world units (nm).
+    gap : float
+        Space between tiles as a share of the largest height / width.
+
+    Returns
+    -------
+    list of (dy, dx)
+        The offset (added to the layers' ``translate``) of each nucleus.
+    """
+    if not extents:
+        return []
+    cols = math.ceil(math.sqrt(len(extents)))
+    cell_h = max(h for h, _ in extents) * (1 + gap)
+    cell_w = max(w for _, w in extents) * (1 + gap)
+    return [((k // cols) * cell_h, (k % cols) * cell_w) for k in range(len(extents))]
+
+
+def batch_summary_line(results: list[FileResult], summary, input_kind: str = "fraction") -> str:
+    """The status line after a batch: files done, failed, cancelled and not run (a stopped batch),
+    results whose rates are not determined, the caution for intensity input, and summary.csv."""
+    count = lambda *st: sum(r.status in st for r in results)  # noqa: E731
+    ok, skipped, failed = count("ok", "skipped"), count("skipped"), count("failed", "diverged")
+    cancelled, not_run = count("cancelled"), count("not run")
+    parts = [
+        f"{ok} of {len(results)} files done{f' ({skipped} skipped: done before)' if skipped else ''}",
+        f"{failed} failed",
+    ]
+    if cancelled or not_run:
+        parts.append(f"stopped: {cancelled} cancelled, {not_run} not run")
+    open_ = sum(r.status in ("ok", "skipped") and r.verdict not in ("", "determined") for r in results)
+    if open_:
+        parts.append(f"{open_} with rates not determined (see the verdict column)")
+    line = f"{', '.join(parts)}; summary: {summary}"
+    if input_kind == "intensity":
+        line = f"{line}. {INTENSITY_CAUTION}"
+    return line
+
 
 class BatchWidget(StopsOnClose, QWidget):
     """Dock widget "Batch rate maps"."""
@@ -51,6 +178,9 @@ class BatchWidget(StopsOnClose, QWidget):
         self.worker = None
         self.results: list[FileResult] = []
         self._closed = False
+        self._n = 0
+        self._input = "intensity"  # the input kind of the running / last batch
+        self._running = ""  # the name of the file running now
         self._build()
         self._watch_app()
 
@@ -114,9 +244,25 @@ class BatchWidget(StopsOnClose, QWidget):
         rbox, rlay, self.start_btn, self.progress, self.status_label = run_controls(
             self, "Run", progress_format="%v / %m files", status="Choose the folders, then Start."
         )
-        self.table = QTableWidget(0, 3, rbox)
-        self.table.setHorizontalHeaderLabels(["file", "status", "reason"])
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.file_progress = QProgressBar(rbox)
+        self.file_progress.setRange(0, 1)
+        self.file_progress.setValue(0)
+        self.file_progress.setFormat("this file: %v / %m steps")
+        self.file_progress.setToolTip(
+            "training steps of the file running now (with Workers 0; dask workers report files only)"
+        )
+        rlay.insertWidget(1, self.file_progress)
+        self._steps = _StepSignal(self)
+        self._steps.step.connect(self._on_step)
+        self.table = QTableWidget(0, len(COLUMNS), rbox)
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        # The short columns as wide as their text, the reason in the rest, wrapped onto more lines.
+        header = self.table.horizontalHeader()
+        for col in range(len(COLUMNS) - 1):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        self.table.setWordWrap(True)
+        self.table.setMinimumHeight(180)
         rlay.addWidget(self.table)
         self.open_btn = QPushButton("Open results as layers", rbox)
         self.open_btn.setEnabled(False)
@@ -168,6 +314,11 @@ class BatchWidget(StopsOnClose, QWidget):
         self.progress.setRange(0, len(images))
         self.progress.setValue(0)
         self._n = len(images)
+        self._input = self.input_kind.currentData()
+        self.file_progress.setRange(0, max(settings.training_steps, 1))
+        self.file_progress.setValue(0)
+        workers = self.workers.value() or None
+        self.file_progress.setVisible(workers is None)
         mask = sibling_mask if self.mask_mode.currentData() == "sibling" else None
         self._rewatch()  # make sure the window whose closing must stop this worker is watched
         self.worker = start_cancellable(
@@ -179,7 +330,9 @@ class BatchWidget(StopsOnClose, QWidget):
             input=self.input_kind.currentData(),
             settings=settings,
             skip_existing=self.skip_done.isChecked(),
-            workers=self.workers.value() or None,
+            workers=workers,
+            # Called in the worker thread: the signal takes each step to the widget's thread.
+            progress=None if workers else self._emit_step,
             connect={
                 "yielded": self._on_item,
                 "returned": self._on_returned,
@@ -188,8 +341,21 @@ class BatchWidget(StopsOnClose, QWidget):
             },
         )
         self._set_busy(True)
-        self.status_label.setText(f"{len(images)} files: starting…")
+        caution = f" {INTENSITY_CAUTION}" if self._input == "intensity" else ""
+        self.status_label.setText(f"{len(images)} files: starting…{caution}")
         return self.worker
+
+    def _emit_step(self, i: int, event) -> None:
+        """run_batch's progress callback (worker thread): one fit's progress event."""
+        self._steps.step.emit(int(i), int(event.step), int(event.total_steps))
+
+    def _on_step(self, i: int, step: int, total: int) -> None:
+        if self._closed or self.worker is None:
+            return
+        self.file_progress.setRange(0, max(total, 1))
+        self.file_progress.setValue(min(step, max(total, 1)))
+        name = getattr(self, "_running", "")
+        self.status_label.setText(f"File {i + 1} / {self._n}: {name}: step {step} / {total}")
 
     def stop(self) -> None:
         if self.worker is not None:
@@ -224,15 +390,22 @@ class BatchWidget(StopsOnClose, QWidget):
             if self.workers.value():
                 self.status_label.setText(f"{self.table.rowCount()} / {n} files done")
         else:
+            self._running = Path(what).name
+            self.file_progress.setValue(0)
             self.status_label.setText(f"File {i + 1} / {n}: {Path(what).name}…")
 
     def _add_row(self, r: FileResult) -> None:
         row = self.table.rowCount()
         self.table.insertRow(row)
-        for col, text in enumerate((Path(r.file).name, r.status, r.reason)):
+        texts = (Path(r.file).name, r.status, r.verdict, short_reason(r))
+        full = for_the_batch_widget(r.reason)
+        tips = (r.file, full or r.file, r.verdict_reason or r.verdict, full or short_reason(r))
+        for col, (text, tip) in enumerate(zip(texts, tips)):
             cell = QTableWidgetItem(text)
-            cell.setToolTip(r.file if col == 0 else (r.reason or r.file))
+            cell.setToolTip(tip)
             self.table.setItem(row, col, cell)
+        # All rows: a new row can widen a short column, which narrows the reason of the others.
+        self.table.resizeRowsToContents()
 
     def _on_returned(self, results) -> None:
         if self._closed:
@@ -242,15 +415,10 @@ class BatchWidget(StopsOnClose, QWidget):
         for r in self.results:  # files not run after a stop
             if r.status == "not run" and r.file not in shown:
                 self._add_row(r)
-        ok = sum(r.status in ("ok", "skipped") for r in self.results)
-        skipped = sum(r.status == "skipped" for r in self.results)
-        failed = [r for r in self.results if r.status in ("failed", "diverged")]
         self.status_label.setText(
-            f"{ok} of {len(self.results)} files done"
-            f"{f' ({skipped} skipped: done before)' if skipped else ''}, {len(failed)} failed; "
-            f"summary: {Path(self.out.text().strip()) / 'summary.csv'}"
+            batch_summary_line(self.results, Path(self.out.text().strip()) / "summary.csv", self._input)
         )
-        self.open_btn.setEnabled(ok > 0)
+        self.open_btn.setEnabled(any(r.status in ("ok", "skipped") for r in self.results))
 
     def _on_error(self, exc) -> None:
         if not self._closed:
@@ -263,14 +431,20 @@ class BatchWidget(StopsOnClose, QWidget):
 
     # ---------------------------------------------------------------- results
     def open_results(self) -> list:
-        """Add every written map of the last batch as layers (with pixel size and settings); returns them."""
+        """Add every written map of the last batch as layers (with pixel size and settings); returns them.
+
+        The nuclei are tiled in a grid (:func:`tile_offsets`): each one's maps are moved by the
+        same ``translate``, so they overlay each other and not the other nuclei. Each layer's
+        metadata carries the file's status, verdict and verdict reason. A points layer "batch file
+        names" writes each nucleus's name above its tile (not among the returned map layers)."""
         from ._reader import read_tiff
 
-        added = []
+        nuclei = []  # per result: its layers' [(data, kwargs, kind)]
         for r in self.results:
             if r.status not in ("ok", "skipped"):
                 continue
-            stem = Path(r.file).stem
+            stem = Path(r.outputs.get("json") or r.file).stem
+            layers = []
             for key in ("phi", "gamma_me", "gamma_ac", "lambda"):
                 path = r.outputs.get(key)
                 if not path:
@@ -278,7 +452,43 @@ class BatchWidget(StopsOnClose, QWidget):
                 for data, kw, kind in read_tiff(path):
                     kw["name"] = f"{stem} {key if key != 'phi' else 'phi_hat'}"
                     kw["visible"] = key == "gamma_me"
-                    added.append(getattr(self.viewer, f"add_{kind}")(data, **kw))
+                    kw["metadata"] = dict(
+                        kw.get("metadata") or {},
+                        status=r.status,
+                        verdict=r.verdict,
+                        verdict_reason=r.verdict_reason,
+                    )
+                    layers.append((data, kw, kind))
+            if layers:
+                nuclei.append(layers)
+        extents = []
+        for layers in nuclei:
+            data, kw, _ = layers[0]
+            scale = kw.get("scale") or (1.0, 1.0)
+            extents.append((data.shape[-2] * scale[-2], data.shape[-1] * scale[-1]))
+        # The grid starts where the first nucleus lies (a rendered table's maps carry their origin);
+        # the others are placed by the grid alone: different files share no coordinates.
+        y0, x0 = (nuclei[0][0][1].get("translate") or (0.0, 0.0)) if nuclei else (0.0, 0.0)
+        added, corners, names, units = [], [], [], None
+        for layers, (dy, dx) in zip(nuclei, tile_offsets(extents)):
+            for data, kw, kind in layers:
+                kw["translate"] = (y0 + dy, x0 + dx)
+                added.append(getattr(self.viewer, f"add_{kind}")(data, **kw))
+            corners.append(kw["translate"])
+            units = kw.get("units", units)
+            names.append(kw["name"].rsplit(" ", 1)[0])
+        if corners:
+            # Each tile's name above its top-left corner: which nucleus is which in the grid.
+            self.viewer.add_points(
+                corners,
+                name="batch file names",
+                size=1,
+                face_color="transparent",
+                border_color="transparent",
+                border_width=0,
+                **({"units": units} if units else {}),
+                text={"string": names, "anchor": "lower_left", "color": "white", "size": 10},
+            )
         return added
 
     # ---------------------------------------------------------------- closing

@@ -47,7 +47,7 @@ def _infer_task(image: str, out: str, kw: dict, cancel_name: str | None = None) 
 
         remote = Event(cancel_name)
         if remote.is_set():  # the batch was stopped before this file started
-            return FileResult(image, "not run", "the batch was stopped")
+            return FileResult(image, "not run", "the batch was stopped before this file started")
 
         def progress(_event) -> None:  # at every progress report of the solver (every report_every steps)
             try:
@@ -181,7 +181,7 @@ def _without_malloc_trim():
 def _future_result(future, image: str) -> FileResult:
     """The FileResult of a finished future, or a "failed"/"not run" one for a lost or cancelled task."""
     if future.status == "cancelled":
-        return FileResult(image, "not run", "the batch was stopped")
+        return FileResult(image, "not run", "the batch was stopped before this file started")
     try:
         return future.result()
     except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker when a file crashes its worker process

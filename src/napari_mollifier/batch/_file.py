@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..config import InferenceSettings
-from ..io import one_line_error
+from ..io import InputError, is_table, one_line_error, read_image
 from ._result import FileResult
 from ._resume import batch_key, completed_result
 
@@ -27,6 +27,7 @@ def infer_file(
     write_cancelled: bool = False,
     check_memory: bool = True,
     on_estimate: Callable | None = None,
+    stem: str | None = None,
 ) -> FileResult:
     """Infer one file and write its outputs; never raises for a bad input (status "failed").
 
@@ -56,6 +57,9 @@ def infer_file(
         As for :func:`napari_mollifier.infer_rates`: a fit whose memory estimate exceeds what is
         available is refused before it starts (status "failed", nothing written; False: fit
         anyway); ``on_estimate`` receives the estimate (:class:`FitCost`) of a fit that starts.
+    stem : str, optional
+        The outputs' names, ``{stem}_gamma_me.tif`` ... ``{stem}.json``; default: the image's file
+        name without its extension.
 
     Returns
     -------
@@ -63,13 +67,14 @@ def infer_file(
     """
     from ..inverse import infer_rates, write_rate_maps
 
+    stem = stem or Path(image).stem
     try:
-        key = batch_key(image, pixel_size_nm=pixel_size_nm, mask=mask, input=input, settings=settings)
+        m = mask_for(image, mask)
+        key = batch_key(image, pixel_size_nm=pixel_size_nm, mask=m, input=input, settings=settings)
         if skip_existing:
-            done = completed_result(image, out, key["hash"], overview=overview)
+            done = completed_result(image, out, key["hash"], overview=overview, stem=stem)
             if done is not None:
                 return done
-        m = mask(image) if callable(mask) else mask
         maps = infer_rates(
             image,
             pixel_size_nm=pixel_size_nm,
@@ -92,15 +97,15 @@ def infer_file(
             extra.update(status="cancelled", status_reason=f"{why}; the maps are those of that step")
         # An earlier S.json goes first: should this write stop halfway, the new maps beside the old
         # record must not pass for that earlier, complete result on a re-run.
-        (Path(out) / f"{Path(image).stem}.json").unlink(missing_ok=True)
+        (Path(out) / f"{stem}.json").unlink(missing_ok=True)
         if overview:
             # Before the JSON: S.json is the last output written, the mark of a finished file.
             from ..plotting import overview_figure
 
-            overview_figure(maps, Path(out) / f"{Path(image).stem}_overview.png")
-        paths = write_rate_maps(maps, out, extra=extra)
+            overview_figure(maps, Path(out) / f"{stem}_overview.png")
+        paths = write_rate_maps(maps, out, stem, extra=extra)
         if overview:
-            paths["overview"] = Path(out) / f"{Path(image).stem}_overview.png"
+            paths["overview"] = Path(out) / f"{stem}_overview.png"
         # A failed or diverged fit's maps are written too, for inspection; S.json and the row say
         # its status and why (a re-run with skip_existing fits it again).
         status, reason = maps.status, "; ".join(maps.notices)
@@ -122,3 +127,23 @@ def infer_file(
         )
     except Exception as exc:  # noqa: BLE001 - one input's failure must not stop the others
         return FileResult(str(image), "failed", one_line_error(exc, image))
+
+
+def mask_for(image, mask):
+    """The mask of ``image``: ``mask`` itself (None or a path) or, for a callable such as
+    :func:`sibling_mask`, the path it finds. When it finds none, an image that cannot be read is
+    reported with its read error (the real fault), not as lacking a mask.
+
+    Raises
+    ------
+    InputError
+        The image cannot be read, or no mask was found for it; one line naming the file.
+    """
+    if not callable(mask):
+        return mask
+    try:
+        return mask(image)
+    except InputError:
+        if not is_table(image):
+            read_image(image)  # raises the read error of a damaged, RGB, NaN ... file
+        raise

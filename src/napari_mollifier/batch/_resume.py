@@ -89,8 +89,8 @@ def batch_key(
     return {"hash": hashlib.sha256(text.encode()).hexdigest(), "fields": fields}
 
 
-def _output_paths(image, out, overview: bool, sd: bool = True) -> dict:
-    stem = Path(image).stem
+def _output_paths(image, out, overview: bool, sd: bool = True, stem: str | None = None) -> dict:
+    stem = stem or Path(image).stem
     keys = [k for k in OUTPUT_FILE_KEYS if sd or k not in SD_FILE_KEYS]
     paths = {k: Path(out) / f"{stem}_{k}.tif" for k in keys}
     paths["json"] = Path(out) / f"{stem}.json"
@@ -99,18 +99,22 @@ def _output_paths(image, out, overview: bool, sd: bool = True) -> dict:
     return paths
 
 
-def completed_result(image, out, key: str, *, overview: bool = False) -> FileResult | None:
+def completed_result(
+    image, out, key: str, *, overview: bool = False, stem: str | None = None
+) -> FileResult | None:
     """A "skipped" result when ``out`` holds complete outputs of ``image`` made with resume key
     ``key`` (a finished fit with status "ok"); None when the file must be (re)run. Records of a
     failed, diverged or cancelled fit are run again; records written before the status existed
-    count as ok unless they say diverged or cancelled."""
-    paths = _output_paths(image, out, overview)
+    count as ok unless they say diverged or cancelled. ``stem``: the outputs' names, as for
+    :func:`infer_file`."""
+    paths = _output_paths(image, out, overview, stem=stem)
     try:
         rec = json.loads(paths["json"].read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None  # missing or unreadable record: run the file again rather than trust it
     # A fit without sd maps (uncertainty "none") is complete without their files.
-    paths = _output_paths(image, out, overview, sd=(rec.get("uncertainty") or {}).get("method") != "none")
+    sd = (rec.get("uncertainty") or {}).get("method") != "none"
+    paths = _output_paths(image, out, overview, sd=sd, stem=stem)
     if not all(p.is_file() for p in paths.values()):
         return None
     batch = rec.get("batch") or {}

@@ -88,41 +88,48 @@ def run_batch(
         check_memory=check_memory,
     )
     results: list[FileResult | None] = [None] * n
-    todo: list[int] = []
-    stems: dict[str, str] = {}
-    for i, image in enumerate(images):
-        # Outputs are named by the file's stem: a second file with the same stem (another folder)
-        # would overwrite the first one's maps.
-        first = stems.setdefault(Path(image).stem, image)
-        if first != image:
-            results[i] = FileResult(
-                image,
-                "failed",
-                f"{image}: same name as {first}, whose outputs it would "
-                "overwrite; rename one of them or run the folders separately",
+    # The summary is written also when the generator is closed early (the napari worker is quit, e.g.
+    # from napari's activity dock or when the viewer closes): files not finished are "not run".
+    why = "the batch was stopped before this file started"
+    try:
+        todo: list[int] = []
+        stems: dict[str, str] = {}
+        for i, image in enumerate(images):
+            # Outputs are named by the file's stem: a second file with the same stem (another folder)
+            # would overwrite the first one's maps.
+            first = stems.setdefault(Path(image).stem, image)
+            if first != image:
+                results[i] = FileResult(
+                    image,
+                    "failed",
+                    f"{image}: same name as {first}, whose outputs it would "
+                    "overwrite; rename one of them or run the folders separately",
+                )
+                yield i, n, results[i]
+                continue
+            # Resume check here, before any worker starts: a finished batch re-run starts no cluster.
+            done = _already_done(image, out, kw) if skip_existing else None
+            if done is not None:
+                results[i] = done
+                yield i, n, done
+            else:
+                todo.append(i)
+        if todo and (workers is not None or scheduler is not None):
+            yield from _run_distributed(
+                images, todo, results, out, kw, cancel, workers=workers, scheduler=scheduler
             )
-            yield i, n, results[i]
-            continue
-        # Resume check here, before any worker starts: a finished batch re-run starts no cluster.
-        done = _already_done(image, out, kw) if skip_existing else None
-        if done is not None:
-            results[i] = done
-            yield i, n, done
-        else:
-            todo.append(i)
-    if todo and (workers is not None or scheduler is not None):
-        yield from _run_distributed(
-            images, todo, results, out, kw, cancel, workers=workers, scheduler=scheduler
-        )
-    elif todo:
-        yield from _run_here(images, todo, results, out, kw, cancel, progress, on_estimate)
-    results = [
-        r if r is not None else FileResult(images[i], "not run", "the batch was stopped")
-        for i, r in enumerate(results)
-    ]
-    if summary:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        write_summary(results, Path(out) / "summary.csv")
+        elif todo:
+            yield from _run_here(images, todo, results, out, kw, cancel, progress, on_estimate)
+    except Exception:
+        why = "the batch ended with an error before this file's result came"
+        raise
+    finally:
+        results = [
+            r if r is not None else FileResult(images[i], "not run", why) for i, r in enumerate(results)
+        ]
+        if summary:
+            Path(out).mkdir(parents=True, exist_ok=True)
+            write_summary(results, Path(out) / "summary.csv")
     return results
 
 

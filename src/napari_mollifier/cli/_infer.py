@@ -23,6 +23,7 @@ def infer_files(
     cancel=None,
     results: list | None = None,
     check_memory: bool = True,
+    stem=None,
 ) -> list[tuple[str, str, str]]:
     """Infer and write each image; returns (file, status, reason) rows. A failing file never
     stops the others (the shared per-file step is napari_mollifier.batch.infer_file). One line
@@ -35,7 +36,8 @@ def infer_files(
     refused ("failed", nothing written; its line names the pixel size, rate scale or crop that
     would fit). Setting ``cancel`` (a ``threading.Event``) stops the running fit after its current
     step, writes its maps with status "cancelled" and starts no further file. ``results`` (a list)
-    receives each file's FileResult.
+    receives each file's FileResult. ``stem`` (a callable ``image -> str``) names each file's
+    outputs (default: the file's name without its extension).
     """
     from ..batch import infer_file
     from ..config import InferenceSettings
@@ -59,6 +61,7 @@ def infer_files(
             write_cancelled=True,
             check_memory=check_memory,
             on_estimate=None if quiet else _estimate_printer(bar),
+            stem=None if stem is None else stem(image),
         )
         bar.end_line()
         if results is not None:
@@ -186,12 +189,29 @@ def _cmd_simulate(args) -> int:
     return 0
 
 
+def demo_settings(device: str = "auto"):
+    """The settings of ``mollifier demo``: the defaults, on ``device``."""
+    from ..config import InferenceSettings
+
+    return InferenceSettings(device=device)
+
+
+def demo_name(image) -> str:
+    """The outputs' name of a sample nucleus: its file name without ``_phi.tif``
+    (``nucleus1_phi.tif`` -> ``nucleus1``, whose fitted phi is ``nucleus1_phi.tif``, not
+    ``nucleus1_phi_phi.tif``)."""
+    return Path(image).stem.removesuffix("_phi")
+
+
 def _cmd_demo(args) -> int:
     from .._samples import sample_images_dir
-    from ..config import InferenceSettings
+    from ..batch import write_summary
 
     out = Path(args.out)
     root = Path(args.samples) if args.samples else sample_images_dir()
+    if out.resolve() == root.resolve():
+        # NAME_phi.tif (the fitted phi) and NAME.json would overwrite the samples themselves.
+        raise SystemExit(f"mollifier demo: --out {out} is the samples folder; choose another output folder")
     images = sorted(root.glob("*_phi.tif"))
     if not images:
         raise SystemExit(
@@ -203,7 +223,7 @@ def _cmd_demo(args) -> int:
     _log(
         f"mollifier demo: rate maps of {len(images)} sample nuclei (phi images with their masks) into {out}/"
     )
-    rows = []
+    rows, results = [], []
     for image in images:
         mask = image.with_name(image.name.replace("_phi.tif", "_mask.tif"))
         rows += infer_files(
@@ -211,7 +231,13 @@ def _cmd_demo(args) -> int:
             out,
             mask=mask,
             input="fraction",
-            settings=InferenceSettings(device=args.device),
+            settings=demo_settings(args.device),
             overview=True,
+            results=results,
+            stem=demo_name,
         )
+    # The same table as a batch's: one row per sample nucleus.
+    out.mkdir(parents=True, exist_ok=True)
+    summary = write_summary(results, out / "summary.csv")
+    _log(f"mollifier demo: summary of {len(results)} nuclei -> {summary}")
     return 0 if all(r[1] == "ok" for r in rows) else 1
