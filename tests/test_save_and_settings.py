@@ -58,47 +58,37 @@ def _notifications():
 
 
 # ------------------------------------------------------------------ File > Save / Open
-@pytest.mark.gui
-def test_builtin_writer_tiff_and_a_renamed_plugin_map_open_with_the_plugin(
-    make_napari_viewer_proxy, tmp_path
-):
+def _save_and_open_a_map(viewer, layer, tmp_path) -> None:
+    """File > Save of a rate-map layer with napari's built-in writer and with the plugin's, each
+    opened again with the plugin's reader."""
     import napari
 
-    viewer = make_napari_viewer_proxy()
-    phi, _, _ = tiny_nucleus()
-    rates = (0.001 + 0.003 * phi).astype(np.float32)
-    layer = viewer.add_image(
-        rates,
-        name="cell gamma_ac",
-        scale=(PIXEL_NM, PIXEL_NM),
-        units=("nm", "nm"),
-        colormap="viridis",
-        contrast_limits=(0.0012, 0.0035),
-        metadata={"map": "gamma_ac", "settings": EARLIER.model_dump(), "units": "rates in 1/tau"},
-    )
     # napari's built-in writer loses the pixel size: the plugin's reader opens it all the same and
     # says what is missing, in one notification (no exception).
     plain = tmp_path / "builtin.tif"
     assert napari.save_layers(str(plain), [layer], plugin="napari") == [str(plain)]
     before = len(_notifications())
     (opened,) = viewer.open(str(plain), plugin=PLUGIN)
-    np.testing.assert_array_equal(opened.data, rates)
+    np.testing.assert_array_equal(opened.data, layer.data)
     said = [str(n.message) for n in _notifications()[before:] if str(plain) in str(n.message)]
     assert len(said) == 1 and "no pixel size" in said[0] and "'Infer rate maps'" in said[0], said
     # The plugin's writer, to a name that says nothing of the map: all comes back.
+    layer.contrast_limits = limits = (float(np.nanpercentile(layer.data, 20)), float(np.nanmax(layer.data)))
     renamed = tmp_path / "copy of the result.tif"
     assert napari.save_layers(str(renamed), [layer], plugin=PLUGIN) == [str(renamed)]
     with tifffile.TiffFile(renamed) as tif:
         assert re.search(r'PhysicalSizeX="10(\.0)?" PhysicalSizeXUnit="nm"', tif.ome_metadata)
     (back,) = viewer.open(str(renamed), plugin=PLUGIN)
-    assert back.colormap.name == "viridis" and tuple(back.contrast_limits) == pytest.approx((0.0012, 0.0035))
-    assert tuple(back.scale) == (PIXEL_NM, PIXEL_NM) and [str(u) for u in back.units] == ["nanometer"] * 2
-    assert back.metadata["settings"] == EARLIER.model_dump() and back.metadata["units"] == "rates in 1/tau"
+    assert back.colormap.name == layer.colormap.name == "viridis"
+    assert tuple(back.contrast_limits) == pytest.approx(limits)
+    assert tuple(back.scale) == tuple(layer.scale) and [str(u) for u in back.units] == ["nanometer"] * 2
+    for key in ("settings", "units", "map", "pixel_size_nm"):
+        assert back.metadata[key] == layer.metadata[key], key
 
 
 # ------------------------------------------------------------------ the fit widget
 @pytest.mark.gui
-def test_save_all_load_settings_and_remembered_settings(
+def test_save_all_file_save_load_settings_and_remembered_settings(
     make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
 ):
     from napari_mollifier._napari import _save
@@ -113,7 +103,7 @@ def test_save_all_load_settings_and_remembered_settings(
     assert not w.save_all_btn.isEnabled()  # nothing to save before a fit
     w.input_kind.setCurrentIndex(w.input_kind.findData("fraction"))
     w.mask_combo.setCurrentText("cell mask")
-    w.form.set_values(method="direct", device="cpu", seed=5, rate_scale_nm=450.0)
+    w.form.set_values(method="direct", device="cpu", seed=5, rate_scale_nm=450.0, uncertainty="none")
     w.start()
     qtbot.waitUntil(
         lambda: w.worker is None and w.state.status not in ("running", "stopping"), timeout=60_000
@@ -126,13 +116,10 @@ def test_save_all_load_settings_and_remembered_settings(
     w.save_all_btn.click()
     names = {p.name for p in out.iterdir()}
     fit = w.fit
-    sds = [
-        k for k, v in (("gamma_me_sd", fit.gamma_me_sd), ("gamma_ac_sd", fit.gamma_ac_sd)) if v is not None
-    ]
-    sds += ["lambda_sd"] if fit.lam_sd is not None else []
-    maps = ["gamma_me", "gamma_ac", "lambda", "phi", "mask", *sds]
+    # (uncertainty "none": no sd maps, and no hidden sd layers to create)
+    maps = ["gamma_me", "gamma_ac", "lambda", "phi", "mask"]
     expected = {f"cell_1_{k}.tif" for k in maps} | {"cell_1.json", "cell_1_overview.png", "cell_1_rates.csv"}
-    assert names == expected and len(sds) >= 2
+    assert names == expected
     assert f"Saved {len(expected)} files" in w.status_label.text()
     fit = w.fit
     with tifffile.TiffFile(out / "cell_1_gamma_me.tif") as tif:
@@ -147,9 +134,13 @@ def test_save_all_load_settings_and_remembered_settings(
     assert float(row["gamma_me_mean"]) == pytest.approx(np.mean(fit.gamma_me[inside]), rel=1e-5)
     assert float(row["lambda_median"]) == pytest.approx(np.median(fit.lam[inside]), rel=1e-5)
     assert float(row["gamma_ac_std"]) == pytest.approx(np.std(fit.gamma_ac[inside]), rel=1e-5)
+    assert row["gamma_me_median_rel_sd"] == ""  # no sd maps
     record = json.loads((out / "cell_1.json").read_text())
     assert row["status"] == record["status"] == "ok" and row["verdict"] == record["verdict"] != ""
     assert record["settings"] == fit.settings and record["pixel_size_nm"] == PIXEL_NM
+
+    # File > Save / Open of the fit's Gamma_ac layer.
+    _save_and_open_a_map(viewer, viewer.layers["cell 1 gamma_ac"], tmp_path)
 
     # A new widget starts from the settings of the last fit.
     w2 = FitWidget(viewer)
