@@ -139,6 +139,13 @@ def test_save_all_file_save_load_settings_and_remembered_settings(
     assert row["status"] == record["status"] == "ok" and row["verdict"] == record["verdict"] != ""
     assert record["settings"] == fit.settings and record["pixel_size_nm"] == PIXEL_NM
 
+    # A folder that cannot be made: one line in the panel, nothing raised.
+    blocked = tmp_path / "a file"
+    blocked.write_text("x")
+    monkeypatch.setattr(_save, "choose_folder", lambda parent: str(blocked / "sub"))
+    w.save_all_btn.click()
+    assert w.status_label.text().startswith("Could not save:") and str(blocked) in w.status_label.text()
+
     # File > Save / Open of the fit's Gamma_ac layer.
     _save_and_open_a_map(viewer, viewer.layers["cell 1 gamma_ac"], tmp_path)
 

@@ -106,13 +106,17 @@ def save_all(widget, folder: str | None = None) -> dict | None:
     folder = folder or choose_folder(widget)
     if not folder:
         return None
+    widget.state.message = f"Saving to {folder}…"
+    widget.repaint()  # the message shows while the files (the overview figure: ~1 s) are written
     try:
         paths = save_result(rate_maps_of(widget), folder, stem=result_stem(widget._input.source))
     except Exception as exc:  # noqa: BLE001 - shown in the panel, not raised into Qt
         widget.state.message = f"Could not save: {one_line_error(exc)}"
         return None
+    stem = paths["json"].stem
     widget.state.message = (
-        f"Saved {len(paths)} files to {folder}: {', '.join(sorted(p.name for p in paths.values()))}."
+        f"Saved {len(paths)} files to {folder}: the maps ({stem}_*.tif), {stem}.json, "
+        f"{stem}_overview.png and {stem}_rates.csv."
     )
     return paths
 
