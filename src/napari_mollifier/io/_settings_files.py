@@ -134,7 +134,7 @@ def settings_template(settings=None) -> str:
             lines.append(f"# one of: {', '.join(map(str, choices))}")
         value = values[name]
         if value is None:
-            lines.append(f"# {name} =   (unset: chosen per image)")
+            lines.append(f"# {name} =   (unset: the default described above)")
         else:
             lines.append(f"{name} = {_toml_value(value)}")
         lines.append("")
