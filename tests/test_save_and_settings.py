@@ -18,7 +18,7 @@ import tifffile
 
 pytest.importorskip("napari", reason="napari is not installed (dev extra)")
 
-from _plugin_data import PIXEL_NM, tiny_nucleus  # noqa: E402
+from _plugin_data import PIXEL_NM, tiny_nucleus, write_nucleus  # noqa: E402
 
 from napari_mollifier.config import InferenceSettings  # noqa: E402
 from napari_mollifier.io import write_json, write_tiff  # noqa: E402
@@ -49,6 +49,13 @@ EARLIER = InferenceSettings(
     device="cpu",
     report_every=7,
 )
+
+
+def _result_files(stem: str) -> set[str]:
+    """The files of one result without sd maps (uncertainty "none"), as `mollifier infer
+    --overview` and the widget's "Save all…" both write them."""
+    maps = ("gamma_me", "gamma_ac", "lambda", "phi", "mask")
+    return {f"{stem}_{k}.tif" for k in maps} | {f"{stem}.json", f"{stem}_overview.png", f"{stem}_rates.csv"}
 
 
 def _notifications():
@@ -117,8 +124,7 @@ def test_save_all_file_save_load_settings_and_remembered_settings(
     names = {p.name for p in out.iterdir()}
     fit = w.fit
     # (uncertainty "none": no sd maps, and no hidden sd layers to create)
-    maps = ["gamma_me", "gamma_ac", "lambda", "phi", "mask"]
-    expected = {f"cell_1_{k}.tif" for k in maps} | {"cell_1.json", "cell_1_overview.png", "cell_1_rates.csv"}
+    expected = _result_files("cell_1")
     assert names == expected
     assert f"Saved {len(expected)} files" in w.status_label.text()
     fit = w.fit
@@ -224,6 +230,27 @@ def test_settings_from_and_config_precedence(tmp_path):
     bad.write_text("steps = -3\n")
     with pytest.raises(SystemExit, match=r"invalid setting 'steps'"):
         _cli_settings(["--config", str(bad)])
+
+
+def test_infer_writes_the_files_of_save_all_with_the_settings_of_an_earlier_result(tmp_path):
+    """`mollifier infer --overview` writes what "Save all…" writes (maps as OME-TIFF in nm, the
+    rates table), and `--settings-from` one of its maps repeats its settings."""
+    from napari_mollifier.cli import main
+
+    phi, mask = write_nucleus(tmp_path / "in", "cell")
+    common = ["--input", "fraction", "--mask", str(mask), "--quiet"]
+    first = ["--overview", "--method", "direct", "--uncertainty", "none", "--seed", "4", "--device", "cpu"]
+    assert main(["infer", str(phi), "--out", str(tmp_path / "a"), *common, *first]) == 0
+    assert {p.name for p in (tmp_path / "a").iterdir()} == _result_files("cell_phi")
+    with tifffile.TiffFile(tmp_path / "a" / "cell_phi_gamma_ac.tif") as tif:
+        pixels = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]["Pixels"]
+        assert (pixels["PhysicalSizeX"], pixels["PhysicalSizeXUnit"]) == (PIXEL_NM, "nm")
+    (row,) = list(csv.DictReader(open(tmp_path / "a" / "cell_phi_rates.csv")))
+    record = json.loads((tmp_path / "a" / "cell_phi.json").read_text())
+    assert float(row["gamma_me_mean"]) == pytest.approx(record["summary"]["gamma_me"]["mean"], rel=1e-5)
+    again = ["--settings-from", str(tmp_path / "a" / "cell_phi_lambda.tif")]
+    assert main(["infer", str(phi), "--out", str(tmp_path / "b"), *common, *again]) == 0
+    assert json.loads((tmp_path / "b" / "cell_phi.json").read_text())["settings"] == record["settings"]
 
 
 def test_mollifier_config_writes_every_field(tmp_path, capsys):
