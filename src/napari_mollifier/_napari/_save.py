@@ -91,6 +91,7 @@ def rate_maps_of(widget):
         source=inp.source,
         fit=fit,
         preprocessing=inp.preprocessing,
+        notices=list(getattr(widget, "_notices", None) or []),  # e.g. a fall-back to the CPU
         input_kind=inp.input_kind,
     )
 

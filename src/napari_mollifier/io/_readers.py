@@ -165,9 +165,9 @@ def read_image(
 
     ``allow_nan=True`` accepts NaN pixels (rate maps are NaN outside the analysed region);
     ``allow_constant=True`` accepts constant images (a mask may be all 0 or all 1: the mask
-    checks then say what is wrong with it). JSON
-    written by :func:`write_tiff` into the ImageJ ``Info`` property comes back as
-    ``metadata["info"]``.
+    checks then say what is wrong with it). The JSON record that :func:`write_tiff` stores (in the
+    OME ``Image`` ``Description``; files of earlier versions: the ImageJ ``Info`` property) comes
+    back as ``metadata["info"]``.
 
     Raises
     ------
