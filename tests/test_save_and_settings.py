@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 
 import numpy as np
@@ -127,7 +128,6 @@ def test_save_all_file_save_load_settings_and_remembered_settings(
     expected = _result_files("cell_1")
     assert names == expected
     assert f"Saved {len(expected)} files" in w.status_label.text()
-    fit = w.fit
     with tifffile.TiffFile(out / "cell_1_gamma_me.tif") as tif:
         assert tif.is_ome
         pixels = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]["Pixels"]
@@ -155,7 +155,11 @@ def test_save_all_file_save_load_settings_and_remembered_settings(
     # File > Save / Open of the fit's Gamma_ac layer.
     _save_and_open_a_map(viewer, viewer.layers["cell 1 gamma_ac"], tmp_path)
 
-    # A new widget starts from the settings of the last fit.
+    # A new widget starts from the settings of the last fit (kept in the test's own folder).
+    from napari_mollifier._napari._last_settings import last_settings_path
+
+    assert json.loads(last_settings_path().read_text())["seed"] == 5
+    assert str(last_settings_path()).startswith(os.environ["NAPARI_MOLLIFIER_CONFIG_DIR"])
     w2 = FitWidget(viewer)
     qtbot.addWidget(w2)
     assert w2.form.values() == w.form.values() and w2.form.values()["seed"] == 5
@@ -172,9 +176,7 @@ def test_save_all_file_save_load_settings_and_remembered_settings(
     )
     for name in ("old.json", "old_lambda.tif"):
         w2.form.set_values(
-            **InferenceSettings().model_dump(
-                exclude={"derivatives", "alignment_every", "residual_form", "network_width", "network_blocks"}
-            )
+            **{k: v for k, v in InferenceSettings().model_dump().items() if k in w2.form.widgets}
         )
         monkeypatch.setattr(_save, "choose_settings_file", lambda parent, n=name: str(earlier / n))
         w2.load_settings_btn.click()
