@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,6 +100,8 @@ def _save_and_open_a_map(viewer, layer, tmp_path) -> None:
 def test_save_all_file_save_load_settings_and_remembered_settings(
     make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
 ):
+    import napari
+
     from napari_mollifier._napari import _save
     from napari_mollifier._napari._fit_widget import FitWidget
 
@@ -154,6 +157,17 @@ def test_save_all_file_save_load_settings_and_remembered_settings(
 
     # File > Save / Open of the fit's Gamma_ac layer.
     _save_and_open_a_map(viewer, viewer.layers["cell 1 gamma_ac"], tmp_path)
+
+    # The four maps selected together: the plugin's writer is napari's first choice, one file each.
+    from napari.plugins._npe2 import file_extensions_string_for_layers
+
+    keys = ("gamma_me", "gamma_ac", "lambda", "phi_hat")
+    four = [viewer.layers[f"cell 1 {k}"] for k in keys]
+    assert file_extensions_string_for_layers(four)[1][0].command == "napari-mollifier.write_rate_map_layers"
+    written = napari.save_layers(str(tmp_path / "maps.tif"), four, plugin=PLUGIN)
+    assert sorted(Path(p).name for p in written) == sorted(f"maps_cell_1_{k}.tif" for k in keys)
+    (back,) = viewer.open(str(tmp_path / "maps_cell_1_lambda.tif"), plugin=PLUGIN)
+    assert back.colormap.name == "turbo" and back.metadata["settings"] == fit.settings
 
     # A new widget starts from the settings of the last fit (kept in the test's own folder).
     from napari_mollifier._napari._last_settings import last_settings_path

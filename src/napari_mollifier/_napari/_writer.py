@@ -10,7 +10,7 @@ import numpy as np
 from ..io import write_tiff
 from ._layers import map_key
 
-__all__ = ["write_rate_map", "pixel_size_from_meta"]
+__all__ = ["write_rate_map", "write_rate_map_layers", "pixel_size_from_meta"]
 
 _TO_NM = {
     "nm": 1.0,
@@ -78,3 +78,19 @@ def _display(meta: dict) -> dict:
     if limits is not None and len(limits) == 2:
         out["contrast_limits"] = [float(limits[0]), float(limits[1])]
     return out
+
+
+def write_rate_map_layers(path: str, layer_data: list) -> list[str]:
+    """npe2 multi-layer writer (2 or more image layers, e.g. the four maps of a fit selected
+    together): each layer as :func:`write_rate_map` writes it, to ``P_<layer name>.tif`` where
+    ``P`` is ``path`` without its ``.tif`` / ``.tiff`` ending. napari offers this writer first for
+    such a selection (a single image layer gets napari's own writer first; pick
+    :func:`write_rate_map`'s file type)."""
+    from ..io import result_stem
+
+    ext = next((e for e in (".tiff", ".tif") if path.lower().endswith(e)), "")
+    base = path[: len(path) - len(ext)]
+    written = []
+    for data, meta, _ in layer_data:
+        written += write_rate_map(f"{base}_{result_stem(str(meta.get('name') or 'layer'))}.tif", data, meta)
+    return written
