@@ -1,5 +1,5 @@
 """Shared pytest configuration: the default run is the fast suite (``--slow``: the slow fits only),
-flushed denormals, and a one-thread fixture."""
+flushed denormals, a one-thread fixture, and a per-test folder for the remembered settings."""
 
 import pytest
 import torch
@@ -44,3 +44,10 @@ def one_thread():
     torch.set_flush_denormal(True)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _own_config_dir(tmp_path_factory, monkeypatch):
+    """The fit widget's remembered settings live in a fresh folder per test, never in the user's
+    configuration folder (a test's settings must not leak into the next test or the user's napari)."""
+    monkeypatch.setenv("NAPARI_MOLLIFIER_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))

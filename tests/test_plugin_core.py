@@ -189,55 +189,95 @@ def test_ome_tiff_pixel_size(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "case, words",
+    "case, words, shape, kind",
     [
-        ("rgb", ["RGB", "single grayscale channel"]),
-        ("stack", ["expected one 2-D image", "save the one plane"]),
-        ("nopixel", ["no pixel size", "Image > Properties"]),
-        ("corrupt", ["not a readable TIFF", "re-export"]),
+        ("rgb", ["RGB", "single grayscale channel"], (64, 64, 3), "rgb"),
+        ("stack", ["expected one 2-D image", "save the one plane"], (3, 64, 64), "image"),
+        ("nopixel", ["no pixel size", "napari's built-in writer", "'Infer rate maps'"], (64, 64), "image"),
+        ("napari", ["no pixel size", "napari's built-in writer"], (64, 64), "image"),
     ],
 )
-def test_tiff_reader_errors_are_one_line_with_the_fix(tmp_path, case, words):
+def test_tiff_reader_opens_any_tiff_and_says_what_it_lacks(tmp_path, monkeypatch, case, words, shape, kind):
+    """RGB images, stacks and TIFFs without a pixel size (a plain one, one saved by napari's
+    built-in writer) open as they are, with a one-line notification naming the file and the fix."""
+    from napari_mollifier._napari import _reader
+
+    said = []
+    monkeypatch.setattr(_reader, "notify", said.append)
+    path = tmp_path / f"{case}.tif"
+    rng = np.random.default_rng(0)
+    if case == "rgb":
+        data = rng.integers(0, 255, shape, dtype=np.uint8)
+        tifffile.imwrite(path, data, photometric="rgb")
+    elif case == "stack":
+        data = rng.random(shape).astype(np.float32)
+        write_tiff(path, data, 10.0)
+    elif case == "nopixel":
+        data = rng.random(shape).astype(np.float32)
+        tifffile.imwrite(path, data)
+    else:
+        from napari_builtins.io import napari_write_image
+
+        data = rng.random(shape).astype(np.float32)
+        napari_write_image(str(path), data, {"scale": (12.5, 12.5), "name": "cell"})
+    reader = _reader.get_tiff_reader(str(path))
+    ((back, kw, layer_type),) = reader(str(path))
+    np.testing.assert_array_equal(back, data)
+    assert layer_type == "image" and kw.get("rgb", False) == (kind == "rgb")
+    assert len(said) == 1 and "\n" not in said[0] and str(path) in said[0], said
+    assert all(w in said[0] for w in words), said[0]
+    if case in ("nopixel", "napari"):
+        assert "scale" not in kw and kw["metadata"]["pixel_size_nm"] is None
+    else:
+        assert kw["scale"][-2:] == (10.0, 10.0) if case == "stack" else True
+
+
+def test_tiff_reader_refuses_an_unreadable_file_in_one_line(tmp_path):
     from napari_mollifier._napari._reader import get_tiff_reader
 
-    path = tmp_path / f"{case}.tif"
-    if case == "rgb":
-        tifffile.imwrite(path, np.zeros((64, 64, 3), np.uint8), photometric="rgb")
-    elif case == "stack":
-        write_tiff(path, np.random.default_rng(0).random((3, 64, 64)).astype(np.float32), 10.0)
-    elif case == "nopixel":
-        tifffile.imwrite(path, np.random.default_rng(0).random((64, 64)).astype(np.float32))
-    else:
-        path.write_bytes(b"II*\x00 this is not a tiff")
+    path = tmp_path / "corrupt.tif"
+    path.write_bytes(b"II*\x00 this is not a tiff")
     reader = get_tiff_reader(str(path))
     assert reader is not None  # a TIFF: the reader claims it and explains what is wrong
     with pytest.raises(InputError) as err:
         reader(str(path))
     msg = str(err.value)
-    assert "\n" not in msg and str(path) in msg and all(w in msg for w in words), msg
+    assert "\n" not in msg and str(path) in msg and "not a readable TIFF" in msg and "re-export" in msg, msg
 
 
 def test_writer_round_trip(tmp_path):
+    """A layer saved by the plugin's writer comes back with its pixel size (OME, in nm), settings,
+    colour map, display range and units, whatever the file is called."""
     from napari_mollifier._napari._reader import read_tiff
     from napari_mollifier._napari._writer import pixel_size_from_meta, write_rate_map
 
     rng = np.random.default_rng(1)
-    data = rng.random((48, 40)).astype(np.float64)
+    data = rng.random((48, 40)).astype(np.float64) * 0.004
     data[:5] = np.nan
     settings = InferenceSettings(steps=11).model_dump()
     meta = {
         "scale": (20.0, 20.0),
         "units": ("nanometer", "nanometer"),
-        "name": "c gamma_me",
-        "metadata": {"settings": settings, "map": "gamma_me", "step": 11},
+        "name": "c gamma_ac",
+        "colormap": {"name": "viridis"},
+        "contrast_limits": [0.001, 0.003],
+        "metadata": {"settings": settings, "step": 11, "units": "rates in 1/tau"},
     }
-    (out,) = write_rate_map(str(tmp_path / "c_gamma_me"), data, meta)
-    assert out.endswith("c_gamma_me.tif")
-    assert tifffile.imread(out).dtype == np.float32
+    (out,) = write_rate_map(str(tmp_path / "renamed"), data, meta)
+    assert out.endswith("renamed.tif")
+    with tifffile.TiffFile(out) as tif:
+        assert tif.asarray().dtype == np.float32
+        assert 'PhysicalSizeX="20.0" PhysicalSizeXUnit="nm"' in tif.ome_metadata
     ((back, kw, kind),) = read_tiff(out)
     np.testing.assert_array_equal(back, data.astype(np.float32))
-    assert kw["scale"] == (20.0, 20.0) and kw["colormap"] == "magma"
+    assert kw["scale"] == (20.0, 20.0) and kw["units"] == ("nm", "nm")
+    assert kw["colormap"] == "viridis" and kw["contrast_limits"] == (0.001, 0.003)
     assert kw["metadata"]["settings"] == settings and kw["metadata"]["step"] == 11
+    assert kw["metadata"]["units"] == "rates in 1/tau" and kw["metadata"]["map"] == "gamma_ac"
+    # A map written by `mollifier infer` (no display stored) and renamed: its map's style.
+    path = write_tiff(tmp_path / "lambda copy.tif", data, 20.0, metadata={"map": "lambda"})
+    ((_, kw2, _),) = read_tiff(str(path))
+    assert kw2["colormap"] == "turbo" and kw2["contrast_limits"][1] < 0.005
     assert pixel_size_from_meta({"scale": (1.0, 0.02), "units": ("µm", "µm")}) == pytest.approx(20.0)
     assert (
         pixel_size_from_meta({"scale": (1.0, 1.0), "units": ("pixel", "pixel")}) is None

@@ -100,25 +100,10 @@ def test_reader_and_writer_round_trip_in_napari(make_napari_viewer_proxy, tmp_pa
     assert back.metadata["settings"] == settings and back.metadata["note"] == "x"
 
 
-@pytest.mark.parametrize(
-    "case, words",
-    [
-        ("rgb", ["RGB", "single grayscale channel"]),
-        ("stack", ["expected one 2-D image", "save the one plane"]),
-        ("nopixel", ["no pixel size", "Image > Properties"]),
-    ],
-)
-def test_reader_errors_reach_the_user_in_one_line(make_napari_viewer_proxy, tmp_path, case, words):
-    import tifffile
-
+def test_an_unreadable_tiff_reaches_the_user_in_one_line(make_napari_viewer_proxy, tmp_path):
     viewer = make_napari_viewer_proxy()
-    path = tmp_path / f"{case}.tif"
-    if case == "rgb":
-        tifffile.imwrite(path, np.zeros((64, 64, 3), np.uint8), photometric="rgb")
-    elif case == "stack":
-        write_tiff(path, np.random.default_rng(0).random((3, 64, 64)).astype(np.float32), 10.0)
-    else:
-        tifffile.imwrite(path, np.random.default_rng(0).random((64, 64)).astype(np.float32))
+    path = tmp_path / "corrupt.tif"
+    path.write_bytes(b"II*\x00 this is not a tiff")
     with pytest.raises(Exception) as err:
         viewer.open(str(path), plugin=PLUGIN)
     chain, e = [], err.value
@@ -126,7 +111,7 @@ def test_reader_errors_reach_the_user_in_one_line(make_napari_viewer_proxy, tmp_
         chain.append(e)
         e = e.__cause__ or e.__context__
     ours = [str(x) for x in chain if type(x).__name__ == "InputError"]
-    assert ours and "\n" not in ours[0] and all(w in ours[0] for w in words), [str(x) for x in chain]
+    assert ours and "\n" not in ours[0] and "not a readable TIFF" in ours[0], [str(x) for x in chain]
     assert len(viewer.layers) == 0
 
 

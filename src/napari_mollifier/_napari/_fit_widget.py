@@ -39,6 +39,7 @@ from ._qt_settings import (
     wrapping_label,
 )
 from ._qt_worker import StopsOnClose, start_cancellable
+from ._save import results_section
 
 if TYPE_CHECKING:
     import napari.viewer
@@ -101,6 +102,7 @@ class FitWidget(StopsOnClose, InputSection, MapLayers, QWidget):
         units = wrapping_label(f"<small>{RATE_UNITS}</small>", rbox)
         rlay.addWidget(units)
         lay.addWidget(rbox)
+        lay.addWidget(results_section(self))
         lay.addStretch(1)
 
     def _connect(self) -> None:

@@ -1,8 +1,9 @@
 """npe2 readers: TIFF / OME-TIFF images with their pixel size, and localisation tables (Qt-free).
 
-A reader hook returns None only for files that are not of its kind; for its own kind of file
-every problem surfaces as the one-line :class:`~napari_mollifier.io.InputError` of the io module
-(RGB, stacks, no pixel size, ...), naming the file and the fix.
+A reader hook returns None only for files that are not of its kind. The TIFF reader opens every
+readable TIFF and says in a notification what a file lacks for a fit (no pixel size, RGB, a
+stack); only an unreadable file raises the one-line :class:`~napari_mollifier.io.InputError` of
+the io module, naming the file and the fix. The localisation reader raises it for any bad table.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import DEFAULT_RENDER_PIXEL_NM, TABLE_SUFFIXES, InputError, read_image, render_table
+from ..io import (
+    DEFAULT_RENDER_PIXEL_NM,
+    TABLE_SUFFIXES,
+    InputError,
+    read_image,
+    read_tiff_as_is,
+    render_table,
+)
 from ._layers import MAP_STYLE, contrast_limits, image_layer_kwargs, map_key
 
 __all__ = [
@@ -45,45 +53,110 @@ def get_tiff_reader(path):
 
 
 def read_tiff(path) -> list[tuple]:
-    """Layer data of one or more TIFF / OME-TIFF files: an image (a labels layer for ``*_mask``
-    files) with ``scale`` = pixel size, ``units`` nm, and the file's settings in ``metadata``."""
+    """Layer data of one or more TIFF / OME-TIFF files: an image (a labels layer for masks) with
+    ``scale`` = pixel size, ``units`` nm, and the file's settings in ``metadata``.
+
+    Any readable TIFF opens, as napari's own reader would open it: a file without a pixel size
+    (a plain TIFF, or one saved by napari's built-in writer) opens at napari's default scale, and
+    RGB images or stacks open as they are; each time a notification says what the file lacks for
+    a fit and what to do. Only an unreadable file raises (one-line :class:`InputError`). A map
+    written by this plugin gets back its colour map and display range from the metadata stored
+    with it, whatever the file's name."""
     return [_tiff_layer(p) for p in _paths(path)]
 
 
+def notify(message: str) -> None:
+    """Show a one-line message in napari's notification area (a warning)."""
+    from napari.utils.notifications import show_warning
+
+    show_warning(message)
+
+
 def _tiff_layer(path: str) -> tuple:
-    img = read_image(path, allow_nan=True)
+    try:
+        img = read_image(path, allow_nan=True, allow_constant=True)
+        problem = ""
+    except InputError as exc:
+        try:
+            img = read_tiff_as_is(path)
+        except InputError:
+            raise exc from None  # not readable at all: the analysis reader's message
+        problem = str(exc)
     p = Path(img.path)
-    if not img.pixel_size_nm:
-        raise InputError(
-            f"{p}: no pixel size in the file's metadata; set it (Fiji: Image > Properties, in nm or "
-            "µm) and save again, or open it with napari's built-in reader and type the pixel size "
-            "into 'Infer rate maps'"
-        )
+    px = img.pixel_size_nm
     info = img.metadata.get("info")
     meta = dict(info) if isinstance(info, dict) else ({"info": info} if info else {})
-    meta.update(
-        source=str(p),
-        pixel_size_nm=img.pixel_size_nm,
-        pixel_size_source=img.metadata.get("pixel_size_source", ""),
-    )
-    kw = dict(name=p.stem, metadata=meta, **image_layer_kwargs(img.pixel_size_nm))
-    origin = meta.get("origin_nm")
-    if isinstance(origin, (list, tuple)) and len(origin) == 2:
-        # Maps of a rendered localisation table: placed where the table's density layer lies.
-        kw["translate"] = _table_translate(origin, img.pixel_size_nm)
+    meta.update(source=str(p), pixel_size_nm=px, pixel_size_source=img.metadata.get("pixel_size_source", ""))
     data = img.data
+    said = [f"{problem} (opened as it is)"] if problem else []
+    if not px:
+        why = img.metadata.get("pixel_size_problem")
+        said.append(
+            f"{'' if said else f'{p}: '}no pixel size in the file's metadata{f' ({why})' if why else ''}, "
+            "e.g. a TIFF saved by napari's built-in writer; opened at 1 pixel per unit: type the pixel "
+            "size (nm) into 'Infer rate maps', or set it (Fiji: Image > Properties) and save again"
+        )
+    if said:
+        notify("; ".join(said))
+    kw = dict(name=p.stem, metadata=meta)
+    rgb = (
+        data.ndim == 3
+        and data.shape[-1] in (3, 4)
+        and ("S" in img.metadata.get("axes", "S") or data.dtype == np.uint8)
+    )
+    if px:
+        n_lead = data.ndim - (3 if rgb else 2)
+        lead = (1.0,) * max(n_lead, 0)
+        geom = image_layer_kwargs(px)
+        kw.update(scale=lead + geom["scale"], units=("pixel",) * len(lead) + geom["units"])
+    if rgb:
+        kw["rgb"] = True
+        return data, kw, "image"
+    origin = meta.get("origin_nm")
+    if px and data.ndim == 2 and isinstance(origin, (list, tuple)) and len(origin) == 2:
+        # Maps of a rendered localisation table: placed where the table's density layer lies.
+        kw["translate"] = _table_translate(origin, px)
     finite = data[np.isfinite(data)]
     if (
-        p.stem.lower().endswith("_mask")
+        (p.stem.lower().endswith("_mask") or meta.get("map") == "mask")
+        and finite.size
         and np.array_equal(finite, np.round(finite))
         and finite.min() >= 0
         and finite.max() < 2**16
     ):
         return data.astype(np.uint16 if finite.max() > 255 else np.uint8), kw, "labels"
-    key = map_key(p.stem)
-    if key is not None:
-        kw.update(MAP_STYLE[key], contrast_limits=contrast_limits(data))
+    kw.update(_map_display(meta, p.stem, data))
     return data.astype(np.float32), kw, "image"
+
+
+def _map_display(meta: dict, stem: str, data: np.ndarray) -> dict:
+    """Colour map and display range of a map: those stored by the plugin's writer
+    (``meta["display"]``), else its map's style (the map named in ``meta["map"]``, else by the
+    file name's suffix); nothing for other images."""
+    key = map_key("_" + str(meta["map"])) if meta.get("map") else None
+    key = key or map_key(stem)
+    out = dict(MAP_STYLE[key]) if key else {}
+    display = meta.get("display") if isinstance(meta.get("display"), dict) else {}
+    cmap = display.get("colormap")
+    if isinstance(cmap, str) and _known_colormap(cmap):
+        out["colormap"] = cmap
+    limits = display.get("contrast_limits")
+    if (
+        isinstance(limits, (list, tuple))
+        and len(limits) == 2
+        and all(isinstance(v, (int, float)) and np.isfinite(v) for v in limits)
+        and limits[1] > limits[0]
+    ):
+        out["contrast_limits"] = (float(limits[0]), float(limits[1]))
+    elif key or out:
+        out["contrast_limits"] = contrast_limits(data)
+    return out
+
+
+def _known_colormap(name: str) -> bool:
+    from napari.utils.colormaps import AVAILABLE_COLORMAPS
+
+    return name in AVAILABLE_COLORMAPS
 
 
 def _header(path: str) -> list[str] | None:

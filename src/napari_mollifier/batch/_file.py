@@ -49,7 +49,7 @@ def infer_file(
     progress : callable, optional
         Receives the solver's progress events.
     overview : bool
-        Also write ``S_overview.png``.
+        Also write ``S_overview.png`` (the other files: :func:`napari_mollifier.io.save_result`).
     skip_existing : bool
         Return status "skipped" without fitting when ``out`` already holds this file's complete
         outputs made with the same resume key (:func:`batch_key`).
@@ -65,7 +65,8 @@ def infer_file(
     -------
     FileResult
     """
-    from ..inverse import infer_rates, write_rate_maps
+    from ..inverse import infer_rates
+    from ..io import save_result
 
     stem = stem or Path(image).stem
     try:
@@ -95,17 +96,10 @@ def infer_file(
             # S.json's "cancelled" stops a later batch from taking these maps as done (resume).
             why = f"stopped by the user at step {maps.fit.steps_done} of {maps.fit.settings.get('steps')}"
             extra.update(status="cancelled", status_reason=f"{why}; the maps are those of that step")
-        # An earlier S.json goes first: should this write stop halfway, the new maps beside the old
-        # record must not pass for that earlier, complete result on a re-run.
-        (Path(out) / f"{stem}.json").unlink(missing_ok=True)
-        if overview:
-            # Before the JSON: S.json is the last output written, the mark of a finished file.
-            from ..plotting import overview_figure
-
-            overview_figure(maps, Path(out) / f"{stem}_overview.png")
-        paths = write_rate_maps(maps, out, stem, extra=extra)
-        if overview:
-            paths["overview"] = Path(out) / f"{stem}_overview.png"
+        # Every file of the result (maps, S_rates.csv, the overview, S.json last), as the fit widget's
+        # "Save all…" writes them; an earlier S.json goes first, so that new maps beside an old
+        # record never pass for that earlier, complete result should this write stop halfway.
+        paths = save_result(maps, out, stem=stem, overview=overview, extra=extra)
         # A failed or diverged fit's maps are written too, for inspection; S.json and the row say
         # its status and why (a re-run with skip_existing fits it again).
         status, reason = maps.status, "; ".join(maps.notices)

@@ -93,6 +93,7 @@ def _output_paths(image, out, overview: bool, sd: bool = True, stem: str | None 
     stem = stem or Path(image).stem
     keys = [k for k in OUTPUT_FILE_KEYS if sd or k not in SD_FILE_KEYS]
     paths = {k: Path(out) / f"{stem}_{k}.tif" for k in keys}
+    paths["rates"] = Path(out) / f"{stem}_rates.csv"
     paths["json"] = Path(out) / f"{stem}.json"
     if overview:
         paths["overview"] = Path(out) / f"{stem}_overview.png"

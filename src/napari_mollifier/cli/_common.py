@@ -24,14 +24,32 @@ def _setting_option_fields() -> tuple[str, ...]:
 SETTING_OPTION_FIELDS = _setting_option_fields()
 
 
+def settings_from_files(args, command: str) -> dict:
+    """The settings of ``--settings-from FILE`` (an earlier result: S.json or a map TIFF), then of
+    ``--config FILE`` over them (TOML, JSON or YAML); a bad file ends the command with one line."""
+    from ..io import InputError, read_settings_file
+
+    kw: dict = {}
+    for option in ("settings_from", "config"):
+        path = getattr(args, option, None)
+        if path:
+            try:
+                kw.update(read_settings_file(path))
+            except InputError as exc:
+                raise SystemExit(f"mollifier {command}: {exc}") from None
+    return kw
+
+
 def settings_from_args(args, command: str):
-    """InferenceSettings from the fit options (each unset option keeps its setting's default);
-    invalid values end the command with one line that names the option."""
+    """InferenceSettings from the fit options: the defaults, overridden by ``--settings-from``,
+    then ``--config``, then each option given on the command line; invalid values end the command
+    with one line that names the option."""
     from pydantic import ValidationError
 
     from ..config import InferenceSettings, option_name
 
-    kw = {name: v for name in SETTING_OPTION_FIELDS if (v := getattr(args, name, None)) is not None}
+    kw = settings_from_files(args, command)
+    kw.update({name: v for name in SETTING_OPTION_FIELDS if (v := getattr(args, name, None)) is not None})
     if getattr(args, "intensity_levels", None):
         if args.input != "intensity":
             raise SystemExit(

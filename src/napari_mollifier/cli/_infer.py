@@ -241,3 +241,21 @@ def _cmd_demo(args) -> int:
     summary = write_summary(results, out / "summary.csv")
     _log(f"mollifier demo: summary of {len(results)} nuclei -> {summary}")
     return 0 if all(r[1] == "ok" for r in rows) else 1
+
+
+def _cmd_config(args) -> int:
+    """``mollifier config``: a TOML file of every setting (the defaults, or an earlier result's)."""
+    from ..config import InferenceSettings
+    from ..io import InputError, atomic_write_text, read_settings_file, settings_template
+
+    try:
+        given = read_settings_file(args.settings_from) if args.settings_from else {}
+    except InputError as exc:
+        raise SystemExit(f"mollifier config: {exc}") from None
+    text = settings_template(InferenceSettings(**given))
+    if args.out:
+        atomic_write_text(args.out, text)
+        _log(f"mollifier config: wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0

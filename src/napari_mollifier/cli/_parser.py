@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ._batch import _cmd_batch
-from ._infer import _cmd_demo, _cmd_infer, _cmd_simulate
+from ._infer import _cmd_config, _cmd_demo, _cmd_infer, _cmd_simulate
 from ._scaling import _cmd_scaling
 
 #: How ``--help`` groups the settings options; settings not named here are "advanced". The
@@ -60,6 +60,21 @@ def _add_fit_options(p) -> None:
         help="intensity input: the image values of pure euchromatin (phi 0) and pure heterochromatin "
         "(phi 1) from a calibration (the settings euchromatin_level, heterochromatin_level); without "
         "them phi comes from the nucleus' Otsu class medians and the rates are undetermined",
+    )
+    files = p.add_argument_group(
+        "settings files",
+        "the settings come from the defaults, then --settings-from, then --config, then the options below",
+    )
+    files.add_argument(
+        "--settings-from",
+        metavar="FILE",
+        help="the settings of an earlier result: its S.json or one of its map TIFFs (e.g. S_gamma_me.tif)",
+    )
+    files.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a configuration file (TOML, JSON or YAML) of settings, name = value; `mollifier config` "
+        "writes one with every setting",
     )
     # Accepted for old command lines (the only model is chr); not listed.
     p.add_argument("--model", choices=["chr"], default="chr", help=argparse.SUPPRESS)
@@ -302,6 +317,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="Gaussian sigma before the threshold (default: 0 for fraction, 20 nm for intensity input)",
     )
     sc.set_defaults(func=_cmd_scaling)
+
+    cf = sub.add_parser(
+        "config",
+        help="write a configuration file (TOML) with every fit setting, for --config",
+        description="A TOML file with every field of the fit settings, each with its description: the "
+        "defaults, or the settings of an earlier result (--from). Edit it and give it to "
+        "`mollifier infer --config FILE` or `mollifier batch --config FILE`.",
+    )
+    cf.add_argument(
+        "--from", dest="settings_from", metavar="FILE", help="S.json or a map TIFF of an earlier result"
+    )
+    cf.add_argument("--out", metavar="FILE", help="the file to write (default: standard output)")
+    cf.set_defaults(func=_cmd_config)
 
     d = sub.add_parser("demo", help="the README's main job: rate maps of the bundled sample nuclei")
     d.add_argument("--out", default="mollifier-demo", help="output folder (default: ./mollifier-demo)")

@@ -328,7 +328,8 @@ def _fit_with_cpu_fallback(phi, mask, px, settings, cancel, progress, source: st
 def write_rate_maps(
     maps: RateMaps, out_dir: str | os.PathLike, stem: str | None = None, *, extra: dict | None = None
 ) -> dict:
-    """Write the docs/interfaces.md outputs: S_gamma_me/_gamma_ac/_lambda/_phi (float32), their
+    """Write the docs/interfaces.md outputs: S_gamma_me/_gamma_ac/_lambda/_phi (float32 OME-TIFF, pixel
+    size in nm), their
     standard deviations S_gamma_me_sd/_gamma_ac_sd/_lambda_sd (float32, when estimated), S_mask
     (uint8) and S.json, each atomically; S.json last, so that it marks a complete set. S.json's
     top-level "status" and "status_reason" say whether the fit went right (maps of a failed or
@@ -376,7 +377,12 @@ def write_rate_maps(
                 maps.pixel_size_nm,
                 metadata=dict(meta, map=key, uncertainty=fit.uncertainty.get("method")),
             )
-    paths["mask"] = write_tiff(out / f"{stem}_mask.tif", maps.mask.astype(np.uint8), maps.pixel_size_nm)
+    paths["mask"] = write_tiff(
+        out / f"{stem}_mask.tif",
+        maps.mask.astype(np.uint8),
+        maps.pixel_size_nm,
+        metadata={"map": "mask", "source": maps.source, "pixel_size_nm": maps.pixel_size_nm},
+    )
     record = {
         "status": fit.status,
         "status_reason": fit.status_reason,

@@ -24,12 +24,23 @@ from ._readers import (
     is_table,
     read_image,
     read_localisations,
+    read_tiff_as_is,
     render_localisations,
     render_table,
 )
+from ._results import RATE_TABLE_COLUMNS, rate_table_rows, result_stem, save_result, write_rate_table
+from ._settings_files import CONFIG_SUFFIXES, read_settings_file, settings_template
 from ._writers import write_json, write_tiff
 
 __all__ = [
+    "CONFIG_SUFFIXES",
+    "read_settings_file",
+    "settings_template",
+    "RATE_TABLE_COLUMNS",
+    "rate_table_rows",
+    "result_stem",
+    "save_result",
+    "write_rate_table",
     "DEFAULT_RENDER_PIXEL_NM",
     "MAX_PIXELS",
     "PIXEL_SIZE_RANGE_NM",
@@ -52,6 +63,7 @@ __all__ = [
     "localisation_coverage_notice",
     "one_line_error",
     "read_image",
+    "read_tiff_as_is",
     "read_localisations",
     "render_localisations",
     "render_table",

@@ -20,6 +20,7 @@ __all__ = [
     "InputError",
     "ImageData",
     "read_image",
+    "read_tiff_as_is",
     "read_localisations",
     "render_localisations",
     "render_table",
@@ -164,9 +165,9 @@ def read_image(
 
     ``allow_nan=True`` accepts NaN pixels (rate maps are NaN outside the analysed region);
     ``allow_constant=True`` accepts constant images (a mask may be all 0 or all 1: the mask
-    checks then say what is wrong with it). JSON
-    written by :func:`write_tiff` into the ImageJ ``Info`` property comes back as
-    ``metadata["info"]``.
+    checks then say what is wrong with it). The JSON record that :func:`write_tiff` stores (in the
+    OME ``Image`` ``Description``; files of earlier versions: the ImageJ ``Info`` property) comes
+    back as ``metadata["info"]``.
 
     Raises
     ------
@@ -194,7 +195,7 @@ def read_image(
             data = tif.asarray()
             pixel_size, source = _pixel_size_from_tiff(tif)
             axes = tif.series[0].axes if tif.series else ""
-            info = (tif.imagej_metadata or {}).get("Info") if tif.is_imagej else None
+            info = _saved_metadata(tif)
         damaged = [m for m in collect.messages if re.search(r"offset|truncat", m, re.IGNORECASE)]
         if damaged:
             raise InputError(
@@ -255,6 +256,69 @@ def read_image(
         meta = {"pixel_size_source": source}
     else:
         meta = {"pixel_size_problem": source} if source else {}
+    if info:
+        try:
+            meta["info"] = json.loads(info)
+        except ValueError:
+            meta["info"] = str(info)
+    return ImageData(data=data, pixel_size_nm=pixel_size, path=str(p), metadata=meta)
+
+
+def _saved_metadata(tif) -> str | None:
+    """The JSON that :func:`write_tiff` stores with an image: the OME ``Image`` ``Description`` (or
+    the ImageJ ``Info`` property of files written by earlier versions); None when there is none."""
+    if tif.is_ome and tif.ome_metadata:
+        import xml.etree.ElementTree as ET
+
+        try:
+            root = ET.fromstring(tif.ome_metadata)
+        except ET.ParseError:
+            return None
+        for el in root.iter():
+            if el.tag.rsplit("}", 1)[-1] == "Description" and (el.text or "").lstrip().startswith("{"):
+                return el.text
+        return None
+    if tif.is_imagej:
+        return (tif.imagej_metadata or {}).get("Info")
+    return None
+
+
+def read_tiff_as_is(path: str | os.PathLike) -> ImageData:
+    """Any readable TIFF's pixels and pixel size, without the checks of :func:`read_image` (RGB,
+    stacks, constant or tiny images come back as they are; the pixel size is None when the file
+    has none). For viewers, which show what a file holds; the analysis reads with
+    :func:`read_image`.
+
+    Raises
+    ------
+    InputError
+        The file is missing or not a readable TIFF: one line naming it and the fix.
+    """
+    import tifffile
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: file not found; check the path")
+    try:
+        with tifffile.TiffFile(p) as tif:
+            if not tif.series or not len(tif.pages):
+                raise InputError(f"{p}: not a readable TIFF (it holds no image); re-export it as TIFF")
+            data = np.squeeze(tif.asarray())
+            pixel_size, source = _pixel_size_from_tiff(tif)
+            axes = tif.series[0].axes
+            info = _saved_metadata(tif)
+    except InputError:
+        raise
+    except Exception as exc:  # tifffile raises many types for truncated / non-TIFF files
+        raise InputError(
+            f"{p}: not a readable TIFF ({type(exc).__name__}: {' '.join(str(exc).split())[:80]}); "
+            "re-export it as TIFF or OME-TIFF"
+        ) from None
+    meta: dict = {"axes": axes}
+    if pixel_size is not None:
+        meta["pixel_size_source"] = source
+    elif source:
+        meta["pixel_size_problem"] = source
     if info:
         try:
             meta["info"] = json.loads(info)

@@ -1,4 +1,4 @@
-"""Writers: float32 TIFFs with pixel size and settings in their metadata, written atomically."""
+"""Writers: float32 OME-TIFFs with pixel size and settings in their metadata, written atomically."""
 
 from __future__ import annotations
 
@@ -21,22 +21,31 @@ def write_tiff(
     *,
     metadata: dict | None = None,
 ) -> Path:
-    """ImageJ-compatible TIFF (pixel size in µm as resolution) written atomically.
+    """A 2-D image as OME-TIFF (pixel size in nm as the OME ``PhysicalSizeX/Y``), written atomically.
 
-    ``metadata`` (JSON-serialisable) is stored in the ImageJ ``Info`` property, so that the settings
-    travel with the map.
+    The OME-XML carries the physical pixel size and its unit (``PhysicalSizeXUnit="nm"``), which
+    Fiji (Bio-Formats), QuPath, bioio and napari read; the TIFF resolution tags hold the same size
+    in pixels per cm for readers that ignore OME-XML. ``metadata`` (JSON-serialisable: the fit's
+    settings, the map's name, units and display range) is stored as JSON in the OME ``Image``
+    ``Description``, so that the settings travel with the map (:func:`read_image` returns it as
+    ``metadata["info"]``).
     """
     import tifffile
 
-    buf = io.BytesIO()
-    kwargs = {}
+    arr = np.ascontiguousarray(data)
+    ome: dict = {"axes": "YX" if arr.ndim == 2 else None}
+    kwargs: dict = {}
     if pixel_size_nm:
-        px_um = pixel_size_nm / 1000.0
-        kwargs["resolution"] = (1.0 / px_um, 1.0 / px_um)
-    md = {"unit": "um"} if pixel_size_nm else {}
+        px = float(pixel_size_nm)
+        ome.update(PhysicalSizeX=px, PhysicalSizeXUnit="nm", PhysicalSizeY=px, PhysicalSizeYUnit="nm")
+        per_cm = 1e7 / px
+        kwargs.update(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
     if metadata:
-        md["Info"] = json.dumps(metadata, default=str)
-    tifffile.imwrite(buf, np.ascontiguousarray(data), imagej=True, metadata=md, **kwargs)
+        ome["Description"] = json.dumps(metadata, default=_jsonable)
+    if ome["axes"] is None:
+        del ome["axes"]
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, arr, ome=True, photometric="minisblack", metadata=ome, **kwargs)
     return atomic_write_bytes(path, buf.getvalue())
 
 

@@ -1,0 +1,143 @@
+"""The "Results" section of the fit widget (Qt): "Save all…" writes every file of the last fit as
+``mollifier infer`` does (:func:`napari_mollifier.io.save_result`); "Load settings…" fills the
+settings form from an earlier result or a configuration file; and the form starts from the
+settings of the last fit (:mod:`._last_settings`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qtpy.QtWidgets import QFileDialog, QGroupBox, QHBoxLayout, QPushButton
+
+from ..io import one_line_error
+from ._last_settings import remember_settings, remembered_settings
+
+__all__ = [
+    "results_section",
+    "save_all",
+    "load_settings",
+    "rate_maps_of",
+    "choose_folder",
+    "choose_settings_file",
+]
+
+_SETTINGS_FILTER = "Earlier result or settings (*.json *.tif *.tiff *.toml *.yaml *.yml);;All files (*)"
+
+
+def choose_folder(parent) -> str:
+    """The folder to save into, from a dialog ("" when cancelled)."""
+    return QFileDialog.getExistingDirectory(parent, "Save all results into a folder")
+
+
+def choose_settings_file(parent) -> str:
+    """An earlier result's S.json / map TIFF or a configuration file, from a dialog ("" when cancelled)."""
+    return QFileDialog.getOpenFileName(parent, "Load settings from an earlier result", "", _SETTINGS_FILTER)[
+        0
+    ]
+
+
+def results_section(widget) -> QGroupBox:
+    """The "Results" group of the fit widget: "Save all…" (enabled once a fit has ended) and
+    "Load settings…"; also fills the form with the remembered settings and remembers the settings
+    of each fit as it starts.
+
+    ``widget`` is the :class:`~._fit_widget.FitWidget` (its ``form``, ``state``, ``fit``, ``_input``).
+    """
+    box = QGroupBox("Results", widget)
+    row = QHBoxLayout(box)
+    widget.save_all_btn = QPushButton("Save all…", box)
+    widget.save_all_btn.setToolTip(
+        "write the maps (OME-TIFF with the pixel size in nm), the settings and record (S.json), the "
+        "overview figure (PNG) and the table of rates (CSV) of the last fit into a folder"
+    )
+    widget.save_all_btn.setEnabled(False)
+    widget.load_settings_btn = QPushButton("Load settings…", box)
+    widget.load_settings_btn.setToolTip(
+        "fill the settings from an earlier result (its S.json or a map TIFF) or a configuration file "
+        "(TOML, JSON, YAML)"
+    )
+    row.addWidget(widget.save_all_btn)
+    row.addWidget(widget.load_settings_btn)
+    widget.save_all_btn.clicked.connect(lambda: save_all(widget))
+    widget.load_settings_btn.clicked.connect(lambda: load_settings(widget))
+
+    def on_status(*_) -> None:
+        busy = widget.state.status in ("running", "stopping")
+        widget.save_all_btn.setEnabled(widget.fit is not None and not busy)
+        widget.load_settings_btn.setEnabled(not busy)
+        if widget.state.status == "running":
+            remember_settings(widget.form.values())
+
+    widget.state.events.status.connect(on_status)
+    remembered = {k: v for k, v in remembered_settings().items() if k in widget.form.widgets}
+    if remembered:
+        widget.form.set_values(**remembered)
+    return box
+
+
+def rate_maps_of(widget):
+    """The widget's last fit as :class:`~napari_mollifier.inverse.RateMaps` (what the CLI saves)."""
+    from ..inverse import RateMaps
+
+    fit, inp = widget.fit, widget._input
+    return RateMaps(
+        gamma_me=fit.gamma_me,
+        gamma_ac=fit.gamma_ac,
+        lam=fit.lam,
+        phi_hat=fit.phi_hat,
+        mask=fit.analysed,
+        phi=inp.phi,
+        pixel_size_nm=inp.pixel_size_nm,
+        source=inp.source,
+        fit=fit,
+        preprocessing=inp.preprocessing,
+        notices=list(getattr(widget, "_notices", None) or []),  # e.g. a fall-back to the CPU
+        input_kind=inp.input_kind,
+    )
+
+
+def save_all(widget, folder: str | None = None) -> dict | None:
+    """Write every file of the widget's last fit into ``folder`` (asked for when None); returns
+    name -> path, or None when cancelled or failed (the widget's message says why)."""
+    from ..io import result_stem, save_result
+
+    if widget.fit is None:
+        widget.state.message = "Nothing to save yet: fit an image first."
+        return None
+    folder = folder or choose_folder(widget)
+    if not folder:
+        return None
+    widget.state.message = f"Saving to {folder}…"
+    widget.repaint()  # the message shows while the files (the overview figure: ~1 s) are written
+    try:
+        paths = save_result(rate_maps_of(widget), folder, stem=result_stem(widget._input.source))
+    except Exception as exc:  # noqa: BLE001 - shown in the panel, not raised into Qt
+        widget.state.message = f"Could not save: {one_line_error(exc)}"
+        return None
+    stem = paths["json"].stem
+    widget.state.message = (
+        f"Saved {len(paths)} files to {folder}: the maps ({stem}_*.tif), {stem}.json, "
+        f"{stem}_overview.png and {stem}_rates.csv."
+    )
+    return paths
+
+
+def load_settings(widget, path: str | None = None) -> dict | None:
+    """Fill the settings form from ``path`` (asked for when None): an earlier result's S.json or
+    map TIFF, or a configuration file; returns the fields set, or None (the message says why)."""
+    from ..io import read_settings_file
+
+    path = path or choose_settings_file(widget)
+    if not path:
+        return None
+    try:
+        values = read_settings_file(path)
+    except Exception as exc:  # noqa: BLE001 - shown in the panel, not raised into Qt
+        widget.state.message = f"Could not load settings: {one_line_error(exc)}"
+        return None
+    shown = {k: v for k, v in values.items() if k in widget.form.widgets}
+    widget.form.set_values(**shown)
+    left = sorted(set(values) - set(shown))
+    note = f" Not in this form (kept at their defaults): {', '.join(left)}." if left else ""
+    widget.state.message = f"Loaded the settings of {Path(path).name}.{note}"
+    return shown
