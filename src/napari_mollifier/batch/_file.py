@@ -69,19 +69,29 @@ def infer_file(
     """
     from ..inverse import infer_rates, write_rate_maps
 
-    try:
-        lab = labels(image) if callable(labels) else labels
-        key = batch_key(
-            image, pixel_size_nm=pixel_size_nm, mask=mask, input=input, settings=settings, labels=lab
+    if labels is not None:  # several nuclei (when the image has a label image)
+        from ._nuclei_file import infer_nuclei_file
+
+        done = infer_nuclei_file(
+            image,
+            out,
+            labels,
+            pixel_size_nm=pixel_size_nm,
+            input=input,
+            settings=settings,
+            cancel=cancel,
+            progress=progress,
+            skip_existing=skip_existing,
+            check_memory=check_memory,
         )
+        if done is not None:
+            return done
+    try:
+        key = batch_key(image, pixel_size_nm=pixel_size_nm, mask=mask, input=input, settings=settings)
         if skip_existing:
             done = completed_result(image, out, key["hash"], overview=overview)
             if done is not None:
                 return done
-        if lab is not None:
-            return _infer_nuclei_file(
-                image, out, lab, key, pixel_size_nm, input, settings, cancel, progress, check_memory
-            )
         m = mask(image) if callable(mask) else mask
         maps = infer_rates(
             image,
@@ -135,55 +145,3 @@ def infer_file(
         )
     except Exception as exc:  # noqa: BLE001 - one input's failure must not stop the others
         return FileResult(str(image), "failed", one_line_error(exc, image))
-
-
-def _infer_nuclei_file(
-    image, out, labels, key, pixel_size_nm, input, settings, cancel, progress, check_memory
-) -> FileResult:
-    """The several-nuclei path of :func:`infer_file`: one fit per labelled nucleus."""
-    from ..inverse import infer_nuclei, write_nuclei_maps
-
-    result = infer_nuclei(
-        image,
-        labels,
-        pixel_size_nm=pixel_size_nm,
-        input=input,
-        settings=settings,
-        cancel=cancel,
-        progress=None if progress is None else (lambda label, ev: progress(ev)),
-        check_memory=check_memory,
-    )
-    paths = write_nuclei_maps(result, out, extra={"batch": {"key": key["hash"], "fields": key["fields"]}})
-    rows = result.table()
-    counts: dict = {}
-    for r in rows:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-    tally = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-    fits = [n.maps.fit for n in result.nuclei if n.maps is not None]
-    verdicts = sorted({r["verdict"] for r in rows if r["verdict"]})
-    return FileResult(
-        str(image),
-        result.status,
-        f"{len(rows)} nuclei: {tally} (one row each in {Path(paths['nuclei']).name})",
-        outputs={k: str(v) for k, v in paths.items()},
-        summary=_mean_summary(result),
-        runtime_s=sum(f.runtime_s for f in fits),
-        steps_done=max((f.steps_done for f in fits), default=0),
-        device=fits[0].device if fits else "",
-        verdict=verdicts[0] if len(verdicts) == 1 else ", ".join(verdicts),
-        verdict_reason="per nucleus: see the nuclei table",
-        nuclei=rows,
-    )
-
-
-def _mean_summary(result) -> dict:
-    """Mean rates over every analysed pixel of every nucleus (the file's row of summary.csv)."""
-    import numpy as np
-
-    analysed = result.analysed()
-    out = {}
-    for key in ("gamma_me", "gamma_ac", "lambda"):
-        v = result.assembled(key)[analysed]
-        if v.size:
-            out[key] = {"mean": float(np.mean(v))}
-    return out
