@@ -78,3 +78,29 @@ def test_label_nuclei_then_fit_each_nucleus_in_the_widget(make_napari_viewer_pro
     assert me.metadata["nuclei"] == w.nuclei_rows and viewer.layers["cells labels"].metadata["nuclei"]
     assert me.contrast_limits[1] > me.contrast_limits[0]
     assert "2 nuclei: 2 ok" in w.state.message
+
+
+def test_automatic_mask_of_a_phi_sample_in_the_widget(make_napari_viewer_proxy, qtbot):
+    import tifffile
+    from test_nuclei import SAMPLES, iou
+
+    from napari_mollifier._napari._fit_widget import FitWidget
+
+    viewer = make_napari_viewer_proxy()
+    phi = tifffile.imread(SAMPLES / "nucleus2_phi.tif")
+    viewer.add_image(phi, name="n2", scale=(PIXEL_NM, PIXEL_NM), metadata={"input": "fraction"})
+    w = FitWidget(viewer)
+    qtbot.addWidget(w)
+    w.preview()  # segments automatically: the whole nucleus, not its heterochromatin domains
+    assert w.state.message.startswith("Preview:"), w.state.message
+    truth = tifffile.imread(SAMPLES / "nucleus2_mask.tif")
+    assert iou(viewer.layers["n2 nucleus mask"].data, truth) >= 0.95
+    # A speck too small to fit: the message names the widget's controls, not command-line options.
+    speck = np.zeros((128, 128), np.float32)
+    speck[50:70, 50:70] = 1.0
+    viewer.add_image(speck, name="speck", scale=(PIXEL_NM, PIXEL_NM), metadata={"input": "fraction"})
+    w.image_combo.setCurrentText("speck")
+    w.preview()
+    assert "automatic nucleus mask has only" in w.state.message
+    assert "Nucleus mask" in w.state.message and "Input kind" in w.state.message
+    assert "--" not in w.state.message
