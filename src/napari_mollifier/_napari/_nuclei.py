@@ -69,6 +69,8 @@ class NucleiSection:
         self.nuclei_table.setHorizontalHeaderLabels([h for h, _ in TABLE_COLUMNS])
         self.nuclei_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.nuclei_table.setToolTip("one row per nucleus of the last fit of several nuclei")
+        self.nuclei_table.verticalHeader().setVisible(False)
+        self.nuclei_table.setMaximumHeight(180)
         self.nuclei_table.setVisible(False)
         form.addRow(self.nuclei_table)
         lay.addWidget(box)
@@ -261,6 +263,7 @@ class NucleiSection:
             if key == "verdict" and row.get("verdict_reason"):
                 item.setToolTip(row["verdict_reason"])
             self.nuclei_table.setItem(i, j, item)
+        self.nuclei_table.resizeColumnsToContents()
 
     def _on_nuclei_returned(self, result) -> None:
         if self._closed or result is None:
