@@ -140,3 +140,32 @@ def test_batch_fits_the_nuclei_of_an_image_with_a_label_image_beside_it(tmp_path
     assert main(args) == 0
     assert list(csv.DictReader((out / "summary.csv").open()))[0]["status"] == "skipped"
     assert len(list(csv.DictReader((out / "nuclei.csv").open()))) == 2
+
+
+def test_a_label_image_that_does_not_fit_the_image_is_refused_with_the_fix():
+    from napari_mollifier.inverse import read_labels
+
+    img, labels = two_nuclei()
+    with pytest.raises(InputError, match=r"cells labels: label image shape \(80, 170\) differs"):
+        read_labels(labels[:, :170], img, name="cells")
+    with pytest.raises(InputError, match="fractional values"):
+        read_labels(labels * 0.5, img, name="cells")
+    with pytest.raises(InputError, match="no nucleus"):
+        read_labels(np.zeros_like(labels), img, name="cells")
+
+
+def test_nuclei_after_a_stop_are_listed_as_not_run():
+    import threading
+
+    from napari_mollifier import infer_nuclei
+
+    img, labels = two_nuclei()
+    stop = threading.Event()
+    stop.set()
+    result = infer_nuclei(img, labels, pixel_size_nm=PIXEL_NM, input="fraction", cancel=stop)
+    assert [(n.label, n.status, n.maps) for n in result.nuclei] == [
+        (3, "not run", None),
+        (5, "not run", None),
+        (7, "not run", None),
+    ]
+    assert np.isnan(result.assembled("gamma_me")).all() and result.status == "not run"
