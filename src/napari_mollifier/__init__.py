@@ -6,7 +6,7 @@ The public API lives here; this package imports neither napari nor Qt.
 from importlib.metadata import PackageNotFoundError, version
 
 from .autodiff import coordinate_derivatives, grid_coordinates
-from .inverse import infer_rates
+from .inverse import infer_nuclei, infer_rates
 from .mollifier import MollifierLayer, bump_kernel, bump_transform, mollifier_margin, mollify
 from .simulate import simulate_nucleus
 
@@ -22,6 +22,7 @@ __all__ = [
     "bump_transform",
     "coordinate_derivatives",
     "grid_coordinates",
+    "infer_nuclei",
     "infer_rates",
     "mollifier_margin",
     "mollify",

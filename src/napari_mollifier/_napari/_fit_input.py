@@ -15,6 +15,11 @@ from ._writer import pixel_size_from_meta
 __all__ = ["AUTO_MASK", "NO_CROP", "InputSection"]
 
 AUTO_MASK = "(segment automatically)"
+#: What a too small automatic mask suggests, in the widget's words.
+SEGMENTATION_FIX = (
+    "paint a labels layer and pick it as the Nucleus mask, or check the Input kind (fraction for "
+    "heterochromatin-fraction images, intensity for raw ones)"
+)
 NO_CROP = "(whole image)"
 
 
@@ -134,7 +139,8 @@ class InputSection:
             return np.asarray(layer.data)
         from ..io import segment_nucleus
 
-        mask = segment_nucleus(np.asarray(image.data, dtype=float), name=image.name).astype(np.uint8)
+        mask = segment_nucleus(np.asarray(image.data, dtype=float), name=image.name, fix=SEGMENTATION_FIX)
+        mask = mask.astype(np.uint8)
         label_name = f"{image.name} nucleus mask"
         existing = self._layer(label_name)
         if (

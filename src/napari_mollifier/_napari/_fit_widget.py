@@ -31,6 +31,7 @@ from ._fit import (
 from ._fit_input import AUTO_MASK, NO_CROP, InputSection
 from ._fit_maps import MapLayers
 from ._layers import FIT_MAP_KEYS, RATE_UNITS, SD_MAP_KEYS, contrast_limits
+from ._nuclei import NucleiSection
 from ._qt_plot import LossPlot
 from ._qt_settings import (
     SettingsForm,
@@ -47,12 +48,12 @@ if TYPE_CHECKING:
 __all__ = ["AUTO_MASK", "NO_CROP", "FitWidget"]
 
 
-class FitWidget(StopsOnClose, InputSection, MapLayers, QWidget):
+class FitWidget(StopsOnClose, InputSection, NucleiSection, MapLayers, QWidget):
     """Dock widget "Infer rate maps".
 
     The input section (layer choices, preprocessing) is :class:`~._fit_input.InputSection`, the
-    result layers and point read-out :class:`~._fit_maps.MapLayers`; this class lays out the
-    panel and runs the fit.
+    result layers and point read-out :class:`~._fit_maps.MapLayers`, several nuclei
+    :class:`~._nuclei.NucleiSection`; this class lays out the panel and runs the fit.
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent=None):
@@ -79,6 +80,7 @@ class FitWidget(StopsOnClose, InputSection, MapLayers, QWidget):
     def _build(self) -> None:
         lay = scroll_body(self)
         self._build_input(lay)
+        self._build_nuclei(lay)
         sbox = QGroupBox("Settings", self)
         slay = QVBoxLayout(sbox)
         self.form = SettingsForm(sbox)
@@ -116,6 +118,7 @@ class FitWidget(StopsOnClose, InputSection, MapLayers, QWidget):
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
         self.viewer.mouse_drag_callbacks.append(self._on_click)
+        self._connect_nuclei()
         self._watch_app()
         self._update_device_label()
 
@@ -152,6 +155,8 @@ class FitWidget(StopsOnClose, InputSection, MapLayers, QWidget):
         """Start a fit in a thread worker; returns the worker (None if the input is not usable)."""
         if self.running:
             return self.worker
+        if self.nuclei_layer() is not None or self.labels_combo.currentIndex() > 0:
+            return self.start_nuclei()  # a labels layer of nuclei: one fit per nucleus
         from ..inverse import resolve_device
 
         try:
@@ -328,6 +333,7 @@ class FitWidget(StopsOnClose, InputSection, MapLayers, QWidget):
             self.viewer.layers.events.removed.disconnect(self._refresh_layers)
         except Exception:  # noqa: BLE001 - the viewer may already be torn down
             pass
+        self._disconnect_nuclei()
         if self._on_click in self.viewer.mouse_drag_callbacks:
             self.viewer.mouse_drag_callbacks.remove(self._on_click)
         self._unwatch()

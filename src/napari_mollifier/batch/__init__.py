@@ -18,7 +18,7 @@ before it were written completely (each output is written atomically).
 from __future__ import annotations
 
 from ._file import infer_file
-from ._inputs import find_images, sibling_mask
+from ._inputs import find_images, sibling_labels, sibling_mask
 from ._result import FileResult
 from ._resume import OUTPUT_FILE_KEYS, SD_FILE_KEYS, batch_key, completed_result
 from ._run import run_batch
@@ -27,6 +27,7 @@ from ._summary import SUMMARY_COLUMNS, write_summary
 __all__ = [
     "FileResult",
     "find_images",
+    "sibling_labels",
     "sibling_mask",
     "infer_file",
     "run_batch",

@@ -28,6 +28,7 @@ def infer_file(
     check_memory: bool = True,
     on_estimate: Callable | None = None,
     stem: str | None = None,
+    labels=None,
 ) -> FileResult:
     """Infer one file and write its outputs; never raises for a bad input (status "failed").
 
@@ -60,6 +61,11 @@ def infer_file(
     stem : str, optional
         The outputs' names, ``{stem}_gamma_me.tif`` ... ``{stem}.json``; default: the image's file
         name without its extension.
+    labels : None, "auto", path or callable ``image -> path or None``
+        A label image of several nuclei (e.g. :func:`sibling_labels`, None when the file has none):
+        each nucleus is fitted on its own (:func:`napari_mollifier.inverse.infer_nuclei`) and
+        written by :func:`~napari_mollifier.inverse.write_nuclei_maps`; the result's ``nuclei``
+        holds one row per nucleus. "auto" labels every nucleus by automatic segmentation.
 
     Returns
     -------
@@ -69,6 +75,23 @@ def infer_file(
     from ..io import save_result
 
     stem = stem or Path(image).stem
+    if labels is not None:  # several nuclei (when the image has a label image)
+        from ._nuclei_file import infer_nuclei_file
+
+        done = infer_nuclei_file(
+            image,
+            out,
+            labels,
+            pixel_size_nm=pixel_size_nm,
+            input=input,
+            settings=settings,
+            cancel=cancel,
+            progress=progress,
+            skip_existing=skip_existing,
+            check_memory=check_memory,
+        )
+        if done is not None:
+            return done
     try:
         m = mask_for(image, mask)
         key = batch_key(image, pixel_size_nm=pixel_size_nm, mask=m, input=input, settings=settings)

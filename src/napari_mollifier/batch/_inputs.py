@@ -9,11 +9,12 @@ from ..io import InputError
 
 
 def find_images(folder: str | os.PathLike, pattern: str = "*.tif") -> list[Path]:
-    """Files in ``folder`` matching the glob ``pattern``, sorted; masks (``*_mask.tif``) are left out."""
+    """Files in ``folder`` matching the glob ``pattern``, sorted; masks (``*_mask.tif``) and label
+    images (``*_labels.tif``) are left out."""
     root = Path(folder)
     if not root.is_dir():
         raise InputError(f"{root}: not a folder; choose the folder that holds the images")
-    return sorted(p for p in root.glob(pattern) if p.is_file() and not p.stem.endswith("_mask"))
+    return sorted(p for p in root.glob(pattern) if p.is_file() and not p.stem.endswith(("_mask", "_labels")))
 
 
 def sibling_mask(image: str | os.PathLike) -> Path:
@@ -30,3 +31,14 @@ def sibling_mask(image: str | os.PathLike) -> Path:
         f"{p}: no mask file beside it (looked for {', '.join(c.name for c in candidates)}); "
         "add one or let the nucleus be segmented automatically"
     )
+
+
+def sibling_labels(image: str | os.PathLike) -> Path | None:
+    """The label image beside an image, or None: ``S_labels.tif`` for ``S.tif``, or
+    ``A_labels.tif`` for ``A_B.tif`` (``cells_phi.tif`` -> ``cells_labels.tif``). With one, the
+    file's nuclei are fitted one by one (:func:`napari_mollifier.inverse.infer_nuclei`)."""
+    p = Path(image)
+    candidates = [p.with_name(f"{p.stem}_labels{p.suffix}")]
+    if "_" in p.stem:
+        candidates.append(p.with_name(f"{p.stem.rsplit('_', 1)[0]}_labels{p.suffix}"))
+    return next((c for c in candidates if c.exists()), None)

@@ -28,6 +28,8 @@ class FileResult:
     device: str = ""
     verdict: str = ""
     verdict_reason: str = ""
+    # With a label image: one row per nucleus (napari_mollifier.inverse.NUCLEUS_COLUMNS).
+    nuclei: list = field(default_factory=list)
 
     def row(self) -> dict:
         s = self.summary

@@ -47,6 +47,7 @@ def batch_key(
     mask=None,
     input: str = "intensity",
     settings: InferenceSettings | None = None,
+    labels=None,
 ) -> dict:
     """What decides one file's maps, and its hash: the resume key stored in ``S.json["batch"]``.
 
@@ -57,6 +58,8 @@ def batch_key(
     pixel_size_nm, mask, input, settings
         As for :func:`infer_file`. ``mask`` may be None, a path or a callable ``image -> path``;
         a mask file's bytes are hashed too.
+    labels : None, "auto", path or callable ``image -> path or None``
+        The label image of several nuclei (:func:`sibling_labels`); a file's bytes are hashed.
 
     Returns
     -------
@@ -72,6 +75,8 @@ def batch_key(
 
     settings = settings or InferenceSettings()
     p = Path(image)
+    if p.is_dir():  # `mollifier infer FOLDER`: the folder's images are a batch
+        raise InputError(f"{p}: is a directory: use `mollifier batch {p}` to fit the images in it")
     if not p.is_file():
         raise InputError(f"{p}: file not found; check the path (and the --pattern of a batch)")
     m = mask(image) if callable(mask) else mask
@@ -85,6 +90,11 @@ def batch_key(
         "settings": {k: v for k, v in settings.model_dump().items() if k not in _KEY_IGNORES},
         "version": __version__,
     }
+    lab = labels(image) if callable(labels) else labels
+    if lab is not None and str(lab) != "auto" and not Path(lab).is_file():
+        raise InputError(f"{lab}: label image not found; check the --labels path")
+    if lab is not None:  # only then: the keys of single-nucleus results stay as they were
+        fields["labels"] = str(lab) if str(lab) == "auto" else _file_digest(lab)
     text = json.dumps(fields, sort_keys=True, default=str)
     return {"hash": hashlib.sha256(text.encode()).hexdigest(), "fields": fields}
 
@@ -134,4 +144,5 @@ def completed_result(
         device=str(rec.get("device", "")),
         verdict=str(rec.get("verdict", "")),
         verdict_reason=str(rec.get("verdict_reason", "")),
+        nuclei=list(rec.get("nuclei") or []),
     )

@@ -32,6 +32,7 @@ def run_batch(
     progress: Callable | None = None,
     check_memory: bool = True,
     on_estimate: Callable | None = None,
+    labels=None,
 ) -> Iterator[tuple[int, int, FileResult | str]]:
     """Infer the images, as a generator; in this process or on dask.distributed.
 
@@ -64,6 +65,10 @@ def run_batch(
     on_estimate : callable, optional
         In this process only: ``on_estimate(i, cost)`` with the :class:`FitCost` of file ``i``'s
         fit just before it starts (the CLI prints it).
+    labels : None, "auto", path or callable
+        As for :func:`infer_file` (e.g. :func:`sibling_labels`: a file with a label image beside
+        it has each nucleus fitted); with ``summary``, ``out/nuclei.csv`` then lists every nucleus
+        of every such file, one row each.
 
     Yields
     ------
@@ -86,6 +91,7 @@ def run_batch(
         settings=settings,
         overview=overview,
         check_memory=check_memory,
+        labels=labels,
     )
     results: list[FileResult | None] = [None] * n
     # The summary is written also when the generator is closed early (the napari worker is quit, e.g.
@@ -130,6 +136,11 @@ def run_batch(
         if summary:
             Path(out).mkdir(parents=True, exist_ok=True)
             write_summary(results, Path(out) / "summary.csv")
+        if summary and any(r is not None and r.nuclei for r in results):
+            from ..inverse import write_nuclei_table
+
+            rows = [dict(r, file=res.file) for res in results if res is not None for r in res.nuclei]
+            write_nuclei_table(rows, Path(out) / "nuclei.csv", first={"file": ""})
     return results
 
 
@@ -143,6 +154,7 @@ def _already_done(image: str, out, kw: dict) -> FileResult | None:
             mask=kw["mask"],
             input=kw["input"],
             settings=kw["settings"],
+            labels=kw["labels"],
         )
     except Exception:  # noqa: BLE001 - e.g. a missing mask: infer_file gives the one-line reason
         return None

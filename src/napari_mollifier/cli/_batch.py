@@ -40,6 +40,16 @@ def _batch_mask(value):
     return value
 
 
+def _batch_labels(value):
+    """--labels of ``batch``: "sibling" (the label image beside each image, when there is one),
+    "auto" (every nucleus segmented) or "none"."""
+    if value == "sibling":
+        from ..batch import sibling_labels
+
+        return sibling_labels
+    return None if value in (None, "none") else value
+
+
 def _cmd_batch(args) -> int:
     import os
 
@@ -109,6 +119,7 @@ def _cmd_batch(args) -> int:
         workers=workers,
         scheduler=args.scheduler,
         check_memory=not args.no_memory_check,
+        labels=_batch_labels(getattr(args, "labels", "sibling")),
     )
     with stop_on_interrupt(on_first_interrupt, ignore_after=getattr(args, "standalone", False)) as interrupts:
         gen = run_batch(

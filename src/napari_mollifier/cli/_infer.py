@@ -24,6 +24,7 @@ def infer_files(
     results: list | None = None,
     check_memory: bool = True,
     stem=None,
+    labels=None,
 ) -> list[tuple[str, str, str]]:
     """Infer and write each image; returns (file, status, reason) rows. A failing file never
     stops the others (the shared per-file step is napari_mollifier.batch.infer_file). One line
@@ -38,12 +39,15 @@ def infer_files(
     step, writes its maps with status "cancelled" and starts no further file. ``results`` (a list)
     receives each file's FileResult. ``stem`` (a callable ``image -> str``) names each file's
     outputs (default: the file's name without its extension).
+    receives each file's FileResult. ``labels`` (a label image or "auto") fits each labelled
+    nucleus on its own and writes ``out/summary.csv`` with one row per nucleus.
     """
     from ..batch import infer_file
     from ..config import InferenceSettings
 
     steps = (settings or InferenceSettings()).training_steps
     rows = []
+    results_list = results if results is not None else []
     for image in images:
         if cancel is not None and cancel.is_set():
             break  # interrupted: the files left are not started
@@ -62,12 +66,16 @@ def infer_files(
             check_memory=check_memory,
             on_estimate=None if quiet else _estimate_printer(bar),
             stem=None if stem is None else stem(image),
+            labels=labels,
         )
         bar.end_line()
-        if results is not None:
-            results.append(r)
+        results_list.append(r)
         if r.status == "cancelled":
             pass  # the caller says what was kept
+        elif r.nuclei:
+            _log(f"{image}: {r.reason}; -> {r.outputs['json']}")
+            for row in r.nuclei:
+                _log(f"  {_nucleus_line(row)}")
         elif r.status == "ok":
             s = r.summary
             rel = [s[k].get("median_relative_sd") for k in ("gamma_me", "gamma_ac")]
@@ -89,7 +97,25 @@ def infer_files(
         else:
             _log(f"error: {r.reason}")
         rows.append((str(image), r.status, r.reason))
+    if labels is not None and results_list:
+        from ..inverse import write_nuclei_table
+
+        table = [dict(n, file=r.file) for r in results_list for n in r.nuclei]
+        if table:
+            path = write_nuclei_table(table, Path(out) / "summary.csv", first={"file": ""})
+            _log(f"mollifier infer: {len(table)} nuclei, one row each in {path}")
     return rows
+
+
+def _nucleus_line(row: dict) -> str:
+    """One nucleus of a label image: where, how large, its status and mean rates (or why not)."""
+    where = f"nucleus {row['label']} at (row {row['centroid_row_px']}, col {row['centroid_col_px']})"
+    line = f"{where}, {row['area_px']} px: {row['status']}"
+    if row["status"] != "ok" and row["reason"]:
+        line += f": {row['reason']}"
+    if row["gamma_me_mean"]:
+        line += f"; mean Gamma_me {row['gamma_me_mean']}, Gamma_ac {row['gamma_ac_mean']} (1/tau)"
+    return line
 
 
 def _estimate_printer(bar):
@@ -104,6 +130,10 @@ def _estimate_printer(bar):
 
 def _cmd_infer(args) -> int:
     settings = settings_from_args(args, "infer")
+    if args.labels is not None and args.mask is not None:
+        raise SystemExit(
+            "mollifier infer: --labels and --mask exclude each other; each label is a nucleus' mask"
+        )
     results: list = []
     try:
         with stop_on_interrupt(ignore_after=getattr(args, "standalone", False)) as interrupts:
@@ -119,6 +149,7 @@ def _cmd_infer(args) -> int:
                 cancel=interrupts.event,
                 results=results,
                 check_memory=not args.no_memory_check,
+                labels=args.labels,
             )
     except KeyboardInterrupt:  # the second Ctrl-C: stop at once, without a traceback
         if sys.stderr.isatty():

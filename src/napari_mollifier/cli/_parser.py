@@ -177,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("images", nargs="+", metavar="IMAGE")
     i.add_argument("--out", required=True, help="output folder")
     i.add_argument("--overview", action="store_true", help="also write S_overview.png")
+    i.add_argument(
+        "--labels",
+        metavar="LABELS",
+        help="several nuclei: a label image TIFF (0 = background, one label per nucleus), or 'auto' to "
+        "label every nucleus by automatic segmentation; each nucleus is fitted on its own crop "
+        "(S_nucleus<L>_*.tif, S_nuclei.csv) and summary.csv gets one row per nucleus",
+    )
     _add_quiet_option(i)
     _add_memory_check_option(i)
     _add_fit_options(i)
@@ -213,6 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bt.add_argument("--no-resume", action="store_true", help="redo files whose outputs already exist")
     bt.add_argument("--overview", action="store_true", help="also write S_overview.png")
+    bt.add_argument(
+        "--labels",
+        choices=["sibling", "auto", "none"],
+        default="sibling",
+        help="several nuclei per image: sibling (default): an image with a label image beside it "
+        "(S_labels.tif, or A_labels.tif for A_B.tif) has each nucleus fitted, one row each in "
+        "nuclei.csv; auto: label every nucleus of every image by automatic segmentation; none: "
+        "one nucleus per image",
+    )
     _add_quiet_option(bt)
     _add_memory_check_option(bt)
     _add_fit_options(bt)

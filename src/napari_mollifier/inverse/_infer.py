@@ -201,6 +201,7 @@ def infer_rates(
     progress: Callable[[ProgressEvent], None] | None = None,
     check_memory: bool = True,
     on_estimate: Callable[[FitCost], None] | None = None,
+    name: str | None = None,
 ) -> RateMaps:
     """Methylation and acetylation rate maps from one image of a nucleus.
 
@@ -226,6 +227,8 @@ def infer_rates(
         the estimate exceeds 80 % of the memory available (False: fit anyway).
     on_estimate : callable, optional
         Receives the fit's :class:`FitCost` (time and memory estimate) just before the fit starts.
+    name : str, optional
+        How an array is named in messages and in ``source`` (default "image").
 
     Raises
     ------
@@ -236,7 +239,7 @@ def infer_rates(
         allocated, with the ways out (a coarser pixel size, a larger rate scale, a smaller crop).
     """
     settings = settings or InferenceSettings()
-    inp = load_input(image, pixel_size_nm=pixel_size_nm, mask=mask)
+    inp = load_input(image, pixel_size_nm=pixel_size_nm, mask=mask, name=name)
     m, px, source, prep = inp.mask, inp.pixel_size_nm, inp.source, inp.preprocessing
     phi, settings = to_fraction(
         inp.data, m, input=input, pixel_size_nm=px, settings=settings, name=source, prep=prep
@@ -326,7 +329,12 @@ def _fit_with_cpu_fallback(phi, mask, px, settings, cancel, progress, source: st
 
 
 def write_rate_maps(
-    maps: RateMaps, out_dir: str | os.PathLike, stem: str | None = None, *, extra: dict | None = None
+    maps: RateMaps,
+    out_dir: str | os.PathLike,
+    stem: str | None = None,
+    *,
+    extra: dict | None = None,
+    origin_nm: tuple[float, float] | None = None,
 ) -> dict:
     """Write the docs/interfaces.md outputs: S_gamma_me/_gamma_ac/_lambda/_phi (float32 OME-TIFF, pixel
     size in nm), their
@@ -335,7 +343,9 @@ def write_rate_maps(
     top-level "status" and "status_reason" say whether the fit went right (maps of a failed or
     diverged fit are written too, for inspection), "verdict" and "verdict_reason" whether the data
     determine the rates. ``extra`` adds entries to S.json
-    (the batch's resume key). Returns name -> path."""
+    (the batch's resume key). ``origin_nm`` (where pixel (0, 0)'s corner lies, nm) places maps of a
+    crop in the coordinates of the whole image (a rendered table's origin otherwise). Returns
+    name -> path."""
     import torch
 
     from .. import __version__
@@ -352,6 +362,8 @@ def write_rate_maps(
     render = maps.preprocessing.get("render")
     if render:  # a rendered table: where pixel (0, 0) lies in the table's coordinates (nm)
         meta["origin_nm"] = render["origin_nm"]
+    if origin_nm is not None:
+        meta["origin_nm"] = [float(v) for v in origin_nm]
     paths = {}
     for key, arr in (
         ("gamma_me", maps.gamma_me),

@@ -1,14 +1,16 @@
 """Reading images and tables, preprocessing, and writing results."""
 
 from ._atomic import atomic_write_bytes, atomic_write_text
-from ._input import LoadedInput, load_input
+from ._input import LoadedInput, load_image, load_input
 from ._messages import one_line_error
 from ._photons import PhotonTransfer, estimate_photon_transfer
 from ._preprocess import (
     check_fraction,
     check_mask,
     intensity_to_fraction,
+    label_nuclei,
     localisation_coverage_notice,
+    nucleus_support,
     segment_nucleus,
 )
 from ._readers import (
@@ -41,6 +43,9 @@ __all__ = [
     "result_stem",
     "save_result",
     "write_rate_table",
+    "load_image",
+    "label_nuclei",
+    "nucleus_support",
     "DEFAULT_RENDER_PIXEL_NM",
     "MAX_PIXELS",
     "PIXEL_SIZE_RANGE_NM",

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ._preprocess import check_mask, localisation_coverage_notice, segment_nucleus
+from ._preprocess import (
+    SEGMENTATION_FIX,
+    SEGMENTATION_METHOD,
+    check_mask,
+    localisation_coverage_notice,
+    segment_nucleus,
+)
 from ._readers import (
     DEFAULT_RENDER_PIXEL_NM,
     InputError,
@@ -23,7 +29,7 @@ from ._readers import (
     render_table,
 )
 
-__all__ = ["LoadedInput", "load_input"]
+__all__ = ["LoadedInput", "load_image", "load_input"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ def load_input(
     mask=None,
     name: str | None = None,
     mask_label: str | None = None,
+    segmentation_fix: str = SEGMENTATION_FIX,
 ) -> LoadedInput:
     """Read or check an image, resolve its pixel size and get the nucleus mask.
 
@@ -64,14 +71,17 @@ def load_input(
         the pixel size of its rendering (default :data:`DEFAULT_RENDER_PIXEL_NM`). Checked
         against :data:`PIXEL_SIZE_RANGE_NM`.
     mask : path or (H, W) array, optional
-        Nucleus mask (nonzero inside): a TIFF file or an array; segmented (Otsu, largest region)
-        when None.
+        Nucleus mask (nonzero inside): a TIFF file or an array; segmented when None
+        (:func:`segment_nucleus`: half-way between background and euchromatin, largest region).
     name : str, optional
         How an array is named in messages and in ``source`` (default ``"image"``; a file is
         named by its path).
     mask_label : str, optional
         How a given mask array is recorded (``preprocessing["mask"]``, default ``"given"``) and
         named in messages (``f"{source} {mask_label}"``; default: the source).
+    segmentation_fix : str
+        What a too small automatic mask's message suggests (default: the command line's options;
+        the widget names its own controls).
 
     Returns
     -------
@@ -88,13 +98,23 @@ def load_input(
         data, px, source, prep = _read_file(image, pixel_size_nm)
     else:
         data, px, source, prep = _check_array(image, pixel_size_nm, name or "image")
-    m = _nucleus_mask(mask, data, source, prep, mask_label)
+    m = _nucleus_mask(mask, data, source, prep, mask_label, segmentation_fix)
     if "render" in prep and mask is None:
         notice = localisation_coverage_notice(data, m, name=source)
         prep["localisations_in_mask"] = float(data[m].sum() / max(data.sum(), 1.0))
         if notice:
             prep.setdefault("notices", []).append(notice)
     return LoadedInput(data=data, mask=m, pixel_size_nm=px, source=source, preprocessing=prep)
+
+
+def load_image(image, *, pixel_size_nm: float | None = None, name: str | None = None):
+    """Read or check an image and resolve its pixel size, as :func:`load_input` does, without a
+    nucleus mask (several nuclei bring their own). Returns ``(data, pixel_size_nm, source, record)``."""
+    if is_table(image):
+        return _read_table(image, pixel_size_nm)
+    if isinstance(image, (str, os.PathLike)):
+        return _read_file(image, pixel_size_nm)
+    return _check_array(image, pixel_size_nm, name or "image")
 
 
 def _read_file(path, pixel_size_nm) -> tuple[np.ndarray, float, str, dict]:
@@ -141,12 +161,14 @@ def _check_array(image, pixel_size_nm, name: str) -> tuple[np.ndarray, float, st
     return arr, float(pixel_size_nm), name, {"pixel_size_source": "argument"}
 
 
-def _nucleus_mask(mask, data: np.ndarray, source: str, prep: dict, mask_label: str | None) -> np.ndarray:
-    """The nucleus mask: segmented (Otsu) when None, else read (TIFF) or taken and checked; how it
-    was obtained goes to ``prep["mask"]``."""
+def _nucleus_mask(
+    mask, data: np.ndarray, source: str, prep: dict, mask_label: str | None, fix: str = SEGMENTATION_FIX
+) -> np.ndarray:
+    """The nucleus mask: segmented when None, else read (TIFF) or taken and checked; how it was
+    obtained goes to ``prep["mask"]``."""
     if mask is None:
-        prep["mask"] = "segmented (Otsu, largest region)"
-        return segment_nucleus(data, name=source)
+        prep["mask"] = SEGMENTATION_METHOD
+        return segment_nucleus(data, name=source, fix=fix)
     if isinstance(mask, (str, os.PathLike)):
         mdata = (
             read_image(mask, allow_constant=True).data

@@ -8,6 +8,11 @@ from ._readers import InputError
 
 __all__ = [
     "segment_nucleus",
+    "label_nuclei",
+    "nucleus_support",
+    "SEGMENTATION_FIX",
+    "SEGMENTATION_METHOD",
+    "MIN_NUCLEUS_PIXELS",
     "intensity_to_fraction",
     "check_mask",
     "check_fraction",
@@ -20,32 +25,133 @@ __all__ = [
 MIN_LOCALISATION_COVERAGE = 0.8
 
 
-def segment_nucleus(image: np.ndarray, *, smoothing_px: float = 4.0, name: str = "image") -> np.ndarray:
-    """The nucleus as the largest bright connected region (Otsu threshold of a smoothed image).
+#: How the automatic segmentation is recorded with a result (``preprocessing["mask"]``).
+SEGMENTATION_METHOD = "segmented (half-way between background and euchromatin level, largest region)"
 
-    Holes (dark euchromatin between domains) are filled, so the mask is the whole nucleus.
-    """
-    from scipy import ndimage as ndi
-    from skimage.filters import threshold_otsu
+#: The fix a too small automatic mask suggests, in the command line's words (the widget passes
+#: its own controls' names).
+SEGMENTATION_FIX = (
+    "give a nucleus mask (--mask) or check the input kind (--input fraction for "
+    "heterochromatin-fraction images, intensity for raw ones)"
+)
 
+#: Fewest pixels of a nucleus (the fit's minimum mask, :func:`check_mask`).
+MIN_NUCLEUS_PIXELS = 40 * 40
+
+#: The band left out at the coarse nuclei's edge when reading the background and the dim level,
+#: as a share of the nucleus' radius (measured: 0.05-0.15 all give IoU >= 0.96 on the simulated
+#: renders; 0.15 keeps a confocal rim, blurred over ~10 px at 10 nm pixels, out of the dim level).
+SUPPORT_BAND = 0.15
+
+
+def _checked_image(image, name: str) -> np.ndarray:
     image = np.asarray(image, float)
     if image.ndim != 2 or not np.isfinite(image).all():
         raise InputError(
             f"{name}: segmentation needs a finite 2-D image, got shape {image.shape}"
             f"{'' if np.isfinite(image).all() else ' with NaN/Inf'}; replace NaN/Inf or give --mask"
         )
+    return image
+
+
+def _support_threshold(smooth: np.ndarray) -> float:
+    """The intensity half-way between the background and the nuclei's dim (euchromatin) level.
+
+    A coarse split first: the Otsu threshold of the log of the offset-free smoothed image. The
+    background and a nucleus differ by an order of magnitude or more, the domains inside it by
+    less, so on a log scale the split falls between background and nucleus, not between
+    euchromatin and heterochromatin (an Otsu threshold of phi itself picks the heterochromatin
+    domains: ~500 pixels of a 32 000-pixel nucleus). The background is then the median outside
+    the coarse nuclei grown by a band, the dim level the 10th percentile inside them shrunk by a
+    band (blur lowers the rim), and the edge of a nucleus, sharp or blurred, lies half-way.
+    """
+    from scipy import ndimage as ndi
+    from skimage.filters import threshold_otsu
+
+    lo, hi = float(smooth.min()), float(smooth.max())
+    logged = np.log(smooth - lo + 1e-3 * (hi - lo))
+    coarse = ndi.binary_fill_holes(logged > threshold_otsu(logged))
+    labels, n = ndi.label(coarse)
+    radius = np.sqrt(np.max(np.bincount(labels.ravel())[1:], initial=0) / np.pi)
+    band = max(3, int(round(SUPPORT_BAND * radius)))
+    inner = ndi.binary_erosion(coarse, iterations=band)
+    outer = ~ndi.binary_dilation(coarse, iterations=band)
+    inner = inner if inner.any() else coarse
+    outer = outer if outer.any() else ~coarse
+    if not inner.any() or not outer.any():
+        return float(threshold_otsu(smooth))
+    background = float(np.median(smooth[outer]))
+    dim = float(np.percentile(smooth[inner], 10))
+    if not dim > background:
+        return float(threshold_otsu(smooth))
+    return background + 0.5 * (dim - background)
+
+
+def nucleus_support(image: np.ndarray, *, smoothing_px: float = 2.0, name: str = "image") -> np.ndarray:
+    """Every nucleus of an image: the pixels above half-way between the background and the
+    nuclei's dim level (:func:`_support_threshold`), closed, holes filled.
+
+    Works on intensity images (dim euchromatin still carries signal) and on heterochromatin
+    fraction phi (~0 outside a nucleus, a few hundredths in its euchromatin); measured IoU against
+    the simulated nucleus 0.98-0.99 on phi, 0.99-1.0 on intensity, STED and Airyscan renders, 0.99
+    on a confocal one, 0.97 against the authors' mask on a real STED nucleus
+    (benchmarks/results/segmentation.md).
+    """
+    from scipy import ndimage as ndi
+
+    image = _checked_image(image, name)
     smooth = ndi.gaussian_filter(image, smoothing_px)
     # A relative test: a constant image picks up rounding-level ripples from the filter.
     if float(smooth.max() - smooth.min()) <= 1e-9 * max(1.0, float(np.abs(smooth).max())):
         raise InputError(f"{name}: the image is constant; nothing to segment; check the export")
-    fg = smooth > threshold_otsu(smooth)
+    fg = smooth > _support_threshold(smooth)
+    fg = ndi.binary_closing(fg, iterations=3, border_value=0) | fg
+    return ndi.binary_fill_holes(fg)
+
+
+def segment_nucleus(
+    image: np.ndarray, *, smoothing_px: float = 2.0, name: str = "image", fix: str = SEGMENTATION_FIX
+) -> np.ndarray:
+    """The nucleus: the largest connected region of :func:`nucleus_support`.
+
+    Holes (dark euchromatin between domains) are filled, so the mask is the whole nucleus. A
+    region under 40 x 40 pixels raises :class:`InputError` with ``fix`` (how to give a mask or
+    change the input kind, in the words of the caller's interface).
+    """
+    from scipy import ndimage as ndi
+
+    fg = nucleus_support(image, smoothing_px=smoothing_px, name=name)
     labels, n = ndi.label(fg)
     if n == 0:
-        raise InputError(f"{name}: no nucleus found; give a mask with --mask")
-    sizes = ndi.sum(fg, labels, index=np.arange(1, n + 1))
+        raise InputError(f"{name}: no nucleus found by the automatic segmentation; {fix}")
+    sizes = np.bincount(labels.ravel())[1:]
     mask = labels == (1 + int(np.argmax(sizes)))
-    mask = ndi.binary_fill_holes(ndi.binary_closing(mask, iterations=3))
-    return check_mask(mask, image.shape, name=name)
+    area = int(mask.sum())
+    if area < MIN_NUCLEUS_PIXELS:
+        raise InputError(
+            f"{name}: the automatic nucleus mask has only {area} pixels (at least 40x40 are needed); {fix}"
+        )
+    return check_mask(mask, mask.shape, name=name)
+
+
+def label_nuclei(
+    image: np.ndarray,
+    *,
+    smoothing_px: float = 2.0,
+    min_area_px: int = MIN_NUCLEUS_PIXELS,
+    name: str = "image",
+) -> np.ndarray:
+    """Every nucleus of an image as a label image (0 = background, 1..n = nuclei, in raster order
+    of their first pixel): :func:`nucleus_support` split into connected regions
+    (``skimage.measure.label``), regions under ``min_area_px`` removed (too small to fit). Touching
+    nuclei stay one region; split them by painting the labels layer.
+    """
+    from skimage.measure import label
+
+    labels = label(nucleus_support(image, smoothing_px=smoothing_px, name=name), connectivity=2)
+    small = np.bincount(labels.ravel()) < min_area_px
+    small[0] = False
+    return label(np.where(small[labels], 0, labels) > 0, connectivity=2).astype(np.int32)
 
 
 def localisation_coverage_notice(
