@@ -126,6 +126,8 @@ def completed_result(
     # A fit without sd maps (uncertainty "none") is complete without their files.
     sd = (rec.get("uncertainty") or {}).get("method") != "none"
     paths = _output_paths(image, out, overview, sd=sd, stem=stem)
+    if rec.get("nuclei"):  # several nuclei: their table stands for the one-region rates table
+        paths["rates"] = paths["json"].with_name(paths["json"].stem + "_nuclei.csv")
     if not all(p.is_file() for p in paths.values()):
         return None
     batch = rec.get("batch") or {}
