@@ -27,6 +27,7 @@ def infer_file(
     write_cancelled: bool = False,
     check_memory: bool = True,
     on_estimate: Callable | None = None,
+    read=None,
 ) -> FileResult:
     """Infer one file and write its outputs; never raises for a bad input (status "failed").
 
@@ -56,6 +57,8 @@ def infer_file(
         As for :func:`napari_mollifier.infer_rates`: a fit whose memory estimate exceeds what is
         available is refused before it starts (status "failed", nothing written; False: fit
         anyway); ``on_estimate`` receives the estimate (:class:`FitCost`) of a fit that starts.
+    read : ReadOptions, optional
+        As for :func:`napari_mollifier.infer_rates`: a stack's plane, a table's units.
 
     Returns
     -------
@@ -64,7 +67,9 @@ def infer_file(
     from ..inverse import infer_rates, write_rate_maps
 
     try:
-        key = batch_key(image, pixel_size_nm=pixel_size_nm, mask=mask, input=input, settings=settings)
+        key = batch_key(
+            image, pixel_size_nm=pixel_size_nm, mask=mask, input=input, settings=settings, read=read
+        )
         if skip_existing:
             done = completed_result(image, out, key["hash"], overview=overview)
             if done is not None:
@@ -80,6 +85,7 @@ def infer_file(
             progress=progress,
             check_memory=check_memory,
             on_estimate=on_estimate,
+            read=read,
         )
         cancelled = bool(maps.fit.cancelled)
         if cancelled and not write_cancelled:

@@ -47,6 +47,7 @@ def batch_key(
     mask=None,
     input: str = "intensity",
     settings: InferenceSettings | None = None,
+    read=None,
 ) -> dict:
     """What decides one file's maps, and its hash: the resume key stored in ``S.json["batch"]``.
 
@@ -57,6 +58,8 @@ def batch_key(
     pixel_size_nm, mask, input, settings
         As for :func:`infer_file`. ``mask`` may be None, a path or a callable ``image -> path``;
         a mask file's bytes are hashed too.
+    read : ReadOptions, optional
+        The choices of plane and table units; hashed only when any was made (older keys stay).
 
     Returns
     -------
@@ -85,6 +88,10 @@ def batch_key(
         "settings": {k: v for k, v in settings.model_dump().items() if k not in _KEY_IGNORES},
         "version": __version__,
     }
+    if read is not None and read.record():
+        fields["read"] = read.record()
+    if p.suffix.lower() in (".hdf5", ".h5") and p.with_suffix(".yaml").is_file():
+        fields["metadata_sha256"] = _file_digest(p.with_suffix(".yaml"))  # Picasso's pixel size
     text = json.dumps(fields, sort_keys=True, default=str)
     return {"hash": hashlib.sha256(text.encode()).hexdigest(), "fields": fields}
 

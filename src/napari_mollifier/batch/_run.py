@@ -32,6 +32,7 @@ def run_batch(
     progress: Callable | None = None,
     check_memory: bool = True,
     on_estimate: Callable | None = None,
+    read=None,
 ) -> Iterator[tuple[int, int, FileResult | str]]:
     """Infer the images, as a generator; in this process or on dask.distributed.
 
@@ -40,7 +41,7 @@ def run_batch(
     images : iterable of paths
     out : path
         Output folder (maps, ``S.json`` per file, ``summary.csv``).
-    pixel_size_nm, mask, input, settings, overview, skip_existing
+    pixel_size_nm, mask, input, settings, overview, skip_existing, read
         As for :func:`infer_file`.
     cancel : threading.Event, optional
         Stops the batch: files not started are listed as "not run"; a running fit stops after
@@ -86,6 +87,7 @@ def run_batch(
         settings=settings,
         overview=overview,
         check_memory=check_memory,
+        read=read,
     )
     results: list[FileResult | None] = [None] * n
     todo: list[int] = []
@@ -136,6 +138,7 @@ def _already_done(image: str, out, kw: dict) -> FileResult | None:
             mask=kw["mask"],
             input=kw["input"],
             settings=kw["settings"],
+            read=kw["read"],
         )
     except Exception:  # noqa: BLE001 - e.g. a missing mask: infer_file gives the one-line reason
         return None
