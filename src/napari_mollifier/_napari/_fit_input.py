@@ -159,7 +159,9 @@ class InputSection:
             return "2-D image"
         labels = list(getattr(layer, "axis_labels", ()) or ())[: layer.ndim - 2]
         if len(labels) != layer.ndim - 2:
-            labels = [f"axis {i}" for i in range(layer.ndim - 2)]
+            labels = [""] * (layer.ndim - 2)
+        # napari's own labels are numbers ("-3"): name those axes by their position
+        labels = [a if a and not a.lstrip("-").isdigit() else f"axis {i}" for i, a in enumerate(labels)]
         idx = self._plane_index(layer)
         where = ", ".join(f"{a} {i} of {n}" for a, i, n in zip(labels, idx, layer.data.shape))
         return f"{where}: the plane shown is fitted (move the viewer's sliders to choose)"
@@ -242,13 +244,13 @@ class InputSection:
 
     def _prepare(self, settings=None):
         image = self.image_layer()
+        data, name = self.image_plane(image)  # an RGB layer is refused first: its fix comes first
         if not self.pixel_size.value() > 0:
             raise InputError(
                 f"{image.name}: the layer has no pixel size; type it in (nm) or open the file with "
                 "the Mollifier reader (File > Open), which reads it from the metadata"
             )
         settings = settings if settings is not None else self.form.settings()
-        data, name = self.image_plane(image)
         inp = prepare_fit(
             data,
             pixel_size_nm=self.pixel_size.value(),
