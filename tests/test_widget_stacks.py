@@ -89,6 +89,11 @@ def test_the_plane_shown_is_the_plane_fitted(make_napari_viewer_proxy, qtbot):
         m = inp.mask
         np.testing.assert_allclose(inp.phi[m], stack[plane][m], atol=1e-6)  # fraction input: phi is the plane
         assert not np.allclose(inp.phi[m], stack[3 - plane][m], atol=1e-2)
+    corners = np.array([[10, 10], [10, 70], [70, 70], [70, 10]], float) * PIXEL_NM
+    viewer.add_shapes([corners], shape_type="rectangle", name="box")
+    w.crop_combo.setCurrentText("box")
+    assert w._crop_rect(layer) == pytest.approx((10.0, 70.0, 10.0, 70.0))  # pixels of the stack's Y, X
+    w.crop_combo.setCurrentText("(whole image)")
     w.preview()  # the 2-D preview of the plane lies on the image's Y, X geometry
     shown = viewer.layers["stack phi (input)"]
     assert shown.data.shape == (80, 80) and tuple(shown.scale) == (PIXEL_NM, PIXEL_NM)

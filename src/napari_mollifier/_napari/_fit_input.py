@@ -239,7 +239,10 @@ class InputSection:
             raise InputError(f"the crop layer {name!r} holds no rectangle; draw one or choose {NO_CROP}")
         verts = np.asarray(shapes.data[-1], dtype=float)[:, -2:]
         world = np.array([shapes.data_to_world(v) for v in verts])
-        px = np.array([image.world_to_data(w) for w in world])[:, -2:]
+        # A rectangle's corners at the viewer's current slice: a stack's plane (the leading axes)
+        # is where the viewer is, its Y, X the rectangle's.
+        here = np.asarray(self.viewer.dims.point, dtype=float)
+        px = np.array([image.world_to_data(np.r_[here[: here.size - 2], w[-2:]]) for w in world])[:, -2:]
         return (px[:, 0].min(), px[:, 0].max(), px[:, 1].min(), px[:, 1].max())
 
     def _prepare(self, settings=None):

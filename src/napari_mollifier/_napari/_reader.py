@@ -126,6 +126,17 @@ def _header(path: str) -> list[str] | None:
     return None
 
 
+def _has_locs(path: str) -> bool:
+    """Whether an HDF5 file holds Picasso's ``locs`` table (other HDF5 files are left to others)."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return "locs" in f
+    except (OSError, ImportError):
+        return False
+
+
 def _is_rapidstorm(path: str) -> bool:
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
@@ -150,7 +161,9 @@ def get_localisations_reader(path):
     paths = _paths(path)
     if not paths or len(paths) != 1 or not paths[0].lower().endswith(_TABLES):
         return None
-    if paths[0].lower().endswith((".hdf5", ".h5")) or _is_rapidstorm(paths[0]):
+    if paths[0].lower().endswith((".hdf5", ".h5")):
+        return read_localisation_table if _has_locs(paths[0]) else None
+    if _is_rapidstorm(paths[0]):
         return read_localisation_table
     header = _header(paths[0])
     if header is None or not (_names_axis(header, "x") and _names_axis(header, "y")):
