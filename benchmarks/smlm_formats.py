@@ -92,7 +92,8 @@ def write_files(folder: Path, n: int) -> dict[str, tuple[Path, dict]]:
         'unit="nanometer" /><field identifier="Position-1-0-uncertainty" syntax="floating point" '
         'semantic="position uncertainty in sample space in Y" unit="nanometer" />'
         '<field identifier="ImageNumber-0-0" syntax="integer" semantic="frame number" unit="frame" />'
-        '<field identifier="Amplitude-0-0" syntax="floating point" semantic="emission strength" unit="A/D count" />'
+        '<field identifier="Amplitude-0-0" syntax="floating point" semantic="emission strength" '
+        'unit="A/D count" />'
         "</localizations>\n"
     )
     rs = pd.DataFrame({"x": x, "ux": p, "y": y, "uy": p, "frame": frame, "a": 5000.0})
@@ -145,7 +146,8 @@ def main(argv=None) -> int:
             t_all, r = _best(lambda p=path, kw=kw: render_table(p, args.pixel_size, **kw), args.repeats)
             mb = path.stat().st_size / 1e6
             rows.append(
-                f"| {label} | {mb:.0f} | {table.x_nm.size} | {t_read:.2f} | {t_all:.2f} | {t_all - t_read:.2f} | "
+                f"| {label} | {mb:.0f} | {table.x_nm.size} | {t_read:.2f} | {t_all:.2f} | "
+                f"{t_all - t_read:.2f} | "
                 f"{r.data.shape[0]}x{r.data.shape[1]} | "
                 f"{'per localisation' if table.precision_nm is not None else 'none (histogram)'} |"
             )
@@ -157,18 +159,21 @@ def main(argv=None) -> int:
         [
             "# Reading and rendering 3 million localisations per SMLM format",
             "",
-            f"Command: `OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '?')} python benchmarks/smlm_formats.py"
+            f"Command: `OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '?')} "
+            "python benchmarks/smlm_formats.py"
             f"{'' if args.n == 3_000_000 else f' --n {args.n}'}`  ",
             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, Python "
             f"{platform.python_version()}, numpy {np.__version__}, pandas {pandas.__version__}  ",
             f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  ",
             f"Load average (1, 5, 15 min) before: {', '.join(load0)}; after: {', '.join(load1)}",
             "",
-            f"{args.n} localisations of one 15 x 12 µm nucleus (precision 8-30 nm); render at {args.pixel_size:g} nm "
+            f"{args.n} localisations of one 15 x 12 µm nucleus (precision 8-30 nm); render at "
+            f"{args.pixel_size:g} nm "
             "over the bounding box plus 500 nm, each localisation a Gaussian of sd its precision (precision "
             f"classes 10 % wide). Best of {args.repeats}. 'render' = read + render minus read.",
             "",
-            "| format | file (MB) | localisations | read (s) | read + render (s) | render (s) | image | blur |",
+            "| format | file (MB) | localisations | read (s) | read + render (s) | render (s) | image "
+            "| blur |",
             "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
             *rows,
             "",
