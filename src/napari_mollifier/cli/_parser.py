@@ -306,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("image", metavar="IMAGE")
     sc.add_argument("--out", default=".", help="folder of S_domains.csv (default: the current folder)")
     _add_input_options(sc)
+    _add_read_options(sc)
     sc.add_argument(
         "--maps",
         metavar="DIR",
