@@ -58,7 +58,7 @@ def test_stack_and_rgb_layers_are_listed_and_the_active_layer_is_chosen(make_nap
     assert "the plane shown is fitted" in w.plane_label.text()
     viewer.layers.selection.active = viewer.layers["photo"]
     assert w.image_combo.currentText() == "photo"
-    assert "RGB is not an image of a chromatin stain" in w.plane_label.text()
+    assert "RGB: not a chromatin stain" in w.plane_label.text() and "Split RGB" in w.plane_label.text()
     w.start()
     msg = w.status_label.text()
     assert "RGB layer is not an image of a chromatin stain" in msg and "Split RGB" in msg

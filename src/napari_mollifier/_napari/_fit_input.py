@@ -36,8 +36,11 @@ class InputSection:
         self.plane_label = QLabel("", box)
         self.plane_label.setWordWrap(True)
         self.plane_label.setToolTip(
-            "which plane of a stack is fitted: the one the viewer shows (move its sliders to choose)"
+            "which plane of a stack is fitted: the one the viewer shows (move its sliders to choose); "
+            "an RGB layer is split into its channels first (layer list: right-click > Split RGB), "
+            "then the chromatin channel's layer is picked"
         )
+        self.plane_label.setMinimumHeight(2 * self.plane_label.fontMetrics().height() + 4)
         form.addRow("Plane", self.plane_label)
         self.pixel_size = pixel_size_box(
             box,
@@ -151,10 +154,7 @@ class InputSection:
         if layer is None or not isinstance(layer, napari.layers.Image):
             return ""
         if layer.rgb:
-            return (
-                "RGB is not an image of a chromatin stain: split it (right-click the layer in the "
-                "layer list > Split RGB) and pick the chromatin channel's layer"
-            )
+            return "RGB: not a chromatin stain; split it (layer list: right-click > Split RGB)"
         if layer.ndim <= 2:
             return "2-D image"
         labels = list(getattr(layer, "axis_labels", ()) or ())[: layer.ndim - 2]
