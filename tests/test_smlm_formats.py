@@ -290,3 +290,15 @@ def test_cli_table_units_reach_the_render(tmp_path):
     read = read_options_from_args(args)
     assert read == ReadOptions(xy_unit="px", camera_pixel_nm=107.0, plane=(("T", 4),))
     assert read.record() == {"xy_unit": "px", "camera_pixel_nm": 107.0, "plane": {"T": 4}}
+
+
+def test_batch_resume_key_holds_the_choices(tmp_path):
+    from napari_mollifier.batch._resume import batch_key
+
+    path, _ = _stack(tmp_path)
+    plain = batch_key(path)
+    assert batch_key(path, read=ReadOptions()) == plain  # no choice: the key of before
+    one = batch_key(path, read=ReadOptions.of(plane=1, channel=0))
+    other = batch_key(path, read=ReadOptions.of(plane=2, channel=0))
+    assert one["fields"]["read"] == {"plane": {"Z": 1, "C": 0}}
+    assert len({plain["hash"], one["hash"], other["hash"]}) == 3
