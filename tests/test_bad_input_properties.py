@@ -26,6 +26,7 @@ from napari_mollifier.config import InferenceSettings
 from napari_mollifier.io import (
     MAX_PIXELS,
     InputError,
+    MissingUnitError,
     check_mask,
     read_image,
     read_localisations,
@@ -61,7 +62,8 @@ def _assert_input_error(call, path: Path) -> str:
     naming ``path``; returns the message."""
     with pytest.raises(Exception) as exc:  # noqa: PT011 - the type is checked exactly below
         call()
-    assert type(exc.value) is InputError, f"{type(exc.value).__name__}: {exc.value}"
+    # MissingUnitError: the InputError of a table whose units are not stated (it says which).
+    assert type(exc.value) in (InputError, MissingUnitError), f"{type(exc.value).__name__}: {exc.value}"
     msg = str(exc.value)
     assert "\n" not in msg and "\r" not in msg, msg
     assert path.name in msg, msg
@@ -341,7 +343,9 @@ def bad_tables(draw, kind: str):
         rows = [sep.join(f"{v:.2f}" for v in rng.uniform(0, 100, len(cols))) for _ in range(n)]
         return kind, sep.join(cols) + "\n" + "\n".join(rows) + "\n"
     if kind == "units":
-        unit = draw(st.sampled_from(["um", "µm", "px", "pixel", "mm", "micron"]))
+        # Lengths (nm, µm, ...) are converted; camera pixels without a camera pixel size and
+        # units that are no length are refused.
+        unit = draw(st.sampled_from(["px", "pixel", "photon", "s", "frame"]))
         head = sep.join([f"x [{unit}]", f"y [{unit}]"])
         return kind, head + "\n" + "\n".join(f"{a:.3f}{sep}{b:.3f}" for a, b in xy / 1000) + "\n"
     if kind == "nonnumeric":

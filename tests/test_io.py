@@ -10,19 +10,19 @@ import pytest
 
 tifffile = pytest.importorskip("tifffile")
 
+from napari_mollifier.io import (  # noqa: E402
+    MAX_PIXELS,
+    InputError,
+    read_image,
+    read_localisations,
+    render_localisations,
+)
 from napari_mollifier.io._atomic import atomic_write_text  # noqa: E402
 from napari_mollifier.io._preprocess import (  # noqa: E402
     check_fraction,
     check_mask,
     intensity_to_fraction,
     segment_nucleus,
-)
-from napari_mollifier.io._readers import (  # noqa: E402
-    MAX_PIXELS,
-    InputError,
-    read_image,
-    read_localisations,
-    render_localisations,
 )
 
 # Words that start the "what to do" part of a one-line InputError message.
@@ -104,7 +104,7 @@ def _write_rgb(p):
 
 
 def _write_stack(p):
-    tifffile.imwrite(p, _image((3, 64, 64)))
+    tifffile.imwrite(p, _image((3, 64, 64)), photometric="minisblack")
 
 
 def _write_nan(p):
@@ -139,7 +139,7 @@ def _write_nothing(p):
 # (writer, file name, pattern the message must contain)
 _BAD_IMAGES = {
     "rgb": (_write_rgb, "rgb.tif", r"RGB.*grayscale"),
-    "stack": (_write_stack, "stack.tif", r"2-D.*\(3, 64, 64\)|\(3, 64, 64\).*2-D"),
+    "stack": (_write_stack, "stack.tif", r"stack with axes \wYX \(\w=3, Y=64, X=64\).*--plane N \(0-2\)"),
     "nan": (_write_nan, "nan.tif", r"2 NaN/Inf pixels"),
     "constant": (_write_constant, "constant.tif", r"constant"),
     "small": (_write_small, "small.tif", r"16x16.*too small.*32x32"),
@@ -250,15 +250,16 @@ def test_read_localisations_rejects_missing_xy_columns(tmp_path):
     assert "nm" in msg and _FIX.search(msg.replace(str(path), ""))
 
 
-def test_read_localisations_rejects_micrometre_units(tmp_path):
+def test_read_localisations_converts_micrometre_units(tmp_path):
+    # A unit in the header is explicit: µm are converted, not refused.
     path = _table(
         tmp_path / "um.csv",
         '"id","frame","x [µm]","y [µm]"',
         [f"{i},1,{i * 0.01},{i * 0.02}" for i in range(150)],
     )
-    with pytest.raises(InputError, match=r"µm.*convert.*to nm") as exc:
-        read_localisations(path)
-    _assert_one_line_naming(exc, path)
+    x, y = read_localisations(path)
+    np.testing.assert_allclose(x, np.arange(150) * 10.0)
+    np.testing.assert_allclose(y, np.arange(150) * 20.0)
 
 
 def test_read_localisations_rejects_non_numeric_row_with_line_number(tmp_path):

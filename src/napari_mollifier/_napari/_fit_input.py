@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import napari.layers
 import numpy as np
-from qtpy.QtWidgets import QComboBox, QFormLayout, QGroupBox, QPushButton, QVBoxLayout
+from qtpy.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLabel, QPushButton, QVBoxLayout
 
 from ..io import InputError, one_line_error
 from ._fit import prepare_fit
@@ -33,8 +33,20 @@ class InputSection:
         box = QGroupBox("Input", self)
         form = QFormLayout(box)
         self.image_combo = QComboBox(box)
-        self.image_combo.setToolTip("the image layer of the nucleus (2-D, one channel)")
+        self.image_combo.setToolTip(
+            "the image layer of the nucleus (one channel; of a stack, the plane the viewer shows); "
+            "the layer selected in the layer list is chosen when it is an image"
+        )
         form.addRow("Image", self.image_combo)
+        self.plane_label = QLabel("", box)
+        self.plane_label.setWordWrap(True)
+        self.plane_label.setToolTip(
+            "which plane of a stack is fitted: the one the viewer shows (move its sliders to choose); "
+            "an RGB layer is split into its channels first (layer list: right-click > Split RGB), "
+            "then the chromatin channel's layer is picked"
+        )
+        self.plane_label.setMinimumHeight(2 * self.plane_label.fontMetrics().height() + 4)
+        form.addRow("Plane", self.plane_label)
         self.pixel_size = pixel_size_box(
             box,
             "type the pixel size (nm)",
@@ -66,19 +78,36 @@ class InputSection:
         cls = getattr(napari.layers, kind)
         return [ly for ly in self.viewer.layers if isinstance(ly, cls)]
 
+    def _connect_input(self) -> None:
+        """Follow the layer list's selection (the active image layer is pre-chosen) and the
+        viewer's sliders (the plane of a stack that will be fitted)."""
+        self.viewer.layers.selection.events.active.connect(self._on_active_layer)
+        self.viewer.dims.events.current_step.connect(self._show_plane)
+
+    def _on_active_layer(self, *_) -> None:
+        if self._closed:
+            return
+        active = self.viewer.layers.selection.active
+        if active is None or not isinstance(active, napari.layers.Image):
+            return
+        if self.image_combo.findText(active.name) >= 0:
+            self.image_combo.setCurrentText(active.name)
+
     def _refresh_layers(self, *_) -> None:
         if self._closed:
             return
+        first_fill = self.image_combo.count() == 0
         for combo, kind, first in (
             (self.image_combo, "Image", None),
             (self.mask_combo, "Labels", AUTO_MASK),
             (self.crop_combo, "Shapes", NO_CROP),
         ):
             current = combo.currentText()
+            # Every image layer is offered, stacks and RGB too: choosing one says what to do with it.
             names = ([first] if first else []) + [
                 ly.name
                 for ly in self._layers_of(kind)
-                if kind != "Image" or (ly.ndim == 2 and not ly.rgb and ly.name not in self._result_names())
+                if kind != "Image" or ly.name not in self._result_names()
             ]
             if [combo.itemText(i) for i in range(combo.count())] == names:
                 continue
@@ -88,6 +117,8 @@ class InputSection:
             if current in names:
                 combo.setCurrentText(current)
             combo.blockSignals(False)
+        if first_fill:
+            self._on_active_layer()
         if self.image_combo.currentText() != self._image_name:
             self._on_image_changed(self.image_combo.currentText())
 
@@ -105,6 +136,7 @@ class InputSection:
     def _on_image_changed(self, name: str) -> None:
         self._image_name = name
         layer = self._layer(name)
+        self._show_plane()
         if layer is None:
             return
         px = pixel_size_from_meta({"scale": list(layer.scale), "units": [str(u) for u in layer.units]})
@@ -114,6 +146,49 @@ class InputSection:
             self.input_kind.setCurrentIndex(self.input_kind.findData(kind))
         mask_name = f"{name} nucleus mask"
         self.mask_combo.setCurrentText(mask_name if mask_name in self.viewer.layers else AUTO_MASK)
+
+    # ---------------------------------------------------------------- planes of stacks
+    def _plane_index(self, layer) -> tuple[int, ...]:
+        """Indices of the viewer's current slice on the leading (non-Y, X) axes of ``layer``."""
+        data_pt = np.asarray(layer.world_to_data(self.viewer.dims.point), dtype=float)
+        lead = data_pt[-layer.ndim : -2]
+        shape = layer.data.shape[: layer.ndim - 2]
+        return tuple(int(np.clip(round(v), 0, n - 1)) for v, n in zip(lead, shape))
+
+    def _plane_text(self, layer) -> str:
+        if layer is None or not isinstance(layer, napari.layers.Image):
+            return ""
+        if layer.rgb:
+            return "RGB: not a chromatin stain; split it (layer list: right-click > Split RGB)"
+        if layer.ndim <= 2:
+            return "2-D image"
+        labels = list(getattr(layer, "axis_labels", ()) or ())[: layer.ndim - 2]
+        if len(labels) != layer.ndim - 2:
+            labels = [""] * (layer.ndim - 2)
+        # napari's own labels are numbers ("-3"): name those axes by their position
+        labels = [a if a and not a.lstrip("-").isdigit() else f"axis {i}" for i, a in enumerate(labels)]
+        idx = self._plane_index(layer)
+        where = ", ".join(f"{a} {i} of {n}" for a, i, n in zip(labels, idx, layer.data.shape))
+        return f"{where}: the plane shown is fitted (move the viewer's sliders to choose)"
+
+    def _show_plane(self, *_) -> None:
+        if self._closed:
+            return
+        self.plane_label.setText(self._plane_text(self._layer(self.image_combo.currentText())))
+
+    def image_plane(self, layer) -> tuple[np.ndarray, str]:
+        """The 2-D data of an image layer to fit and its name: of a stack the plane the viewer
+        shows (named with its indices), an RGB layer refused with how to split it."""
+        if layer.rgb:
+            raise InputError(
+                f"{layer.name}: an RGB layer is not an image of a chromatin stain; split it "
+                "(right-click the layer in the layer list > Split RGB) and pick the chromatin channel"
+            )
+        if layer.ndim <= 2:
+            return np.asarray(layer.data), layer.name
+        idx = self._plane_index(layer)
+        plane = np.asarray(layer.data[idx])
+        return plane, f"{layer.name} [{', '.join(str(i) for i in idx)}]"
 
     # ---------------------------------------------------------------- preprocessing
     def image_layer(self):
@@ -126,9 +201,14 @@ class InputSection:
         return layer
 
     def _geometry(self, layer) -> dict:
-        return {"scale": tuple(layer.scale), "translate": tuple(layer.translate), "units": tuple(layer.units)}
+        """Scale, translate and units of the Y, X axes (2-D results of a stack's plane)."""
+        return {
+            "scale": tuple(layer.scale)[-2:],
+            "translate": tuple(layer.translate)[-2:],
+            "units": tuple(layer.units)[-2:],
+        }
 
-    def _mask_data(self, image):
+    def _mask_data(self, image, data=None):
         """The chosen labels layer's current data; with automatic segmentation, a new labels layer
         holding the segmentation (so it can be inspected and edited)."""
         name = self.mask_combo.currentText()
@@ -139,8 +219,8 @@ class InputSection:
             return np.asarray(layer.data)
         from ..io import segment_nucleus
 
-        mask = segment_nucleus(np.asarray(image.data, dtype=float), name=image.name, fix=SEGMENTATION_FIX)
-        mask = mask.astype(np.uint8)
+        data = np.asarray(image.data if data is None else data, dtype=float)
+        mask = segment_nucleus(data, name=image.name, fix=SEGMENTATION_FIX).astype(np.uint8)
         label_name = f"{image.name} nucleus mask"
         existing = self._layer(label_name)
         if (
@@ -164,11 +244,15 @@ class InputSection:
             raise InputError(f"the crop layer {name!r} holds no rectangle; draw one or choose {NO_CROP}")
         verts = np.asarray(shapes.data[-1], dtype=float)[:, -2:]
         world = np.array([shapes.data_to_world(v) for v in verts])
-        px = np.array([image.world_to_data(w) for w in world])[:, -2:]
+        # A rectangle's corners at the viewer's current slice: a stack's plane (the leading axes)
+        # is where the viewer is, its Y, X the rectangle's.
+        here = np.asarray(self.viewer.dims.point, dtype=float)
+        px = np.array([image.world_to_data(np.r_[here[: here.size - 2], w[-2:]]) for w in world])[:, -2:]
         return (px[:, 0].min(), px[:, 0].max(), px[:, 1].min(), px[:, 1].max())
 
     def _prepare(self, settings=None):
         image = self.image_layer()
+        data, name = self.image_plane(image)  # an RGB layer is refused first: its fix comes first
         if not self.pixel_size.value() > 0:
             raise InputError(
                 f"{image.name}: the layer has no pixel size; type it in (nm) or open the file with "
@@ -176,13 +260,13 @@ class InputSection:
             )
         settings = settings if settings is not None else self.form.settings()
         inp = prepare_fit(
-            image.data,
+            data,
             pixel_size_nm=self.pixel_size.value(),
             input_kind=self.input_kind.currentData(),
             settings=settings,
-            mask=self._mask_data(image),
+            mask=self._mask_data(image, data),
             crop=self._crop_rect(image),
-            name=image.name,
+            name=name,
         )
         return image, inp
 

@@ -117,6 +117,7 @@ class FitWidget(StopsOnClose, InputSection, NucleiSection, MapLayers, QWidget):
         self.state.events.device.connect(self._update_device_label)
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
+        self._connect_input()
         self.viewer.mouse_drag_callbacks.append(self._on_click)
         self._connect_nuclei()
         self._watch_app()

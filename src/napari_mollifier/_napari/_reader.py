@@ -18,6 +18,7 @@ from ..io import (
     DEFAULT_RENDER_PIXEL_NM,
     TABLE_SUFFIXES,
     InputError,
+    MissingUnitError,
     read_image,
     read_tiff_as_is,
     render_table,
@@ -30,7 +31,11 @@ __all__ = [
     "read_tiff",
     "read_localisation_table",
     "DEFAULT_RENDER_PIXEL_NM",
+    "XY_UNIT_CHOICES",
 ]
+
+#: The unit choices of the render widget: what the file states, or a unit for tables stating none.
+XY_UNIT_CHOICES = {"as stated in the file": None, "nm": "nm", "camera pixels": "px"}
 
 _TIFF = (".tif", ".tiff")
 _TABLES = TABLE_SUFFIXES
@@ -58,10 +63,11 @@ def read_tiff(path) -> list[tuple]:
 
     Any readable TIFF opens, as napari's own reader would open it: a file without a pixel size
     (a plain TIFF, or one saved by napari's built-in writer) opens at napari's default scale, and
-    RGB images or stacks open as they are; each time a notification says what the file lacks for
-    a fit and what to do. Only an unreadable file raises (one-line :class:`InputError`). A map
-    written by this plugin gets back its colour map and display range from the metadata stored
-    with it, whatever the file's name."""
+    RGB images open as RGB layers and stacks whole (their OME axes in ``metadata["axes"]``,
+    a slider per extra axis; the fit widget fits the plane shown); each time a notification says
+    what the file lacks for a fit and what to do. Only an unreadable file raises (one-line
+    :class:`InputError`). A map written by this plugin gets back its colour map and display range
+    from the metadata stored with it, whatever the file's name."""
     return [_tiff_layer(p) for p in _paths(path)]
 
 
@@ -74,7 +80,7 @@ def notify(message: str) -> None:
 
 def _tiff_layer(path: str) -> tuple:
     try:
-        img = read_image(path, allow_nan=True, allow_constant=True)
+        img = read_image(path, allow_nan=True, allow_constant=True, keep_stack=True)
         problem = ""
     except InputError as exc:
         try:
@@ -98,6 +104,11 @@ def _tiff_layer(path: str) -> tuple:
         )
     if said:
         notify("; ".join(said))
+    axes = img.metadata.get("axes") or ""
+    if px and data.ndim > 2 and len(axes) == data.ndim:  # a stack or an RGB image: Y, X get the size
+        return _stack_layer(data, axes, dict(name=p.stem, metadata=meta, **image_layer_kwargs(px)), px)
+    if data.ndim > 2 and axes:
+        meta["axes"] = axes
     kw = dict(name=p.stem, metadata=meta)
     rgb = (
         data.ndim == 3
@@ -159,6 +170,18 @@ def _known_colormap(name: str) -> bool:
     return name in AVAILABLE_COLORMAPS
 
 
+def _stack_layer(data: np.ndarray, axes: str, kw: dict, px: float) -> tuple:
+    """Layer data of a stack (slider axes first, then Y, X) or an RGB image (Y, X, S)."""
+    kw["metadata"]["axes"] = axes
+    if axes.endswith("S"):
+        top = float(np.nanmax(data)) or 1.0
+        return (data / top).astype(np.float32), dict(kw, rgb=True), "image"
+    n = data.ndim
+    kw.update(scale=(1.0,) * (n - 2) + (px, px), units=("pixel",) * (n - 2) + ("nm", "nm"))
+    kw["axis_labels"] = tuple(axes)
+    return data.astype(np.float32), kw, "image"
+
+
 def _header(path: str) -> list[str] | None:
     try:
         with open(path, encoding="utf-8-sig", errors="strict") as fh:
@@ -169,6 +192,25 @@ def _header(path: str) -> list[str] | None:
     except (OSError, UnicodeDecodeError):
         return None
     return None
+
+
+def _has_locs(path: str) -> bool:
+    """Whether an HDF5 file holds Picasso's ``locs`` table (other HDF5 files are left to others)."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return "locs" in f
+    except (OSError, ImportError):
+        return False
+
+
+def _is_rapidstorm(path: str) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.readline().lstrip().startswith("# <localizations")
+    except OSError:
+        return False
 
 
 def _names_axis(header: list[str], axis: str) -> bool:
@@ -182,10 +224,15 @@ def _names_axis(header: list[str], axis: str) -> bool:
 
 
 def get_localisations_reader(path):
-    """npe2 reader hook: a reader for localisation tables (a header naming x and y columns), else None."""
+    """npe2 reader hook: a reader for localisation tables (Picasso HDF5, rapidSTORM text, or a
+    header naming x and y columns), else None."""
     paths = _paths(path)
     if not paths or len(paths) != 1 or not paths[0].lower().endswith(_TABLES):
         return None
+    if paths[0].lower().endswith((".hdf5", ".h5")):
+        return read_localisation_table if _has_locs(paths[0]) else None
+    if _is_rapidstorm(paths[0]):
+        return read_localisation_table
     header = _header(paths[0])
     if header is None or not (_names_axis(header, "x") and _names_axis(header, "y")):
         return None
@@ -199,20 +246,36 @@ def _table_translate(origin_nm, pixel_size_nm: float) -> tuple[float, float]:
     return (float(origin_nm[0]) + half, float(origin_nm[1]) + half)
 
 
-def read_localisation_table(path, pixel_size_nm: float = DEFAULT_RENDER_PIXEL_NM) -> list[tuple]:
+def read_localisation_table(
+    path, pixel_size_nm: float = DEFAULT_RENDER_PIXEL_NM, *, xy_unit=None, camera_pixel_nm=None
+) -> list[tuple]:
     """A localisation table (x, y in nm; ThunderSTORM-style headers) rendered to a density image
     (localisations per pixel) at ``pixel_size_nm`` over the localisations' bounding box plus a margin
     (:func:`napari_mollifier.io.render_table`, as ``mollifier infer`` renders it). The layer's
     ``translate`` puts it at the table's coordinates: pixel centres at origin + (i + 1/2) x pixel
-    size, in nm, so it overlays other data of the same frame."""
+    size, in nm, so it overlays other data of the same frame. ``xy_unit`` and ``camera_pixel_nm``
+    as for :func:`napari_mollifier.io.read_table`; a table whose x, y state no unit (or camera
+    pixels without their size) fails with the fix in the Render localisations widget."""
     p = Path(_paths(path)[0])
-    r = render_table(p, pixel_size_nm)
+    try:
+        r = render_table(p, pixel_size_nm, xy_unit=xy_unit, camera_pixel_nm=camera_pixel_nm)
+    except MissingUnitError as exc:
+        what = (
+            "the x, y columns state no unit"
+            if exc.needs == "unit"
+            else "the coordinates are in camera pixels and the file gives no camera pixel size"
+        )
+        raise InputError(
+            f"{p}: {what}; render it with Plugins > Mollifier rate maps > Render localisations, "
+            "choosing 'xy unit' (nm, or camera pixels with 'camera pixel nm')"
+        ) from None
     meta = {
         "source": str(p),
         "pixel_size_nm": float(r.pixel_size_nm),
         "n_localisations": r.n_localisations,
         "origin_nm": [float(v) for v in r.origin_nm],
         "rendered": f"localisations per {r.pixel_size_nm:g} nm pixel",
+        "render": r.record(),
     }
     kw = dict(name=f"{p.stem} density", metadata=meta, colormap="gray", **image_layer_kwargs(r.pixel_size_nm))
     kw["translate"] = _table_translate(r.origin_nm, r.pixel_size_nm)

@@ -29,6 +29,7 @@ def infer_file(
     on_estimate: Callable | None = None,
     stem: str | None = None,
     labels=None,
+    read=None,
 ) -> FileResult:
     """Infer one file and write its outputs; never raises for a bad input (status "failed").
 
@@ -66,6 +67,8 @@ def infer_file(
         each nucleus is fitted on its own (:func:`napari_mollifier.inverse.infer_nuclei`) and
         written by :func:`~napari_mollifier.inverse.write_nuclei_maps`; the result's ``nuclei``
         holds one row per nucleus. "auto" labels every nucleus by automatic segmentation.
+    read : ReadOptions, optional
+        As for :func:`napari_mollifier.infer_rates`: a stack's plane, a table's units.
 
     Returns
     -------
@@ -94,7 +97,7 @@ def infer_file(
             return done
     try:
         m = mask_for(image, mask)
-        key = batch_key(image, pixel_size_nm=pixel_size_nm, mask=m, input=input, settings=settings)
+        key = batch_key(image, pixel_size_nm=pixel_size_nm, mask=m, input=input, settings=settings, read=read)
         if skip_existing:
             done = completed_result(image, out, key["hash"], overview=overview, stem=stem)
             if done is not None:
@@ -109,6 +112,7 @@ def infer_file(
             progress=progress,
             check_memory=check_memory,
             on_estimate=on_estimate,
+            read=read,
         )
         cancelled = bool(maps.fit.cancelled)
         if cancelled and not write_cancelled:

@@ -48,6 +48,7 @@ def batch_key(
     input: str = "intensity",
     settings: InferenceSettings | None = None,
     labels=None,
+    read=None,
 ) -> dict:
     """What decides one file's maps, and its hash: the resume key stored in ``S.json["batch"]``.
 
@@ -60,6 +61,8 @@ def batch_key(
         a mask file's bytes are hashed too.
     labels : None, "auto", path or callable ``image -> path or None``
         The label image of several nuclei (:func:`sibling_labels`); a file's bytes are hashed.
+    read : ReadOptions, optional
+        The choices of plane and table units; hashed only when any was made (older keys stay).
 
     Returns
     -------
@@ -95,6 +98,10 @@ def batch_key(
         raise InputError(f"{lab}: label image not found; check the --labels path")
     if lab is not None:  # only then: the keys of single-nucleus results stay as they were
         fields["labels"] = str(lab) if str(lab) == "auto" else _file_digest(lab)
+    if read is not None and read.record():
+        fields["read"] = read.record()
+    if p.suffix.lower() in (".hdf5", ".h5") and p.with_suffix(".yaml").is_file():
+        fields["metadata_sha256"] = _file_digest(p.with_suffix(".yaml"))  # Picasso's pixel size
     text = json.dumps(fields, sort_keys=True, default=str)
     return {"hash": hashlib.sha256(text.encode()).hexdigest(), "fields": fields}
 

@@ -33,6 +33,7 @@ def run_batch(
     check_memory: bool = True,
     on_estimate: Callable | None = None,
     labels=None,
+    read=None,
 ) -> Iterator[tuple[int, int, FileResult | str]]:
     """Infer the images, as a generator; in this process or on dask.distributed.
 
@@ -41,7 +42,7 @@ def run_batch(
     images : iterable of paths
     out : path
         Output folder (maps, ``S.json`` per file, ``summary.csv``).
-    pixel_size_nm, mask, input, settings, overview, skip_existing
+    pixel_size_nm, mask, input, settings, overview, skip_existing, read
         As for :func:`infer_file`.
     cancel : threading.Event, optional
         Stops the batch: files not started are listed as "not run"; a running fit stops after
@@ -92,6 +93,7 @@ def run_batch(
         overview=overview,
         check_memory=check_memory,
         labels=labels,
+        read=read,
     )
     results: list[FileResult | None] = [None] * n
     # The summary is written also when the generator is closed early (the napari worker is quit, e.g.
@@ -155,6 +157,7 @@ def _already_done(image: str, out, kw: dict) -> FileResult | None:
             input=kw["input"],
             settings=kw["settings"],
             labels=kw["labels"],
+            read=kw["read"],
         )
     except Exception:  # noqa: BLE001 - e.g. a missing mask: infer_file gives the one-line reason
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import _log, settings_from_args
+from ._common import _log, read_options_from_args, settings_from_args
 from ._interrupt import stop_on_interrupt
 from ._progress import FitProgress, TextBar
 
@@ -57,6 +57,7 @@ def _cmd_batch(args) -> int:
     from ..io import InputError
 
     settings = settings_from_args(args, "batch")
+    read = read_options_from_args(args)
     try:
         images = find_images(args.folder, args.pattern)
     except InputError as exc:
@@ -111,6 +112,7 @@ def _cmd_batch(args) -> int:
     seen: dict = {}
     kw = dict(
         pixel_size_nm=args.pixel_size,
+        read=read,
         mask=_batch_mask(args.mask),
         input=args.input,
         settings=settings,

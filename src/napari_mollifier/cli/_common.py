@@ -70,3 +70,19 @@ def settings_from_args(args, command: str):
             f"mollifier {command}: invalid settings: {where + ': ' if where else ''}"
             f"{err['msg'].removeprefix('Value error, ')}"
         ) from None
+
+
+def read_options_from_args(args):
+    """The :class:`~napari_mollifier.io.ReadOptions` of the command's options."""
+    from ..io import InputError, ReadOptions
+
+    try:
+        return ReadOptions.of(
+            xy_unit=getattr(args, "xy_unit", None),
+            camera_pixel_nm=getattr(args, "camera_pixel_nm", None),
+            channel=getattr(args, "channel", None),
+            plane=getattr(args, "plane", None),
+            time=getattr(args, "time", None),
+        )
+    except InputError as exc:
+        raise SystemExit(f"mollifier: {exc}") from None

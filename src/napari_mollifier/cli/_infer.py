@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._common import _log, settings_from_args
+from ._common import _log, read_options_from_args, settings_from_args
 from ._interrupt import stop_on_interrupt
 from ._progress import FitProgress
 
@@ -25,6 +25,7 @@ def infer_files(
     check_memory: bool = True,
     stem=None,
     labels=None,
+    read=None,
 ) -> list[tuple[str, str, str]]:
     """Infer and write each image; returns (file, status, reason) rows. A failing file never
     stops the others (the shared per-file step is napari_mollifier.batch.infer_file). One line
@@ -35,7 +36,8 @@ def infer_files(
     20 GB available (crop ...)"), and each fit draws a progress bar, on standard error unless
     ``quiet``. With ``check_memory`` a file whose estimate exceeds 80 % of the memory available is
     refused ("failed", nothing written; its line names the pixel size, rate scale or crop that
-    would fit). Setting ``cancel`` (a ``threading.Event``) stops the running fit after its current
+    would fit). ``read`` (ReadOptions) picks a stack's plane and states a table's units. Setting
+    ``cancel`` (a ``threading.Event``) stops the running fit after its current
     step, writes its maps with status "cancelled" and starts no further file. ``results`` (a list)
     receives each file's FileResult. ``stem`` (a callable ``image -> str``) names each file's
     outputs (default: the file's name without its extension).
@@ -67,6 +69,7 @@ def infer_files(
             on_estimate=None if quiet else _estimate_printer(bar),
             stem=None if stem is None else stem(image),
             labels=labels,
+            read=read,
         )
         bar.end_line()
         results_list.append(r)
@@ -134,6 +137,7 @@ def _cmd_infer(args) -> int:
         raise SystemExit(
             "mollifier infer: --labels and --mask exclude each other; each label is a nucleus' mask"
         )
+    read = read_options_from_args(args)
     results: list = []
     try:
         with stop_on_interrupt(ignore_after=getattr(args, "standalone", False)) as interrupts:
@@ -150,6 +154,7 @@ def _cmd_infer(args) -> int:
                 results=results,
                 check_memory=not args.no_memory_check,
                 labels=args.labels,
+                read=read,
             )
     except KeyboardInterrupt:  # the second Ctrl-C: stop at once, without a traceback
         if sys.stderr.isatty():

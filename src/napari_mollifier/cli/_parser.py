@@ -48,10 +48,40 @@ def _add_input_options(inp) -> None:
     inp.add_argument("--mask", help="nucleus mask TIFF (nonzero = nucleus); default: segmented")
 
 
+def _add_read_options(inp) -> None:
+    """What a file may not say itself: the plane of a stack, the unit of a table's x, y."""
+    for flag, axis, word in (
+        ("--channel", "C", "channel (or the colour of an RGB image)"),
+        ("--plane", "Z", "z plane (or page of a stack of unnamed pages)"),
+        ("--time", "T", "time point"),
+    ):
+        inp.add_argument(
+            flag,
+            type=int,
+            metavar="N",
+            help=f"a stack: analyse {word} N (0-based; OME axis {axis}); a stack without the choice "
+            "is refused with its axes and sizes",
+        )
+    inp.add_argument(
+        "--xy-unit",
+        choices=["nm", "px"],
+        help="a localisation table whose x, y columns state no unit (plain 'x', 'y'): nm, or px "
+        "(camera pixels, with --camera-pixel-nm); a table's own unit ('x [nm]', Picasso, rapidSTORM) "
+        "is always used",
+    )
+    inp.add_argument(
+        "--camera-pixel-nm",
+        type=float,
+        metavar="NM",
+        help="nm per camera pixel, for tables in camera pixels (overrides a Picasso .yaml's Pixelsize)",
+    )
+
+
 def _add_fit_options(p) -> None:
     """The input options and one option per setting of InferenceSettings (:func:`_add_settings_options`)."""
     inp = p.add_argument_group("input")
     _add_input_options(inp)
+    _add_read_options(inp)
     inp.add_argument(
         "--intensity-levels",
         nargs=2,
@@ -167,11 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser(
         "infer",
         help="rate maps of one or more images",
-        description="Rate maps of each IMAGE (TIFF / OME-TIFF, or a localisation table .csv/.tsv/.txt "
-        "with x, y in nm, rendered over its own extent). A progress bar per file goes to standard "
-        "error, after one line with the fit's time and memory estimate; a file whose fit would not "
-        "fit in memory is refused (failed) before it starts. Ctrl-C stops the running fit after its "
-        "current step and keeps its maps (status cancelled, exit status 130); a second Ctrl-C "
+        description="Rate maps of each IMAGE (TIFF / OME-TIFF, one plane of a stack chosen with "
+        "--channel/--plane/--time, or a localisation table: ThunderSTORM .csv, rapidSTORM .txt, Picasso "
+        ".hdf5 with its .yaml, SMLM challenge .csv, any .csv/.tsv whose x, y state their unit or with "
+        "--xy-unit; rendered over its own extent, each localisation blurred by its precision). "
+        "A progress bar per file goes to standard error, after one line with the fit's time and "
+        "memory estimate; a file whose fit would not fit in memory is refused (failed) before it "
+        "starts. Ctrl-C stops the running fit after its current step and keeps its maps (status "
+        "cancelled, exit status 130); a second Ctrl-C "
         "aborts at once. Exit status 1 when any input failed.",
     )
     i.add_argument("images", nargs="+", metavar="IMAGE")
@@ -304,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("image", metavar="IMAGE")
     sc.add_argument("--out", default=".", help="folder of S_domains.csv (default: the current folder)")
     _add_input_options(sc)
+    _add_read_options(sc)
     sc.add_argument(
         "--maps",
         metavar="DIR",

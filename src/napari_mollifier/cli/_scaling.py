@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import _log
+from ._common import _log, read_options_from_args
 
 
 def _scaling_line(name: str, table, csv_path) -> str:
@@ -39,6 +39,7 @@ def _cmd_scaling(args) -> int:
             neighbours=args.neighbours,
             min_area_px=args.min_area,
             smoothing_nm=args.smoothing_nm,
+            read=read_options_from_args(args),
         )
     except ValueError as exc:  # InputError (one line naming the file) and invalid options
         _log(f"error: {exc}")

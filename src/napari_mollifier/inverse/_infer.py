@@ -13,7 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from ..config import InferenceSettings, resolved_kernel_radius_nm
-from ..io import InputError, check_fraction, intensity_to_fraction, load_input, write_json, write_tiff
+from ..io import (
+    InputError,
+    ReadOptions,
+    check_fraction,
+    intensity_to_fraction,
+    load_input,
+    write_json,
+    write_tiff,
+)
 from ._cost import FORCE_OPTION, FitCost, check_fit_cost
 from ._solver import ProgressEvent, RateFit, fit_rates
 from ._verdict import Verdict, judge_rates
@@ -202,6 +210,7 @@ def infer_rates(
     check_memory: bool = True,
     on_estimate: Callable[[FitCost], None] | None = None,
     name: str | None = None,
+    read: ReadOptions | None = None,
 ) -> RateMaps:
     """Methylation and acetylation rate maps from one image of a nucleus.
 
@@ -229,6 +238,9 @@ def infer_rates(
         Receives the fit's :class:`FitCost` (time and memory estimate) just before the fit starts.
     name : str, optional
         How an array is named in messages and in ``source`` (default "image").
+    read : ReadOptions, optional
+        What the file does not say itself: the plane of a stack (``plane={"C": 1}``), the unit of
+        a table's x, y (``xy_unit``) and the camera pixel size (``camera_pixel_nm``).
 
     Raises
     ------
@@ -239,7 +251,7 @@ def infer_rates(
         allocated, with the ways out (a coarser pixel size, a larger rate scale, a smaller crop).
     """
     settings = settings or InferenceSettings()
-    inp = load_input(image, pixel_size_nm=pixel_size_nm, mask=mask, name=name)
+    inp = load_input(image, pixel_size_nm=pixel_size_nm, mask=mask, name=name, read=read)
     m, px, source, prep = inp.mask, inp.pixel_size_nm, inp.source, inp.preprocessing
     phi, settings = to_fraction(
         inp.data, m, input=input, pixel_size_nm=px, settings=settings, name=source, prep=prep

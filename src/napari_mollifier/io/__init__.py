@@ -14,24 +14,32 @@ from ._preprocess import (
     segment_nucleus,
 )
 from ._readers import (
-    DEFAULT_RENDER_PIXEL_NM,
     MAX_PIXELS,
     PIXEL_SIZE_RANGE_NM,
-    RENDER_MARGIN_NM,
-    TABLE_SUFFIXES,
     ImageData,
     InputError,
-    RenderedTable,
     check_pixel_size,
-    is_table,
     read_image,
+    select_plane,
+)
+from ._results import RATE_TABLE_COLUMNS, rate_table_rows, result_stem, save_result, write_rate_table
+from ._settings_files import CONFIG_SUFFIXES, read_settings_file, settings_template
+from ._tables import (
+    DEFAULT_RENDER_PIXEL_NM,
+    RENDER_MARGIN_NM,
+    TABLE_SUFFIXES,
+    XY_UNITS,
+    LocalisationTable,
+    MissingUnitError,
+    ReadOptions,
+    RenderedTable,
+    is_table,
     read_localisations,
+    read_table,
     read_tiff_as_is,
     render_localisations,
     render_table,
 )
-from ._results import RATE_TABLE_COLUMNS, rate_table_rows, result_stem, save_result, write_rate_table
-from ._settings_files import CONFIG_SUFFIXES, read_settings_file, settings_template
 from ._writers import write_json, write_tiff
 
 __all__ = [
@@ -51,6 +59,12 @@ __all__ = [
     "PIXEL_SIZE_RANGE_NM",
     "RENDER_MARGIN_NM",
     "TABLE_SUFFIXES",
+    "XY_UNITS",
+    "LocalisationTable",
+    "MissingUnitError",
+    "ReadOptions",
+    "read_table",
+    "select_plane",
     "ImageData",
     "InputError",
     "RenderedTable",

@@ -20,14 +20,8 @@ from ._preprocess import (
     localisation_coverage_notice,
     segment_nucleus,
 )
-from ._readers import (
-    DEFAULT_RENDER_PIXEL_NM,
-    InputError,
-    check_pixel_size,
-    is_table,
-    read_image,
-    render_table,
-)
+from ._readers import InputError, check_pixel_size, read_image
+from ._tables import DEFAULT_RENDER_PIXEL_NM, ReadOptions, is_table, render_table
 
 __all__ = ["LoadedInput", "load_image", "load_input"]
 
@@ -57,15 +51,17 @@ def load_input(
     name: str | None = None,
     mask_label: str | None = None,
     segmentation_fix: str = SEGMENTATION_FIX,
+    read: ReadOptions | None = None,
 ) -> LoadedInput:
     """Read or check an image, resolve its pixel size and get the nucleus mask.
 
     Parameters
     ----------
     image : path or (H, W) array
-        TIFF / OME-TIFF file (pixel size read from its metadata), a localisation table (``.csv``,
-        ``.tsv``, ``.txt``, ``.xls``: x, y in nm; rendered to counts per pixel over its bounding box
-        plus a margin, :func:`render_table`) or an array (float64 copy).
+        TIFF / OME-TIFF file (pixel size read from its metadata; a stack needs its plane chosen in
+        ``read``), a localisation table (``.csv``, ``.tsv``, ``.txt``, ``.xls``, Picasso ``.hdf5``:
+        rendered to localisations per pixel over its bounding box plus a margin,
+        :func:`render_table`) or an array (float64 copy).
     pixel_size_nm : float, optional
         Overrides the file's pixel size; required for arrays and files without one; for a table,
         the pixel size of its rendering (default :data:`DEFAULT_RENDER_PIXEL_NM`). Checked
@@ -82,6 +78,10 @@ def load_input(
     segmentation_fix : str
         What a too small automatic mask's message suggests (default: the command line's options;
         the widget names its own controls).
+    read : ReadOptions, optional
+        What the file does not say itself: the unit of a table's x, y and the camera pixel size,
+        the plane of a stack. Recorded as ``preprocessing["plane"]`` (axes and indices) and
+        ``preprocessing["read"]`` (a table's unit choices).
 
     Returns
     -------
@@ -92,10 +92,11 @@ def load_input(
     InputError
         One line naming the input and the fix.
     """
+    read = read or ReadOptions()
     if is_table(image):
-        data, px, source, prep = _read_table(image, pixel_size_nm)
+        data, px, source, prep = _read_table(image, pixel_size_nm, read)
     elif isinstance(image, (str, os.PathLike)):
-        data, px, source, prep = _read_file(image, pixel_size_nm)
+        data, px, source, prep = _read_file(image, pixel_size_nm, read)
     else:
         data, px, source, prep = _check_array(image, pixel_size_nm, name or "image")
     m = _nucleus_mask(mask, data, source, prep, mask_label, segmentation_fix)
@@ -107,18 +108,21 @@ def load_input(
     return LoadedInput(data=data, mask=m, pixel_size_nm=px, source=source, preprocessing=prep)
 
 
-def load_image(image, *, pixel_size_nm: float | None = None, name: str | None = None):
+def load_image(
+    image, *, pixel_size_nm: float | None = None, name: str | None = None, read: ReadOptions | None = None
+):
     """Read or check an image and resolve its pixel size, as :func:`load_input` does, without a
     nucleus mask (several nuclei bring their own). Returns ``(data, pixel_size_nm, source, record)``."""
+    read = read or ReadOptions()
     if is_table(image):
-        return _read_table(image, pixel_size_nm)
+        return _read_table(image, pixel_size_nm, read)
     if isinstance(image, (str, os.PathLike)):
-        return _read_file(image, pixel_size_nm)
+        return _read_file(image, pixel_size_nm, read)
     return _check_array(image, pixel_size_nm, name or "image")
 
 
-def _read_file(path, pixel_size_nm) -> tuple[np.ndarray, float, str, dict]:
-    data = read_image(path)
+def _read_file(path, pixel_size_nm, read: ReadOptions) -> tuple[np.ndarray, float, str, dict]:
+    data = read_image(path, plane=dict(read.plane))
     # `is None`, not falsiness: a given 0 nm must be rejected, not replaced by the file's value.
     px = pixel_size_nm if pixel_size_nm is not None else data.pixel_size_nm
     if px is None:
@@ -133,19 +137,23 @@ def _read_file(path, pixel_size_nm) -> tuple[np.ndarray, float, str, dict]:
         else data.metadata.get("pixel_size_source", "")
     }
     check_pixel_size(px, name=data.path, source=src["pixel_size_source"])
+    if "plane" in data.metadata:
+        src["plane"] = data.metadata["plane"]
     return data.data, float(px), data.path, src
 
 
-def _read_table(path, pixel_size_nm) -> tuple[np.ndarray, float, str, dict]:
+def _read_table(path, pixel_size_nm, read: ReadOptions) -> tuple[np.ndarray, float, str, dict]:
     """A localisation table rendered over its own extent (counts per pixel: intensity input)."""
     px = DEFAULT_RENDER_PIXEL_NM if pixel_size_nm is None else pixel_size_nm
-    rendered = render_table(path, px)
+    rendered = render_table(path, px, xy_unit=read.xy_unit, camera_pixel_nm=read.camera_pixel_nm)
     prep = {
         "pixel_size_source": "argument (render pixel size)"
         if pixel_size_nm is not None
         else f"default render pixel size of tables ({DEFAULT_RENDER_PIXEL_NM:g} nm)",
         "render": rendered.record(),
     }
+    if read.record():
+        prep["read"] = {k: v for k, v in read.record().items() if k != "plane"}
     return rendered.data, rendered.pixel_size_nm, rendered.path, prep
 
 

@@ -1,11 +1,10 @@
-"""Readers: TIFF / OME-TIFF images with their pixel size, and localisation tables.
+"""Readers: TIFF / OME-TIFF images with their pixel size (localisation tables: :mod:`._tables`).
 
 Every problem with an input raises :class:`InputError`, one line naming the file and the fix.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -21,14 +20,7 @@ __all__ = [
     "ImageData",
     "read_image",
     "read_tiff_as_is",
-    "read_localisations",
-    "render_localisations",
-    "render_table",
-    "is_table",
-    "RenderedTable",
-    "TABLE_SUFFIXES",
-    "DEFAULT_RENDER_PIXEL_NM",
-    "RENDER_MARGIN_NM",
+    "select_plane",
     "check_pixel_size",
     "MAX_PIXELS",
     "PIXEL_SIZE_RANGE_NM",
@@ -56,19 +48,6 @@ _UNIT_TO_NM = {
     "meter": 1e9,
     "inch": 2.54e7,
 }
-
-
-#: File name endings taken as localisation tables (text with a header row, x and y in nm;
-#: ThunderSTORM's "XLS" export is tab-separated text).
-TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".xls")
-#: Pixel size (nm) at which a localisation table is rendered unless another is given. The model's
-#: lengths are in ell0 = 10 nm and the default settings assume ~10 nm pixels; choose about half the
-#: localisation precision to the precision itself (10 nm for ThunderSTORM's typical 15-20 nm),
-#: coarser only when there are fewer than ~1 localisation per pixel inside heterochromatin.
-DEFAULT_RENDER_PIXEL_NM = 10.0
-#: Margin (nm) around the localisations' bounding box in a rendering: room for the nucleus edge
-#: and the background the segmentation and the fit's crop need.
-RENDER_MARGIN_NM = 500.0
 
 
 class InputError(ValueError):
@@ -159,9 +138,19 @@ def _pixel_size_from_tiff(tif) -> tuple[float | None, str]:
 
 
 def read_image(
-    path: str | os.PathLike, *, allow_nan: bool = False, allow_constant: bool = False
+    path: str | os.PathLike,
+    *,
+    allow_nan: bool = False,
+    allow_constant: bool = False,
+    plane=None,
+    keep_stack: bool = False,
 ) -> ImageData:
-    """Read a single-plane grayscale TIFF / OME-TIFF and its pixel size.
+    """Read a grayscale TIFF / OME-TIFF plane and its pixel size.
+
+    A stack (channels, planes, time points: the OME axes string of tifffile's ``series.axes``)
+    gives the plane chosen by ``plane`` (:func:`select_plane`); without a choice it is refused
+    with the axes and their sizes. ``keep_stack=True`` returns a stack whole (singleton axes
+    dropped; its axes in ``metadata["axes"]``), for a viewer that picks the plane itself.
 
     ``allow_nan=True`` accepts NaN pixels (rate maps are NaN outside the analysed region);
     ``allow_constant=True`` accepts constant images (a mask may be all 0 or all 1: the mask
@@ -216,17 +205,17 @@ def read_image(
         tiff_log.setLevel(saved[0])
         tiff_log.propagate = saved[1]
     data = np.asarray(data)
-    data = np.squeeze(data)
-    if data.ndim == 3 and data.shape[-1] in (3, 4) and ("S" in axes or data.dtype == np.uint8):
-        raise InputError(
-            f"{p}: RGB(A) image of shape {data.shape}; export a single grayscale channel "
-            "(the chromatin stain) as a 2-D TIFF"
-        )
-    if data.ndim != 2:
-        raise InputError(
-            f"{p}: expected one 2-D image, got shape {data.shape} (axes {axes or '?'}); "
-            "save the one plane/channel to analyse (e.g. a maximum projection) as a 2-D TIFF"
-        )
+    if len(axes) != data.ndim:
+        axes = "Q" * (data.ndim - 2) + "YX"
+    keep = [i for i, n in enumerate(data.shape) if n != 1 or axes[i] in "YX"]
+    data, axes = data.reshape([data.shape[i] for i in keep]), "".join(axes[i] for i in keep)
+    if data.ndim == 3 and axes[-1] != "S" and data.shape[-1] in (3, 4) and data.dtype == np.uint8:
+        axes = axes[:-1] + "S"  # 8-bit RGB without a samples axis in its metadata
+    chosen, stack_axes = {}, axes
+    if not (keep_stack and data.ndim > 2):
+        data, chosen = select_plane(data, axes, plane, name=str(p))
+        axes = "YX"
+    h, w = data.shape[axes.index("Y")], data.shape[axes.index("X")]
     if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
         raise InputError(f"{p}: unsupported pixel type {data.dtype}; use integer or float gray values")
     data = data.astype(np.float64)
@@ -237,14 +226,14 @@ def read_image(
         raise InputError(
             f"{p}: {n} NaN/Inf pixels; replace them (e.g. by 0 outside the nucleus) before analysis"
         )
-    if min(data.shape) < 32:
+    if min(h, w) < 32:
         raise InputError(
-            f"{p}: image of {data.shape[0]}x{data.shape[1]} pixels is too small; at least "
+            f"{p}: image of {h}x{w} pixels is too small; at least "
             "32x32 pixels are needed (several chromatin domains across)"
         )
-    if data.size > MAX_PIXELS:
+    if h * w > MAX_PIXELS:
         raise InputError(
-            f"{p}: image of {data.shape[0]}x{data.shape[1]} pixels is too large (limit "
+            f"{p}: image of {h}x{w} pixels is too large (limit "
             f"{MAX_PIXELS} pixels); crop it to the nucleus first"
         )
     if not allow_constant and float(np.nanmax(data)) == float(np.nanmin(data)):
@@ -256,6 +245,10 @@ def read_image(
         meta = {"pixel_size_source": source}
     else:
         meta = {"pixel_size_problem": source} if source else {}
+    if data.ndim > 2:
+        meta["axes"] = axes
+    if chosen:
+        meta["plane"] = {"axes": stack_axes, **chosen}
     if info:
         try:
             meta["info"] = json.loads(info)
@@ -362,168 +355,67 @@ def _check_before_reading(tif, p: Path) -> None:
         )
 
 
-_X_NAMES = ("x [nm]", "x_nm", "x (nm)", "x", "xnm", "position_x", "x_position")
-_Y_NAMES = ("y [nm]", "y_nm", "y (nm)", "y", "ynm", "position_y", "y_position")
+#: What each OME axis letter (tifffile's ``series.axes``) is called, and the choice that picks it.
+_AXIS_WORDS = {"C": "channel", "Z": "plane", "T": "time point", "S": "colour", "I": "plane", "Q": "plane"}
+_AXIS_OPTION = {
+    "C": "--channel",
+    "Z": "--plane",
+    "T": "--time",
+    "S": "--channel",
+    "I": "--plane",
+    "Q": "--plane",
+}
 
 
-def _find_column(header: list[str], names, path, axis) -> int:
-    low = [h.strip().strip('"').lower() for h in header]
-    for name in names:
-        if name in low:
-            return low.index(name)
-    for i, h in enumerate(low):  # e.g. 'x [µm]' is a unit we must not take as nm
-        if re.fullmatch(rf"{axis}\s*[\[(]\s*(\S+)\s*[\])]", h):
-            unit = re.fullmatch(rf"{axis}\s*[\[(]\s*(\S+)\s*[\])]", h).group(1)
-            raise InputError(f"{path}: column '{header[i]}' is in {unit}, not nm; convert the table to nm")
-    raise InputError(
-        f"{path}: no {axis} column (looked for {', '.join(repr(n) for n in names[:3])}); "
-        f"the header is {header[:8]}; export x and y in nm, e.g. ThunderSTORM's 'x [nm]', 'y [nm]'"
-    )
+def select_plane(data: np.ndarray, axes: str, plane=None, *, name: str = "image") -> tuple[np.ndarray, dict]:
+    """The 2-D plane of a stack chosen by ``plane`` (axis letter -> index), and the choice made.
 
+    ``axes`` is the OME axes string of ``data`` (``TZCYX``, ``CYX``, ``YXS`` for RGB, ``IYX`` or
+    ``QYX`` for a plain multi-page TIFF). ``plane`` maps ``C`` (channel), ``Z`` (plane) and ``T``
+    (time point) to an index; ``C`` picks the colour of an RGB image (axis ``S``) when there is no
+    ``C`` axis, ``Z`` the page of a stack of unnamed pages (``I`` / ``Q``) when there is no ``Z``.
+    Choices for axes the image does not have are ignored (one choice fits a folder of 2-D images).
 
-def read_localisations(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """x and y (nm) of a localisation table (CSV / TSV / TXT with a header row)."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: file not found; check the path")
-    try:
-        text = p.read_text(encoding="utf-8-sig", errors="strict")
-    except UnicodeDecodeError:
+    Raises
+    ------
+    InputError
+        An axis left unchosen (the message lists the axes and their sizes and names the option for
+        each: ``--channel N``, ``--plane N``, ``--time N``), an index out of range, RGB without a
+        channel chosen.
+    """
+    picks = {str(k).upper(): int(v) for k, v in dict(plane or {}).items()}
+    if "C" in picks and "C" not in axes and "S" in axes:
+        picks["S"] = picks.pop("C")
+    if "Z" in picks and "Z" not in axes:
+        unnamed = [a for a in axes if a in "IQ"]
+        if len(unnamed) == 1:
+            picks[unnamed[0]] = picks.pop("Z")
+    extra = [(i, a) for i, a in enumerate(axes) if a not in "YX"]
+    sizes = ", ".join(f"{a}={n}" for a, n in zip(axes, data.shape))
+    missing = [a for _, a in extra if a not in picks]
+    if missing == ["S"] and len(extra) == 1:
         raise InputError(
-            f"{p}: not a text table; export the localisations as CSV with a header row"
-        ) from None
-    # Keep each kept line's number in the file, for error messages.
-    numbered = [
-        (n, ln)
-        for n, ln in enumerate(text.splitlines(), start=1)
-        if ln.strip() and not ln.lstrip().startswith("#")
-    ]
-    lines = [ln for _, ln in numbered]
-    if len(lines) < 2:
-        raise InputError(f"{p}: the table has no data rows; export the localisations with a header row")
-    try:
-        dialect = csv.Sniffer().sniff(lines[0], delimiters=",;\t ")
-        delim = dialect.delimiter
-    except csv.Error:
-        delim = ","
-    rows = list(csv.reader(lines, delimiter=delim, skipinitialspace=True))
-    header = rows[0]
-    ix = _find_column(header, _X_NAMES, p, "x")
-    iy = _find_column(header, _Y_NAMES, p, "y")
-    xs, ys = [], []
-    for (n, _), row in zip(numbered[1:], rows[1:]):
-        try:
-            xs.append(float(row[ix]))
-            ys.append(float(row[iy]))
-        except (ValueError, IndexError):
+            f"{name}: RGB(A) image ({sizes}); RGB is not an image of a chromatin stain: export the "
+            "chromatin channel as a grayscale 2-D TIFF, or take one colour with --channel 0, 1 or 2"
+        )
+    if missing:
+        how = " ".join(f"{_AXIS_OPTION[a]} N (0-{data.shape[axes.index(a)] - 1})" for a in missing)
+        words = " and ".join(_AXIS_WORDS[a] for a in missing)
+        raise InputError(
+            f"{name}: a stack with axes {axes} ({sizes}); choose the {words} to analyse with {how}"
+        )
+    chosen = {}
+    index = []
+    for i, a in enumerate(axes):
+        if a in "YX":
+            index.append(slice(None))
+            continue
+        k, n = picks[a], data.shape[i]
+        if not 0 <= k < n:
             raise InputError(
-                f"{p}: line {n} has no numeric x/y ({row[:4]}); fix or remove that row"
-            ) from None
-    x, y = np.asarray(xs), np.asarray(ys)
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise InputError(f"{p}: NaN/Inf coordinates; remove those rows")
-    if len(x) < 100:
-        raise InputError(f"{p}: only {len(x)} localisations; at least 100 are needed to render an image")
-    return x, y
-
-
-def render_localisations(
-    x_nm: np.ndarray,
-    y_nm: np.ndarray,
-    pixel_size_nm: float = 10.0,
-    *,
-    shape: tuple[int, int] | None = None,
-    origin_nm: tuple[float, float] = (0.0, 0.0),
-    name: str = "localisations",
-) -> np.ndarray:
-    """Histogram localisations into a density image (counts per pixel) at ``pixel_size_nm``.
-
-    Pixel (i, j) covers y in [origin_y + i p, origin_y + (i + 1) p) and likewise x; by default the
-    image spans the localisations. ``name`` (the table's file) starts error messages.
-    """
-    if not (
-        isinstance(pixel_size_nm, (int, float, np.floating, np.integer))
-        and math.isfinite(pixel_size_nm)
-        and pixel_size_nm > 0
-    ):
-        raise InputError(
-            f"{name}: pixel size must be positive (a number of nm), got {pixel_size_nm!r}; "
-            "choose a render pixel size such as 10 nm"
-        )
-    oy, ox = origin_nm
-    if shape is None:
-        shape = (
-            int(math.ceil((y_nm.max() - oy) / pixel_size_nm)) + 1,
-            int(math.ceil((x_nm.max() - ox) / pixel_size_nm)) + 1,
-        )
-    if shape[0] * shape[1] > MAX_PIXELS:
-        raise InputError(
-            f"{name}: rendering at {pixel_size_nm} nm gives {shape[0]}x{shape[1]} pixels (limit "
-            f"{MAX_PIXELS}); use a larger pixel size or crop the table"
-        )
-    iy = np.floor((y_nm - oy) / pixel_size_nm).astype(int)
-    ix = np.floor((x_nm - ox) / pixel_size_nm).astype(int)
-    ok = (iy >= 0) & (iy < shape[0]) & (ix >= 0) & (ix < shape[1])
-    img = np.zeros(shape, dtype=np.float64)
-    np.add.at(img, (iy[ok], ix[ok]), 1.0)
-    return img
-
-
-def is_table(path) -> bool:
-    """Whether ``path`` names a localisation table (by its ending, :data:`TABLE_SUFFIXES`)."""
-    return isinstance(path, (str, os.PathLike)) and Path(path).suffix.lower() in TABLE_SUFFIXES
-
-
-@dataclass
-class RenderedTable:
-    """A localisation table rendered to counts per pixel over its own extent.
-
-    Pixel (i, j) covers y in [origin_y + i p, origin_y + (i + 1) p) and likewise x, so its centre
-    lies at ``origin_nm + (i + 1/2) p`` in the table's coordinates (nm).
-    """
-
-    data: np.ndarray
-    pixel_size_nm: float
-    origin_nm: tuple[float, float]
-    n_localisations: int
-    path: str
-    margin_nm: float = RENDER_MARGIN_NM
-
-    def record(self) -> dict:
-        """How the image was made (saved with results as ``preprocessing["render"]``)."""
-        return {
-            "table": self.path,
-            "n_localisations": self.n_localisations,
-            "pixel_size_nm": self.pixel_size_nm,
-            "origin_nm": [float(v) for v in self.origin_nm],
-            "shape": [int(n) for n in self.data.shape],
-            "margin_nm": self.margin_nm,
-            "image": f"localisations per {self.pixel_size_nm:g} nm pixel over the table's bounding box "
-            f"plus {self.margin_nm:g} nm",
-        }
-
-
-def render_table(
-    path: str | os.PathLike,
-    pixel_size_nm: float = DEFAULT_RENDER_PIXEL_NM,
-    *,
-    margin_nm: float = RENDER_MARGIN_NM,
-) -> RenderedTable:
-    """Read a localisation table and render it over the localisations' bounding box plus
-    ``margin_nm`` (not from (0, 0): a cell at x = 36 µm gives an image of the cell's size).
-
-    The origin is a multiple of the pixel size, so renderings of tables in one coordinate frame at
-    one pixel size share a pixel grid.
-    """
-    p = Path(path)
-    x, y = read_localisations(p)
-    px = check_pixel_size(pixel_size_nm, name=str(p), source="render pixel size")
-    margin = max(0.0, float(margin_nm))
-    oy = math.floor((float(y.min()) - margin) / px) * px
-    ox = math.floor((float(x.min()) - margin) / px) * px
-    shape = (
-        int(math.floor((float(y.max()) + margin - oy) / px)) + 1,
-        int(math.floor((float(x.max()) + margin - ox) / px)) + 1,
-    )
-    img = render_localisations(x, y, px, shape=shape, origin_nm=(oy, ox), name=str(p))
-    return RenderedTable(img, px, (oy, ox), int(len(x)), str(p), margin)
+                f"{name}: {_AXIS_WORDS[a]} {k} does not exist: axis {a} has {n} (0-{n - 1}); "
+                f"choose one with {_AXIS_OPTION[a]} N"
+            )
+        chosen[a] = k
+        index.append(k)
+    return np.asarray(data[tuple(index)]), chosen

@@ -26,6 +26,7 @@ def scaling_crosscheck(
     min_area_px: int = DEFAULT_MIN_AREA_PX,
     smoothing_nm: float | None = None,
     model: ChromatinModel = ChromatinModel(),
+    read=None,
 ) -> DomainTable:
     """The scaling-law estimate of one image, read and preprocessed as :func:`infer_rates` does,
     optionally beside the per-domain means of rate maps (``mollifier scaling``).
@@ -38,6 +39,8 @@ def scaling_crosscheck(
         Overrides the file's pixel size; required for arrays and files without one.
     mask : path or (H, W) array, optional
         Nucleus mask (nonzero inside); segmented automatically (Otsu) when absent.
+    read : ReadOptions, optional
+        A stack's plane, a table's units (:func:`napari_mollifier.io.load_input`).
     input : {"intensity", "fraction"}
         Raw intensity (normalised inside the nucleus to phi) or phi itself.
     maps : folder, RateMaps or (gamma_me, gamma_ac), optional
@@ -59,7 +62,7 @@ def scaling_crosscheck(
     from ..config import InferenceSettings
     from ..inverse import to_fraction
 
-    inp = load_input(image, pixel_size_nm=pixel_size_nm, mask=mask)
+    inp = load_input(image, pixel_size_nm=pixel_size_nm, mask=mask, read=read)
     data, m, px, source, prep = inp.data, inp.mask, inp.pixel_size_nm, inp.source, inp.preprocessing
     phi, _ = to_fraction(
         data, m, input=input, pixel_size_nm=px, settings=InferenceSettings(), name=source, prep=prep
