@@ -20,6 +20,7 @@ from ._readers import (
     InputError,
     check_pixel_size,
     read_image,
+    read_tiff_as_is,
     select_plane,
 )
 from ._results import RATE_TABLE_COLUMNS, rate_table_rows, result_stem, save_result, write_rate_table
@@ -36,7 +37,6 @@ from ._tables import (
     is_table,
     read_localisations,
     read_table,
-    read_tiff_as_is,
     render_localisations,
     render_table,
 )
