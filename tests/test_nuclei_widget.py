@@ -29,7 +29,7 @@ def _display_and_threads():
     torch.set_num_threads(n)
 
 
-def test_label_nuclei_then_fit_each_nucleus_in_the_widget(make_napari_viewer_proxy, qtbot):
+def test_label_nuclei_then_fit_each_nucleus_in_the_widget(make_napari_viewer_proxy, qtbot, tmp_path):
     from napari_mollifier._napari._fit_widget import FitWidget
 
     viewer = make_napari_viewer_proxy()
@@ -78,6 +78,22 @@ def test_label_nuclei_then_fit_each_nucleus_in_the_widget(make_napari_viewer_pro
     assert me.metadata["nuclei"] == w.nuclei_rows and viewer.layers["cells labels"].metadata["nuclei"]
     assert me.contrast_limits[1] > me.contrast_limits[0]
     assert "2 nuclei: 2 ok" in w.state.message
+
+    # "Save all…" writes what `mollifier infer --labels` writes: one row per nucleus, maps in nm.
+    import csv
+
+    import tifffile
+
+    from napari_mollifier._napari._save import save_all
+
+    assert w.save_all_btn.isEnabled()
+    paths = save_all(w, str(tmp_path / "saved"))
+    assert paths is not None, w.state.message
+    table = list(csv.DictReader(paths["nuclei"].open()))
+    assert [int(r["label"]) for r in table] == [3, 7] and {r["status"] for r in table} == {"ok"}
+    with tifffile.TiffFile(tmp_path / "saved" / "cells_gamma_me.tif") as tif:
+        assert tif.pages[0].shape == img.shape and 'PhysicalSizeXUnit="nm"' in tif.ome_metadata
+    assert (tmp_path / "saved" / "cells_nucleus7_gamma_me.tif").is_file()
 
 
 def test_automatic_mask_of_a_phi_sample_in_the_widget(make_napari_viewer_proxy, qtbot):

@@ -206,6 +206,7 @@ class NucleiSection:
         self._source_name = image.name
         self._nuclei_layer = layer
         self.fit = None
+        self.nuclei_result = None
         self.nuclei_rows = []
         self.nuclei_table.setRowCount(0)
         self.nuclei_table.setVisible(True)
@@ -270,6 +271,7 @@ class NucleiSection:
             return
         rows = result.table()
         self.nuclei_rows = rows
+        self.nuclei_result = result  # what "Save all…" writes
         u = getattr(self, "_last_nuclei_update", None)
         extra = {"nuclei": rows, "status": result.status}
         if u is not None:

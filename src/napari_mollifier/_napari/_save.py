@@ -63,7 +63,8 @@ def results_section(widget) -> QGroupBox:
 
     def on_status(*_) -> None:
         busy = widget.state.status in ("running", "stopping")
-        widget.save_all_btn.setEnabled(widget.fit is not None and not busy)
+        done = widget.fit is not None or getattr(widget, "nuclei_result", None) is not None
+        widget.save_all_btn.setEnabled(done and not busy)
         widget.load_settings_btn.setEnabled(not busy)
         if widget.state.status == "running":
             remember_settings(widget.form.values())
@@ -101,6 +102,9 @@ def save_all(widget, folder: str | None = None) -> dict | None:
     name -> path, or None when cancelled or failed (the widget's message says why)."""
     from ..io import result_stem, save_result
 
+    nuclei = getattr(widget, "nuclei_result", None)
+    if widget.fit is None and nuclei is not None:
+        return _save_nuclei(widget, nuclei, folder)
     if widget.fit is None:
         widget.state.message = "Nothing to save yet: fit an image first."
         return None
@@ -118,6 +122,31 @@ def save_all(widget, folder: str | None = None) -> dict | None:
     widget.state.message = (
         f"Saved {len(paths)} files to {folder}: the maps ({stem}_*.tif), {stem}.json, "
         f"{stem}_overview.png and {stem}_rates.csv."
+    )
+    return paths
+
+
+def _save_nuclei(widget, result, folder: str | None) -> dict | None:
+    """Save all of a fit of several nuclei: each nucleus' files, the maps of all on the image grid
+    and the table of one row per nucleus (:func:`~napari_mollifier.inverse.write_nuclei_maps`, as
+    ``mollifier infer --labels`` writes them)."""
+    from ..inverse import write_nuclei_maps
+    from ..io import result_stem
+
+    folder = folder or choose_folder(widget)
+    if not folder:
+        return None
+    widget.state.message = f"Saving to {folder}…"
+    widget.repaint()
+    try:
+        paths = write_nuclei_maps(result, folder, stem=result_stem(result.source))
+    except Exception as exc:  # noqa: BLE001 - shown in the panel, not raised into Qt
+        widget.state.message = f"Could not save: {one_line_error(exc)}"
+        return None
+    stem = paths["json"].stem
+    widget.state.message = (
+        f"Saved {len(paths)} files of {len(result.table())} nuclei to {folder}: the maps of all nuclei "
+        f"({stem}_*.tif), each nucleus' own ({stem}_nucleus<label>_*), {stem}_nuclei.csv and {stem}.json."
     )
     return paths
 
