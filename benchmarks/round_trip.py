@@ -114,7 +114,8 @@ def gui_round_trip(table: Path, work: Path, steps: int | None) -> tuple[list, li
         (
             "reopen a map and read the table",
             time.perf_counter() - t,
-            f"{reopened[0].name}: scale {tuple(round(float(s), 2) for s in reopened[0].scale)} nm, {len(rows)} rows",
+            f"{reopened[0].name}: scale {tuple(round(float(s), 2) for s in reopened[0].scale)} nm, "
+            f"{len(rows)} rows",
         )
     )
     viewer.close()
