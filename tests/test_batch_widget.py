@@ -148,3 +148,30 @@ def test_a_stopped_batch_lists_the_cancelled_and_unstarted_files(make_napari_vie
     summary = [(Path(r["file"]).name, r["status"]) for r in csv.DictReader(open(out / "summary.csv"))]
     assert summary == [("n00_phi.tif", "cancelled"), ("n01_phi.tif", "not run"), ("n02_phi.tif", "not run")]
     assert not w.open_btn.isEnabled()
+
+
+def test_batch_widget_fits_the_nuclei_of_a_file_with_a_label_image_beside_it(
+    make_napari_viewer_proxy, qtbot, tmp_path
+):
+    """A label image beside a file (``cells_labels.tif``): its nuclei are fitted one by one and the
+    batch writes one row per nucleus (nuclei.csv), as ``mollifier batch`` does."""
+    from _plugin_data import PIXEL_NM
+    from test_nuclei import two_nuclei
+
+    from napari_mollifier.io import write_tiff
+
+    viewer = make_napari_viewer_proxy()
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    img, labels = two_nuclei()
+    labels[labels == 5] = 0
+    write_tiff(src / "cells_phi.tif", img, PIXEL_NM)
+    write_tiff(src / "cells_labels.tif", labels, PIXEL_NM)
+    w = _batch_widget(viewer, qtbot, src, out)
+    w.mask_mode.setCurrentIndex(0)  # segmented: the labels bring the masks
+    worker = w.start()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    assert [r["file"][0] for r in _table(w)] == ["cells_phi.tif"]  # the label image is no input
+    nuclei = list(csv.DictReader((out / "nuclei.csv").open()))
+    assert [n["label"] for n in nuclei] == ["3", "7"]

@@ -39,7 +39,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..batch import FileResult, find_images, run_batch, sibling_mask
+from ..batch import FileResult, find_images, run_batch, sibling_labels, sibling_mask
 from ._qt_settings import SettingsForm, input_kind_box, pixel_size_box, run_controls, scroll_body
 from ._qt_worker import StopsOnClose, start_cancellable
 
@@ -327,6 +327,8 @@ class BatchWidget(StopsOnClose, QWidget):
             self.out.text().strip(),
             pixel_size_nm=self.pixel_size.value() or None,
             mask=mask,
+            # A label image beside a file (cells_labels.tif) fits its nuclei one by one, as the CLI.
+            labels=sibling_labels,
             input=self.input_kind.currentData(),
             settings=settings,
             skip_existing=self.skip_done.isChecked(),
