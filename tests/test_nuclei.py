@@ -169,3 +169,26 @@ def test_nuclei_after_a_stop_are_listed_as_not_run():
         (7, "not run", None),
     ]
     assert np.isnan(result.assembled("gamma_me")).all() and result.status == "not run"
+
+
+def test_a_phi_image_records_its_kind_and_is_fitted_as_phi_without_flags(tmp_path):
+    """The φ images this tool writes (the bundled samples, `mollifier simulate`) record
+    ``input: fraction``; `infer` and `batch` without ``--input`` fit them as φ, other TIFFs as
+    intensity, and ``--input`` still wins."""
+    from napari_mollifier.io import recorded_input_kind, resolve_input_kind
+
+    root = Path(__file__).resolve().parents[1] / "sample_images"
+    assert recorded_input_kind(root / "nucleus2_phi.tif") == "fraction"
+    assert recorded_input_kind(root / "nucleus2_intensity.tif") == "intensity"
+    phi, mask, _ = tiny_nucleus(64)
+    write_tiff(tmp_path / "p.tif", phi, PIXEL_NM, metadata={"input": "fraction"})
+    write_tiff(tmp_path / "m.tif", mask, PIXEL_NM)
+    tifffile.imwrite(tmp_path / "plain.tif", phi)
+    assert recorded_input_kind(tmp_path / "plain.tif") is None
+    assert resolve_input_kind(tmp_path / "plain.tif", None) == "intensity"
+    assert resolve_input_kind(tmp_path / "p.tif", "intensity") == "intensity"
+    out = tmp_path / "out"
+    args = ["infer", str(tmp_path / "p.tif"), "--mask", str(tmp_path / "m.tif"), "--out", str(out)]
+    main([*args, "--method", "direct", "--uncertainty", "none", "--device", "cpu", "--quiet"])
+    rec = json.loads((out / "p.json").read_text())
+    assert rec["preprocessing"]["normalisation"] == "none (input is phi)"

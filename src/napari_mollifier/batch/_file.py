@@ -18,7 +18,7 @@ def infer_file(
     *,
     pixel_size_nm=None,
     mask=None,
-    input: str = "intensity",
+    input: str | None = "intensity",
     settings: InferenceSettings | None = None,
     cancel: threading.Event | None = None,
     progress: Callable | None = None,
@@ -74,6 +74,9 @@ def infer_file(
     -------
     FileResult
     """
+    from ..io import resolve_input_kind
+
+    input = resolve_input_kind(image, input)  # None: the kind the file records, else intensity
     from ..inverse import infer_rates
     from ..io import save_result
 

@@ -45,7 +45,7 @@ def batch_key(
     *,
     pixel_size_nm=None,
     mask=None,
-    input: str = "intensity",
+    input: str | None = "intensity",
     settings: InferenceSettings | None = None,
     labels=None,
     read=None,
@@ -74,6 +74,9 @@ def batch_key(
     InputError
         The image (or its mask) cannot be read; one line naming it.
     """
+    from ..io import resolve_input_kind
+
+    input = resolve_input_kind(image, input)
     from .. import __version__
 
     settings = settings or InferenceSettings()

@@ -51,7 +51,7 @@ def settings_from_args(args, command: str):
     kw = settings_from_files(args, command)
     kw.update({name: v for name in SETTING_OPTION_FIELDS if (v := getattr(args, name, None)) is not None})
     if getattr(args, "intensity_levels", None):
-        if args.input != "intensity":
+        if args.input not in (None, "intensity"):
             raise SystemExit(
                 f"mollifier {command}: --intensity-levels calibrates intensity input; "
                 "drop it or use --input intensity"

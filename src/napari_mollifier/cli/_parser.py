@@ -42,8 +42,9 @@ def _add_input_options(inp) -> None:
     inp.add_argument(
         "--input",
         choices=["intensity", "fraction"],
-        default="intensity",
-        help="intensity (default): raw image normalised to phi; fraction: pixels are phi in [0, 1]",
+        default=None,
+        help="intensity: raw image normalised to phi; fraction: pixels are phi in [0, 1]; default: the "
+        "kind the file records (phi images written by this tool: fraction), else intensity",
     )
     inp.add_argument("--mask", help="nucleus mask TIFF (nonzero = nucleus); default: segmented")
 

@@ -25,6 +25,7 @@ def _scaling_line(name: str, table, csv_path) -> str:
 
 
 def _cmd_scaling(args) -> int:
+    from ..io import resolve_input_kind
     from ..scaling import scaling_crosscheck
 
     out = Path(args.out) / f"{Path(args.image).stem}_domains.csv"
@@ -33,7 +34,7 @@ def _cmd_scaling(args) -> int:
             args.image,
             pixel_size_nm=args.pixel_size,
             mask=args.mask,
-            input=args.input,
+            input=resolve_input_kind(args.image, args.input),
             maps=args.maps,
             percentile=args.percentile,
             neighbours=args.neighbours,

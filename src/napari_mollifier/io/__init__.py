@@ -21,6 +21,8 @@ from ._readers import (
     check_pixel_size,
     read_image,
     read_tiff_as_is,
+    recorded_input_kind,
+    resolve_input_kind,
     select_plane,
 )
 from ._results import RATE_TABLE_COLUMNS, rate_table_rows, result_stem, save_result, write_rate_table
@@ -83,6 +85,8 @@ __all__ = [
     "one_line_error",
     "read_image",
     "read_tiff_as_is",
+    "recorded_input_kind",
+    "resolve_input_kind",
     "read_localisations",
     "render_localisations",
     "render_table",

@@ -20,6 +20,8 @@ __all__ = [
     "ImageData",
     "read_image",
     "read_tiff_as_is",
+    "recorded_input_kind",
+    "resolve_input_kind",
     "select_plane",
     "check_pixel_size",
     "MAX_PIXELS",
@@ -255,6 +257,29 @@ def read_image(
         except ValueError:
             meta["info"] = str(info)
     return ImageData(data=data, pixel_size_nm=pixel_size, path=str(p), metadata=meta)
+
+
+def recorded_input_kind(image) -> str | None:
+    """The input kind a TIFF written by this package records (``"fraction"`` for a phi image,
+    ``"intensity"``; the ``input`` of its JSON record), or None (no such record, not a TIFF path,
+    unreadable). Lets a phi image be fitted as phi without the user saying so."""
+    import tifffile
+
+    if not isinstance(image, (str, os.PathLike)) or Path(image).suffix.lower() not in (".tif", ".tiff"):
+        return None
+    try:
+        with tifffile.TiffFile(image) as tif:
+            text = _saved_metadata(tif)
+        kind = json.loads(text).get("input") if text else None
+    except Exception:  # noqa: BLE001 - any unreadable record: no recorded kind; the reader says why later
+        return None
+    return kind if kind in ("fraction", "intensity") else None
+
+
+def resolve_input_kind(image, input: str | None) -> str:
+    """``input`` when given, else the kind the file records (:func:`recorded_input_kind`), else
+    ``"intensity"`` (what a microscope gives)."""
+    return input or recorded_input_kind(image) or "intensity"
 
 
 def _saved_metadata(tif) -> str | None:

@@ -118,9 +118,11 @@ def write_simulation(
             out / f"{name}_intensity.tif",
             np.clip(intensity, 0, 65535).astype(np.uint16),
             px,
-            metadata=dict(meta, **levels),
+            metadata=dict(meta, input="intensity", **levels),
         ),
-        "phi": write_tiff(out / f"{name}_phi.tif", sim.phi.astype(np.float32), px, metadata=meta),
+        "phi": write_tiff(
+            out / f"{name}_phi.tif", sim.phi.astype(np.float32), px, metadata=dict(meta, input="fraction")
+        ),
         "mask": write_tiff(out / f"{name}_mask.tif", sim.mask.astype(np.uint8), px),
         "gamma_me": write_tiff(
             out / f"{name}_gamma_me_true.tif", sim.gamma_me.astype(np.float32), px, metadata=meta
