@@ -321,10 +321,11 @@ class InputSection:
 def guess_input_kind(data) -> str:
     """ "fraction" when the image's finite values lie within [0, 1] (give or take 5 % of noise),
     else "intensity"; looks at every pixel of an image up to ~512 pixels a side, a strided
-    sample of a larger one."""
+    sample of a larger one; of a stack, its first plane only (a lazy stack stays unread)."""
     shape = np.shape(data)
     step = max(1, -(-max(shape[-2:], default=1) // 512))
-    index = (Ellipsis, slice(None, None, step), slice(None, None, step)) if len(shape) >= 2 else ...
+    lead = (0,) * max(len(shape) - 2, 0)
+    index = (*lead, slice(None, None, step), slice(None, None, step)) if len(shape) >= 2 else ...
     v = np.asarray(data[index], dtype=float)
     v = v[np.isfinite(v)]
     return "fraction" if v.size and v.min() >= -0.05 and v.max() <= 1.05 else "intensity"
