@@ -297,7 +297,7 @@ def test_fit_flow_live_updates_stop_and_finish(make_napari_viewer_proxy, qtbot):
     # live: the layers appear and then change in place (same layer objects)
     qtbot.waitUntil(lambda: len(_maps(viewer)) == 4, timeout=60_000)
     first = dict(_maps(viewer))
-    qtbot.waitUntil(lambda: len(updates) >= 3, timeout=60_000)
+    qtbot.waitUntil(lambda: len(updates) >= 3 and not w._pending_layers, timeout=60_000)
     # The four maps and the three sd maps (NaN until the fit finishes) beside the image and mask.
     assert all(_maps(viewer)[k] == first[k] for k in MAPS) and len(viewer.layers) == 9
     assert updates[-1][0] > updates[0][0]
@@ -408,8 +408,9 @@ def test_closing_the_viewer_or_the_dock_stops_the_worker(make_napari_viewer_prox
 
 def test_gui_stays_responsive_while_fitting(make_napari_viewer_proxy, qtbot):
     """A 10 ms heartbeat on the main thread while a fit runs: the longest gap is the longest freeze.
-    The Start click itself creates the four map layers (napari's cost, once per fit), so the
-    heartbeat covers the fit from the moment Start returns to the end of training."""
+    The Start click creates the shown map layer and the next turns of the event loop the hidden
+    ones, one each (napari's cost, once per fit), so the heartbeat covers the fit from the moment
+    the map layers are in to the end of training (benchmarks/gui_responsiveness.py times it all)."""
     from qtpy.QtCore import QTimer
 
     viewer = make_napari_viewer_proxy(show=True)
@@ -428,14 +429,15 @@ def test_gui_stays_responsive_while_fitting(make_napari_viewer_proxy, qtbot):
     t0 = time.perf_counter()
     worker = w.start()
     start_s = time.perf_counter() - t0
-    timer.start()
     worker.yielded.connect(lambda u: updates.append(u.step))
+    qtbot.waitUntil(lambda: not w._pending_layers, timeout=60_000)
+    timer.start()
     _wait_done(qtbot, w, timeout=120_000)
     qtbot.wait(50)
     timer.stop()
     gaps = np.diff(beats)
     print(
-        f"\nStart click {start_s * 1e3:.0f} ms (creates 4 layers); during the fit: {len(beats)} beats, "
+        f"\nStart click {start_s * 1e3:.0f} ms (creates 1 layer); during the fit: {len(beats)} beats, "
         f"max main-thread stall {gaps.max() * 1e3:.0f} ms, median {np.median(gaps) * 1e3:.1f} ms, "
         f"{len(updates)} layer updates"
     )
@@ -499,7 +501,8 @@ def test_widgets_open_from_the_plugins_menu(make_napari_viewer_proxy, qtbot):
     render_w.table.value = sample_images_dir() / "nucleus1_localisations.csv"
     render_w.pixel_size_nm.value = 20.0
     render_w()
-    layer = viewer.layers["nucleus1_localisations density"]
+    layer = viewer.layers["nucleus1_localisations density 20 nm"]
     assert tuple(layer.scale) == (20.0, 20.0) and layer.metadata["n_localisations"] > 1000
-    assert fit_w.image_combo.currentText() == "nucleus1_localisations density"  # the combo follows the layers
+    # the combo follows the layers
+    assert fit_w.image_combo.currentText() == "nucleus1_localisations density 20 nm"
     assert fit_w.pixel_size.value() == pytest.approx(20.0)

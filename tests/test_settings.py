@@ -69,6 +69,8 @@ def _value_beside_default(name):
         value = next(v for v in typing.get_args(base) if v != info.default)
     elif base is int:
         value = 3 if info.default is None else info.default + 3
+    elif base is str:  # a pattern-checked choice (device: auto, cpu, mps, cuda[:N])
+        value = "cpu"
     else:
         value = 0.75 if info.default is None else info.default * 2.5
     needs = ["--arch", "mlp"] if (name, value) == ("derivatives", "autodiff") else []

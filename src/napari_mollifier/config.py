@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import typing
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "ARCHS",
@@ -177,8 +178,9 @@ class InferenceSettings(BaseModel):
     )
     bootstrap_fits: int = Field(8, ge=2, description="refits of the bootstrap uncertainty")
     seed: int = Field(0, description="random seed of the fit")
-    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
-        "auto", description="auto: CUDA if available, else Apple MPS, else CPU"
+    device: str = Field(
+        "auto",
+        description="auto: CUDA if available, else Apple MPS, else CPU; cuda:N picks the N-th GPU",
     )
     report_every: int = Field(50, ge=1, description="steps between progress events")
     alignment_every: int = Field(
@@ -201,6 +203,13 @@ class InferenceSettings(BaseModel):
         description="network architectures only: mlp = hidden layers, piratenet = gated residual "
         "blocks, convnet = dilated 3x3 layers. Default: 3 for mlp, 1 for piratenet, 4 for convnet",
     )
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v):
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {v!r}")
+        return v
 
     @model_validator(mode="after")
     def _levels_come_in_pairs(self):

@@ -15,7 +15,7 @@ from psygnal import evented
 from ..config import InferenceSettings
 from ..inverse import ProgressEvent, RateFit, fit_rates, to_fraction
 from ..io import InputError, check_mask, load_input
-from ._layers import FIT_MAP_KEYS, contrast_limits
+from ._layers import FIT_MAP_KEYS, contrast_limits, data_range
 
 __all__ = [
     "FitInput",
@@ -82,6 +82,7 @@ class MapUpdate:
     maps: dict  # FIT_MAP_KEYS -> float32 (H, W), NaN outside the analysed region (phi_hat: outside the crop)
     limits: dict  # FIT_MAP_KEYS -> (lo, hi) display range
     history: list  # every reported step so far: dict(step, data, residual, total)
+    ranges: dict = field(default_factory=dict)  # FIT_MAP_KEYS -> (min, max): the contrast slider's span
 
 
 @evented
@@ -175,14 +176,16 @@ def _full(shape, crop: np.ndarray, box) -> np.ndarray:
 
 def _update(ev: ProgressEvent, shape, history: list) -> MapUpdate:
     maps = {k: _full(shape, ev.maps[k], ev.box) for k in FIT_MAP_KEYS}
+    limits = {k: contrast_limits(v) for k, v in maps.items()}
     return MapUpdate(
         ev.step,
         ev.total_steps,
         dict(ev.losses),
         ev.elapsed_s,
         maps,
-        {k: contrast_limits(v) for k, v in maps.items()},
+        limits,
         list(history),
+        {k: data_range(v, limits[k]) for k, v in maps.items()},
     )
 
 
@@ -210,18 +213,50 @@ def fit_cost(inp: FitInput):
 
 
 def fit_updates(
-    inp: FitInput, *, cancel: threading.Event | None = None, min_interval_s: float = 0.25
+    inp: FitInput,
+    *,
+    cancel: threading.Event | None = None,
+    min_interval_s: float = 0.5,
+    notices: list | None = None,
 ) -> Generator[MapUpdate, None, RateFit]:
     """Run the fit; yield a :class:`MapUpdate` for the first progress event and then at most every
     ``min_interval_s`` (full-image maps and display ranges are computed here, off the GUI thread);
     return the :class:`RateFit`. Setting ``cancel`` stops after the current step (the fit then
-    holds the latest maps, all from the same field)."""
+    holds the latest maps, all from the same field).
+
+    When the GPU runs out of memory the fit starts again on the CPU (as the CLI, the batch and
+    the API do) and the notice saying so is appended to ``notices``; once the fit has ended, the
+    GPU memory it cached is given back (:func:`~napari_mollifier.inverse._device.release_gpu_memory`).
+    """
+    import torch
+
+    from ..inverse._device import gpu_out_of_memory_notice, release_gpu_memory
+
     # Waits for the widget's warm-up thread if it is still importing: the two importing at once
     # crawled (minutes) and stalled the viewer (measured under pytest).
     warm_up()
+    settings = inp.settings
+    try:
+        try:
+            return (yield from _updates(inp, settings, cancel, min_interval_s))
+        except torch.cuda.OutOfMemoryError as exc:
+            if settings.device == "cpu":
+                raise
+            notice = gpu_out_of_memory_notice(inp.source, exc)
+            del exc  # its traceback holds the failed fit's tensors
+        if notices is not None:
+            notices.append(notice)
+        release_gpu_memory(settings.device)
+        settings = settings.model_copy(update={"device": "cpu"})
+        return (yield from _updates(inp, settings, cancel, min_interval_s))
+    finally:
+        release_gpu_memory(settings.device)
+
+
+def _updates(inp: FitInput, settings, cancel, min_interval_s: float):
     history: list = []
     last = -math.inf
-    for item in fit_rates(inp.phi, inp.mask, inp.pixel_size_nm, inp.settings, cancel=cancel):
+    for item in fit_rates(inp.phi, inp.mask, inp.pixel_size_nm, settings, cancel=cancel):
         if isinstance(item, RateFit):
             return item
         if item.done:

@@ -9,10 +9,11 @@ from qtpy.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLabel, QPushButto
 
 from ..io import InputError, one_line_error
 from ._fit import prepare_fit
+from ._gui_text import for_the_widget
 from ._qt_settings import input_kind_box, pixel_size_box
 from ._writer import pixel_size_from_meta
 
-__all__ = ["AUTO_MASK", "NO_CROP", "InputSection"]
+__all__ = ["AUTO_MASK", "NO_CROP", "InputSection", "guess_input_kind"]
 
 AUTO_MASK = "(segment automatically)"
 #: What a too small automatic mask suggests, in the widget's words.
@@ -144,6 +145,17 @@ class InputSection:
         kind = layer.metadata.get("input")
         if kind in ("intensity", "fraction"):
             self.input_kind.setCurrentIndex(self.input_kind.findData(kind))
+        else:  # not recorded (napari's own reader, a layer made in the console): guess from the values
+            kind = guess_input_kind(layer.data)
+            self.input_kind.setCurrentIndex(self.input_kind.findData(kind))
+            self.state.message = (
+                f"Input set to “{self.input_kind.currentText()}”: {name} does not record what it holds "
+                + (
+                    "and its values lie within [0, 1]; choose “intensity” if it is a raw image."
+                    if kind == "fraction"
+                    else "and its values exceed [0, 1]; choose “fraction (φ)” if it already is φ."
+                )
+            )
         mask_name = f"{name} nucleus mask"
         self.mask_combo.setCurrentText(mask_name if mask_name in self.viewer.layers else AUTO_MASK)
 
@@ -254,6 +266,8 @@ class InputSection:
         image = self.image_layer()
         data, name = self.image_plane(image)  # an RGB layer is refused first: its fix comes first
         if not self.pixel_size.value() > 0:
+            if pixel_size_from_meta({"scale": list(image.scale), "units": [str(u) for u in image.units]}):
+                raise InputError(f"{image.name}: the pixel size must be positive; type it in (nm)")
             raise InputError(
                 f"{image.name}: the layer has no pixel size; type it in (nm) or open the file with "
                 "the Mollifier reader (File > Open), which reads it from the metadata"
@@ -275,7 +289,7 @@ class InputSection:
         try:
             image, inp = self._prepare()
         except Exception as exc:  # noqa: BLE001 - shown to the user, one line
-            self.state.message = one_line_error(exc)
+            self.state.message = for_the_widget(one_line_error(exc))
             return
         name = f"{image.name} phi (input)"
         meta = {
@@ -302,6 +316,19 @@ class InputSection:
             f"Preview: {int(inp.mask.sum())} pixels analysed, normalisation "
             f"{_short(inp.preprocessing.get('normalisation'))}. Edit the mask layer to change it."
         )
+
+
+def guess_input_kind(data) -> str:
+    """ "fraction" when the image's finite values lie within [0, 1] (give or take 5 % of noise),
+    else "intensity"; looks at every pixel of an image up to ~512 pixels a side, a strided
+    sample of a larger one; of a stack, its first plane only (a lazy stack stays unread)."""
+    shape = np.shape(data)
+    step = max(1, -(-max(shape[-2:], default=1) // 512))
+    lead = (0,) * max(len(shape) - 2, 0)
+    index = (*lead, slice(None, None, step), slice(None, None, step)) if len(shape) >= 2 else ...
+    v = np.asarray(data[index], dtype=float)
+    v = v[np.isfinite(v)]
+    return "fraction" if v.size and v.min() >= -0.05 and v.max() <= 1.05 else "intensity"
 
 
 def _short(norm) -> str:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import napari.layers
 import numpy as np
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QGroupBox, QVBoxLayout, QWidget
 
 from ..inverse import judge_fit
@@ -30,22 +30,27 @@ from ._fit import (
 )
 from ._fit_input import AUTO_MASK, NO_CROP, InputSection
 from ._fit_maps import MapLayers
+from ._gui_text import for_the_widget
 from ._layers import FIT_MAP_KEYS, RATE_UNITS, SD_MAP_KEYS, contrast_limits
 from ._nuclei import NucleiSection
 from ._qt_plot import LossPlot
 from ._qt_settings import (
     SettingsForm,
+    elide_long_names,
     run_controls,
     scroll_body,
     wrapping_label,
 )
-from ._qt_worker import StopsOnClose, start_cancellable
+from ._qt_worker import StopsOnClose, launch, start_cancellable
 from ._save import results_section
 
 if TYPE_CHECKING:
     import napari.viewer
 
 __all__ = ["AUTO_MASK", "NO_CROP", "FitWidget"]
+
+#: Milliseconds between adding the hidden map layers after Start (the event loop runs between).
+LAYER_GAP_MS = 0
 
 
 class FitWidget(StopsOnClose, InputSection, NucleiSection, MapLayers, QWidget):
@@ -67,6 +72,9 @@ class FitWidget(StopsOnClose, InputSection, NucleiSection, MapLayers, QWidget):
         self._image_name = ""
         self._meta: dict = {}
         self._closed = False
+        self._notices: list = []  # filled by the worker thread (GPU out of memory -> CPU)
+        self._pending_layers: list = []  # map layers still to add after Start (one per event-loop turn)
+        self._next_update = None  # the newest live maps not shown yet
         self._build()
         self._connect()
         self._refresh_layers()
@@ -80,6 +88,8 @@ class FitWidget(StopsOnClose, InputSection, NucleiSection, MapLayers, QWidget):
     def _build(self) -> None:
         lay = scroll_body(self)
         self._build_input(lay)
+        for combo in (self.image_combo, self.mask_combo, self.crop_combo):
+            elide_long_names(combo)
         self._build_nuclei(lay)
         sbox = QGroupBox("Settings", self)
         slay = QVBoxLayout(sbox)
@@ -101,6 +111,9 @@ class FitWidget(StopsOnClose, InputSection, NucleiSection, MapLayers, QWidget):
         self.point_label = wrapping_label("Click on the image to read the local rates.", rbox)
         self.point_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         rlay.addWidget(self.point_label)
+        # Only Γ_me is shown when a fit starts (the maps overlap); this says where the others are.
+        self.maps_label = wrapping_label("", rbox)
+        rlay.addWidget(self.maps_label)
         units = wrapping_label(f"<small>{RATE_UNITS}</small>", rbox)
         rlay.addWidget(units)
         lay.addWidget(rbox)
@@ -137,7 +150,7 @@ class FitWidget(StopsOnClose, InputSection, NucleiSection, MapLayers, QWidget):
         try:
             dev = resolve_device(choice)
         except ValueError as exc:
-            self.device_label.setText(f"<span style='color:#d33'>{one_line_error(exc)}</span>")
+            self.device_label.setText(f"<span style='color:#d33'>{_message(exc)}</span>")
             return
         self.device_label.setText(f"Device: <b>{_describe_device(dev)}</b>")
 
@@ -162,13 +175,15 @@ class FitWidget(StopsOnClose, InputSection, NucleiSection, MapLayers, QWidget):
 
         try:
             settings = self.form.settings()
+            if settings.method == "pinn" and settings.steps < 1:
+                raise ValueError("Steps is 0: set at least 1 training step")
             device = _describe_device(resolve_device(settings.device))
             image, inp = self._prepare(settings)
             # Refused here, before the worker allocates anything, when it would not fit in memory.
             cost = fit_cost(inp)
         except Exception as exc:  # noqa: BLE001 - input problems are shown, not raised
             self.state.status = "failed"
-            self.state.message = one_line_error(exc)
+            self.state.message = _message(exc)
             return None
         self._input = inp
         self._geom = self._geometry(image)
@@ -196,34 +211,61 @@ class FitWidget(StopsOnClose, InputSection, NucleiSection, MapLayers, QWidget):
             f"Estimate: {cost.describe()}."
         )
         self.result_layers = {}
+        self._notices = []
         self._rewatch()  # make sure the window whose closing must stop this worker is watched
         self.worker = start_cancellable(
             fit_updates,
             inp,
+            notices=self._notices,
             connect={
                 "yielded": self._on_update,
                 "returned": self._on_returned,
                 "errored": self._on_error,
                 "finished": self._on_finished,
             },
+            # in napari's activity dock and in the dialog that asks before closing the window
+            task_name=f"Mollifier fit of {image.name!r} ({inp.settings.training_steps} steps on {device})",
+            start=False,
         )
-        # The four layers appear now (empty until the first maps) and are only updated in place
-        # afterwards: creating a layer costs napari ~0.1-0.4 s of GUI time, an in-place update ~10 ms.
-        for key in FIT_MAP_KEYS:
-            self._map_layer(key)
-        # The sd layers too (hidden, NaN until the fit finishes: only a finished fit has sds), so
-        # that no layer is created on the main thread while the fit runs or as it ends.
-        for key in SD_MAP_KEYS:
-            if inp.settings.uncertainty == "none":
+        # Γ_me's layer appears now (empty until the first maps), the hidden ones one per turn of
+        # the event loop after the click: each costs napari 0.1-0.6 s of GUI time (its vispy node
+        # and its controls panel), and all seven at once froze the click for seconds. The fit
+        # starts once they are in: made while it ran, they took twice as long (the worker holds
+        # the GIL between torch calls) and froze the view mid-fit. All are only updated in place
+        # afterwards (an update costs ~10 ms).
+        self._map_layer("gamma_me")
+        if inp.settings.uncertainty == "none":
+            for key in SD_MAP_KEYS:
                 self.result_layers.pop(key, None)
-            else:
-                layer = self._map_layer(key)
-                layer.data = np.full(layer.data.shape, np.nan, np.float32)
+        self._pending_layers = [
+            *FIT_MAP_KEYS[1:],
+            *(SD_MAP_KEYS if inp.settings.uncertainty != "none" else ()),
+        ]
+        self.maps_label.setText(_hidden_maps_hint(image.name, ["gamma_me", *self._pending_layers]))
         # Paint now (our widget's repaint flushes the window's pending updates, the canvas with
-        # its new layers included), so that the first drawing of the new layers happens during
-        # the click rather than as a freeze in the middle of the fit.
+        # its new layer included), so that the first drawing happens during the click rather than
+        # as a freeze in the middle of the fit.
         self.repaint()
+        QTimer.singleShot(LAYER_GAP_MS, self._add_pending_layer)
         return self.worker
+
+    def _add_pending_layer(self) -> None:
+        """Add the next hidden map layer of the fit (NaN until its maps arrive; an sd map's only
+        once the fit has finished), then schedule the one after it; after the last, start the
+        fit's worker."""
+        if self._closed:
+            return
+        try:
+            if self._pending_layers and self.fit is None:
+                key = self._pending_layers.pop(0)
+                layer = self._map_layer(key)
+                if key in SD_MAP_KEYS:  # a layer of an earlier fit, reused: not this fit's sds
+                    layer.data = np.full(layer.data.shape, np.nan, np.float32)
+        finally:
+            if self._pending_layers:
+                QTimer.singleShot(LAYER_GAP_MS, self._add_pending_layer)
+            elif self.worker is not None:
+                launch(self.worker)
 
     def stop(self) -> None:
         """Ask the fit to stop after its current step; the latest maps are kept."""
@@ -233,21 +275,39 @@ class FitWidget(StopsOnClose, InputSection, NucleiSection, MapLayers, QWidget):
             self.worker.cancel_event.set()
 
     def _on_update(self, u: MapUpdate) -> None:
+        """The worker's maps of one step: kept, and shown at the next turn of the event loop. When
+        updates queue up (a busy GUI, a loaded machine), only the newest is shown."""
         if self._closed:
+            return
+        first = self._next_update is None
+        self._next_update = u
+        if first:
+            QTimer.singleShot(0, self._apply_update)
+
+    def _apply_update(self) -> None:
+        u, self._next_update = self._next_update, None
+        if u is None or self._closed or self.fit is not None:  # the final maps are in already
             return
         # The progress bar repaints synchronously: before the layer updates, so that the canvas
         # redraw they schedule is not pulled into this call. Its text carries the loss (a label
         # with changing wrapped text would re-layout the dock at every update).
         self.progress.setFormat(f"%v / %m steps, loss {u.losses.get('total', math.nan):.3g}")
         self.progress.setValue(u.step)
-        self._show(u.maps, u.limits)
+        self._show(u.maps, u.limits, ranges=u.ranges)
         self.state.step = u.step
         self.loss_plot.set_history(u.history)
+        if self._notices and self.state.message != self._notices[-1]:  # fell back to the CPU
+            self.state.device = "CPU"
+            self.state.message = for_the_widget(self._notices[-1])
+        # Last: napari's activity bar processes pending events when it moves (a nested update
+        # then finds this one done).
+        _step_activity(self.worker, u.step, u.total_steps)
 
     def _on_returned(self, fit) -> None:
         if self._closed:
             return
         self.fit = fit
+        self._next_update = None  # a live update still queued is older than these maps
         maps = maps_of_fit(fit)
         self._show(
             maps,
@@ -284,8 +344,9 @@ class FitWidget(StopsOnClose, InputSection, NucleiSection, MapLayers, QWidget):
         verb = f"Stopped at step {fit.steps_done}" if fit.cancelled else f"Done ({fit.steps_done} steps)"
         self.state.status = "stopped" if fit.cancelled else "finished"
         verdict = judge_fit(fit, self._input.preprocessing, self._input.input_kind)
+        fallback = "".join(f"{for_the_widget(n)}. " for n in self._notices)
         self.state.message = (
-            f"{verb} in {fit.runtime_s:.1f} s on {fit.device}: mean Γ_me {s[0]:.3g} /τ, "
+            f"{fallback}{verb} in {fit.runtime_s:.1f} s on {fit.device}: mean Γ_me {s[0]:.3g} /τ, "
             f"Γ_ac {s[1]:.3g} /τ, λ {s[2]:.3g}. Rates {verdict.verdict}: {verdict.reason}. "
             "Click a pixel for local rates."
         )
@@ -294,10 +355,11 @@ class FitWidget(StopsOnClose, InputSection, NucleiSection, MapLayers, QWidget):
         if self._closed:
             return
         self.state.status = "failed"
-        self.state.message = f"Failed: {one_line_error(exc)}"
+        self.state.message = f"Failed: {_message(exc)}"
 
     def _on_finished(self) -> None:
         self.worker = None
+        self._pending_layers = []
         if self._closed:
             return
         if self.state.status in ("running", "stopping"):  # aborted without a result
@@ -338,6 +400,34 @@ class FitWidget(StopsOnClose, InputSection, NucleiSection, MapLayers, QWidget):
         if self._on_click in self.viewer.mouse_drag_callbacks:
             self.viewer.mouse_drag_callbacks.remove(self._on_click)
         self._unwatch()
+
+
+def _message(exc: BaseException) -> str:
+    """An error as one line in the widget's words (its controls, not the command line's options)."""
+    return for_the_widget(one_line_error(exc))
+
+
+def _hidden_maps_hint(source: str, keys) -> str:
+    """Where the maps not shown are: hidden layers in napari's layer list (Γ_me alone is shown at
+    first, as the maps overlap)."""
+    hidden = [f"<i>{source} {k}</i>" for k in keys if k != "gamma_me"]
+    if not hidden:
+        return ""
+    return (
+        f"<small>Shown: <b>{source} gamma_me</b>. The other maps are hidden layers in the layer "
+        f"list ({', '.join(hidden)}): click their eye icon to show one.</small>"
+    )
+
+
+def _step_activity(worker, step: int, total: int) -> None:
+    """Move the fit's bar in napari's activity dock to ``step`` of ``total`` training steps."""
+    pbar = getattr(worker, "pbar", None)
+    if pbar is None:
+        return
+    if pbar.total != total:
+        pbar.total = total
+    if step > pbar.n:
+        pbar.update(step - pbar.n)
 
 
 def _means(fit) -> tuple[float, float, float]:

@@ -12,6 +12,8 @@ __all__ = [
     "map_key",
     "image_layer_kwargs",
     "contrast_limits",
+    "data_range",
+    "MAP_UNITS",
 ]
 
 #: The four maps a fit produces, in display order.
@@ -27,6 +29,17 @@ MAP_STYLE = {
     "gamma_me_sd": {"colormap": "gray"},
     "gamma_ac_sd": {"colormap": "gray"},
     "lambda_sd": {"colormap": "gray"},
+}
+#: The unit of each map, for the layer's metadata and the widget's read-out (the colour bar napari
+#: draws has no title).
+MAP_UNITS = {
+    "gamma_me": "1/tau",
+    "gamma_ac": "1/tau",
+    "lambda": "1 (Gamma_me/Gamma_ac)",
+    "phi_hat": "1 (heterochromatin fraction)",
+    "gamma_me_sd": "1/tau",
+    "gamma_ac_sd": "1/tau",
+    "lambda_sd": "1",
 }
 RATE_UNITS = "rates in 1/tau, tau = ell0^2/(M A), ell0 = 10 nm (lambda = Gamma_me/Gamma_ac has no unit)"
 
@@ -61,6 +74,18 @@ def contrast_limits(a: np.ndarray) -> tuple[float, float]:
     lo, hi = (float(x) for x in np.percentile(v, (1, 99)))
     if not hi > lo:
         lo, hi = float(v.min()), float(v.max())
+    if not hi > lo:
+        hi = lo + (abs(lo) * 1e-3 or 1.0)
+    return lo, hi
+
+
+def data_range(a: np.ndarray, limits: tuple[float, float] | None = None) -> tuple[float, float]:
+    """The range a map's contrast slider spans: its finite minimum to maximum, widened to hold
+    ``limits`` (the display range) and never empty."""
+    v = a[np.isfinite(a)]
+    lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 1.0)
+    if limits is not None:
+        lo, hi = min(lo, limits[0]), max(hi, limits[1])
     if not hi > lo:
         hi = lo + (abs(lo) * 1e-3 or 1.0)
     return lo, hi

@@ -31,8 +31,17 @@ from qtpy.QtWidgets import (
 )
 
 from ..config import InferenceSettings
+from ._gui_text import LABELS
 
-__all__ = ["SettingsForm", "MAIN_FIELDS", "ADVANCED_FIELDS", "scroll_body", "wrapping_label"]
+__all__ = [
+    "SettingsForm",
+    "MAIN_FIELDS",
+    "ADVANCED_FIELDS",
+    "scroll_body",
+    "wrapping_label",
+    "elide_long_names",
+    "device_label",
+]
 
 MAIN_FIELDS = ("method", "arch", "optimizer", "steps", "kernel_radius_nm", "device")
 ADVANCED_FIELDS = (
@@ -54,34 +63,12 @@ ADVANCED_FIELDS = (
     "report_every",
 )
 
-LABELS = {
-    "method": "Method",
-    "arch": "Architecture",
-    "optimizer": "Optimiser",
-    "steps": "Steps",
-    "kernel_radius_nm": "Kernel radius (nm)",
-    "device": "Device",
-    "learning_rate": "Learning rate",
-    "rate_scale_nm": "Rate scale (nm)",
-    "edge_margin_nm": "Edge margin (nm)",
-    "residual_tolerance": "Residual tolerance",
-    "smoothness": "Smoothness",
-    "noise_floor": "Noise floor",
-    "psf_sigma_nm": "PSF sigma (nm)",
-    "calibration": "Intensity calibration",
-    "euchromatin_level": "Euchromatin intensity (φ = 0)",
-    "heterochromatin_level": "Heterochromatin intensity (φ = 1)",
-    "init_smoothing_px": "Initial smoothing (px)",
-    "precision": "Precision",
-    "uncertainty": "Uncertainty (sd maps)",
-    "bootstrap_fits": "Bootstrap refits",
-    "seed": "Seed",
-    "report_every": "Report every (steps)",
-}
 # Optional fields whose 0 is invalid: "auto" sits at 0 and the box steps by 1 from it. And what
 # "auto" means, where that is short to say.
 AUTO_AT_ZERO = ("kernel_radius_nm",)
 AUTO_TEXT = {"kernel_radius_nm": "auto (about 1 pixel)"}
+# Decimals of the float boxes (default 4): lengths in nm need two at most.
+DECIMALS = {"kernel_radius_nm": 2, "rate_scale_nm": 2, "edge_margin_nm": 2, "psf_sigma_nm": 2}
 DEVICE_LABELS = {"auto": "auto", "cuda": "CUDA", "mps": "MPS", "cpu": "CPU"}
 
 
@@ -134,25 +121,35 @@ class SettingsForm(QWidget):
         info = InferenceSettings.model_fields[name]
         default = info.default
         kind, extra = _kind(info.annotation)
-        if kind == "choice":
+        if name == "device":  # the devices there are here: auto, cpu, cuda:0 ... cuda:N-1, mps
+            from ..inverse._device import device_choices
+
+            w = QComboBox(self)
+            for v in device_choices():
+                w.addItem(device_label(v), v)
+            w.setCurrentIndex(w.findData(default))
+        elif kind == "choice":
             w = QComboBox(self)
             for v in extra:
-                w.addItem(DEVICE_LABELS.get(v, v) if name == "device" else str(v), v)
+                w.addItem(str(v), v)
             w.setCurrentIndex(list(extra).index(default))
         elif kind == "int":
             w = QSpinBox(self)
-            w.setRange(0, 10_000_000)
+            # at least the schema's minimum (1 training step: 0 steps would "finish" at once)
+            w.setRange(max(_lower_bound(info), 1 if name == "steps" else 0), 10_000_000)
             if name == "steps":
                 w.setSingleStep(100)
             w.setValue(int(default))
         else:
             w = QDoubleSpinBox(self)
-            w.setDecimals(4)
+            w.setDecimals(DECIMALS.get(name, 4))
             w.setRange(-1.0 if extra and name not in AUTO_AT_ZERO else 0.0, 1e6)
             w.setSingleStep(0.01 if (default or 0) < 1 and name not in AUTO_AT_ZERO else 1.0)
             if extra:  # optional: the minimum shows as "auto" (None: the documented default)
                 w.setSpecialValueText(AUTO_TEXT.get(name, "auto"))
             w.setValue(-1.0 if default is None else float(default))
+        if isinstance(w, (QSpinBox, QDoubleSpinBox)):
+            _fit_text_width(w)
         w.setToolTip(info.description or "")
         w.setObjectName(f"mollifier_{name}")
         self.widgets[name] = w
@@ -179,11 +176,43 @@ class SettingsForm(QWidget):
         for name, v in values.items():
             w = self.widgets[name]
             if isinstance(w, QComboBox):
+                if name == "device" and w.findData(v) < 0:  # e.g. settings saved on a GPU machine
+                    w.addItem(f"{device_label(v)} (not here)", v)
                 w.setCurrentIndex(w.findData(v))
             elif isinstance(w, QSpinBox):
                 w.setValue(int(v))
             else:
                 w.setValue(w.minimum() if v is None else float(v))
+
+
+def device_label(device: str) -> str:
+    """How the device choice reads: ``cuda:1`` -> ``CUDA GPU 1``."""
+    if device.startswith("cuda:"):
+        return f"CUDA GPU {device.split(':', 1)[1]}"
+    return DEVICE_LABELS.get(device, device)
+
+
+def _lower_bound(info) -> int:
+    """The ``ge`` constraint of an int field (0 without one)."""
+    for m in info.metadata:
+        ge = getattr(m, "ge", None)
+        if ge is not None:
+            return int(ge)
+    return 0
+
+
+def _fit_text_width(box) -> None:
+    """A spin box at least as wide as its longest value and its special text (napari's style sheet
+    squeezed "500.0000" to "500.C"): the width of the text plus the arrows and the frame."""
+    from qtpy.QtWidgets import QStyle
+
+    fm = box.fontMetrics()
+    texts = [box.textFromValue(box.value()), box.textFromValue(box.maximum()), box.specialValueText()]
+    text = max((t + box.suffix() for t in texts if t), key=fm.horizontalAdvance)
+    arrows = box.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent) + 2 * box.style().pixelMetric(
+        QStyle.PixelMetric.PM_SpinBoxFrameWidth
+    )
+    box.setMinimumWidth(fm.horizontalAdvance(text) + arrows + 16)
 
 
 def _arrow(expanded: bool):
@@ -226,6 +255,22 @@ def fit_scroll_width(area: QScrollArea) -> None:
     width = area.widget().minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width() + 4
     if area.minimumWidth() != width:
         area.setMinimumWidth(width)
+
+
+def elide_long_names(combo: QComboBox, chars: int = 18) -> None:
+    """A layer-choice box that stays ``chars`` characters wide whatever the names (a long name
+    widened the panel or was cut in the middle of a word), elides long names in the middle in its
+    list and shows the chosen name whole in its tooltip."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(chars)
+    combo.view().setTextElideMode(Qt.TextElideMode.ElideMiddle)
+    base = combo.toolTip()
+
+    def show_whole(text: str) -> None:
+        combo.setToolTip(f"{text}\n\n{base}" if text else base)
+
+    combo.currentTextChanged.connect(show_whole)
+    show_whole(combo.currentText())
 
 
 def wrapping_label(text: str, parent=None) -> QLabel:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 
 from napari.qt.threading import GeneratorWorker, create_worker
 
-__all__ = ["CancellableWorker", "start_cancellable"]
+__all__ = ["CancellableWorker", "NamedTask", "launch", "start_cancellable"]
 
 
 class CancellableWorker(GeneratorWorker):
@@ -37,20 +38,56 @@ class CancellableWorker(GeneratorWorker):
     def join(self, timeout: float = 30.0) -> bool:
         """Stop (cancel + quit) and wait for the thread; True when it has ended."""
         self.quit()
-        if not self.is_running and not getattr(self, "_started", False):
-            return True
+        if not getattr(self, "_started", False):
+            # never started (its start was deferred): run it now, cancelled, so that it ends as a
+            # finished task (napari would otherwise list it as pending when the window closes)
+            launch(self)
         return self.stopped.wait(timeout)
 
 
-def start_cancellable(func, *args, connect: dict, **kwargs) -> CancellableWorker:
+class NamedTask(functools.partial):
+    """A generator function under a readable name: napari lists a running worker's task by
+    ``str(func)`` (in the dialog that asks before closing the window), which for a plain function is
+    ``<function fit_updates at 0x7f...>``."""
+
+    def __new__(cls, func, name: str):
+        self = super().__new__(cls, func)
+        self.name = name
+        return self
+
+    def __str__(self) -> str:
+        return self.name
+
+    __repr__ = __str__
+
+
+def start_cancellable(
+    func, *args, connect: dict, task_name: str = "", start: bool = True, **kwargs
+) -> CancellableWorker:
     """Create and start a :class:`CancellableWorker` (a napari worker: errors are notified and the
-    task is registered with the viewer) with ``connect`` = signal name -> callback."""
+    task is registered with the viewer) with ``connect`` = signal name -> callback.
+
+    ``task_name`` names the task in napari's close dialog and gives it a progress bar in napari's
+    activity dock (``worker.pbar``; indeterminate until the caller sets its ``total`` and steps it:
+    the fit yields maps at most every half second, not once per step). ``start=False`` leaves the
+    starting to :func:`launch`."""
+    extra = {}
+    if task_name:
+        func = NamedTask(func, task_name)
+        extra["_progress"] = {"total": 0, "desc": task_name}
     worker = create_worker(
-        func, *args, _worker_class=CancellableWorker, _connect=connect, _start_thread=False, **kwargs
+        func, *args, _worker_class=CancellableWorker, _connect=connect, _start_thread=False, **extra, **kwargs
     )
-    worker._started = True
-    worker.start()
+    if start:
+        launch(worker)
     return worker
+
+
+def launch(worker: CancellableWorker) -> None:
+    """Start a worker made by ``start_cancellable(..., start=False)`` (once)."""
+    if not getattr(worker, "_started", False):
+        worker._started = True
+        worker.start()
 
 
 class StopsOnClose:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from ._reader import DEFAULT_RENDER_PIXEL_NM, XY_UNIT_CHOICES, read_localisation_table
 
-__all__ = ["render_localisations_widget"]
+__all__ = ["render_localisations_widget", "density_layer_name"]
 
 _FILTER = "Localisation tables (*.csv *.txt *.tsv *.xls *.hdf5 *.h5)"
 
@@ -29,9 +29,16 @@ def render_localisations_widget(
     no unit; ``camera pixel nm`` (0: from the file) sizes coordinates in camera pixels (Picasso's
     .yaml gives it). Each localisation is blurred by its precision where the table has one.
     """
-    return read_localisation_table(
+    data, kw, kind = read_localisation_table(
         table,
         pixel_size_nm,
         xy_unit=XY_UNIT_CHOICES.get(xy_unit),
         camera_pixel_nm=camera_pixel_nm or None,
     )[0]
+    # napari replaces a layer of the returned name: each pixel size gets its own layer
+    return data, dict(kw, name=density_layer_name(kw["name"], pixel_size_nm)), kind
+
+
+def density_layer_name(name: str, pixel_size_nm: float) -> str:
+    """The rendered layer's name with its pixel size: ``cells density`` -> ``cells density 20 nm``."""
+    return f"{name} {pixel_size_nm:g} nm"

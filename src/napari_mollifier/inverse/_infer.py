@@ -328,11 +328,9 @@ def _fit_with_cpu_fallback(phi, mask, px, settings, cancel, progress, source: st
     except torch.cuda.OutOfMemoryError as exc:
         if settings.device == "cpu":
             raise
-        first = str(exc).splitlines()[0][:120] if str(exc) else ""
-        notice = (
-            f"{source}: GPU out of memory ({first}); fitted on the CPU instead (slower; crop the "
-            "image or free GPU memory to stay on the GPU)"
-        )
+        from ._device import gpu_out_of_memory_notice
+
+        notice = gpu_out_of_memory_notice(source, exc)
         warnings.warn(notice, RuntimeWarning, stacklevel=3)
         notices.append(notice)
         if torch.cuda.is_available():
