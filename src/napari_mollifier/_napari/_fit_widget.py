@@ -67,6 +67,7 @@ class FitWidget(StopsOnClose, InputSection, NucleiSection, MapLayers, QWidget):
         self.state = FitState()
         self.worker = None
         self.fit = None  # the last RateFit
+        self.nuclei_result = None  # the last fit of several nuclei (NucleiMaps)
         self.result_layers: dict = {}  # FIT_MAP_KEYS -> Image layer of the current / last fit
         self._input = None
         self._image_name = ""
@@ -198,6 +199,7 @@ class FitWidget(StopsOnClose, InputSection, NucleiSection, MapLayers, QWidget):
         }
         self._source_name = image.name
         self.fit = None
+        self.nuclei_result = None
         self.loss_plot.clear()
         self.progress.setRange(0, max(inp.settings.training_steps, 1))
         self.progress.setFormat("%v / %m steps")
