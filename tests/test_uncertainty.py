@@ -234,6 +234,7 @@ def test_batch_knows_the_sd_outputs(tmp_path):
     for key in OUTPUT_FILE_KEYS:
         if key not in SD_FILE_KEYS:
             (out / f"a_{key}.tif").write_bytes(b"x")
+    (out / "a_rates.csv").write_text("x")
     record = {"status": "ok", "batch": {"key": "k"}, "uncertainty": {"method": "laplace"}}
     (out / "a.json").write_text(json.dumps(record))
     assert completed_result(image, out, "k") is None  # the sd maps are missing
