@@ -175,3 +175,38 @@ def test_batch_widget_fits_the_nuclei_of_a_file_with_a_label_image_beside_it(
     assert [r["file"][0] for r in _table(w)] == ["cells_phi.tif"]  # the label image is no input
     nuclei = list(csv.DictReader((out / "nuclei.csv").open()))
     assert [n["label"] for n in nuclei] == ["3", "7"]
+
+
+def test_batch_widget_fits_the_chosen_plane_of_stacks_and_names_its_own_control(
+    make_napari_viewer_proxy, qtbot, tmp_path
+):
+    """Stacks in a GUI batch: the plane chosen under "Stack plane" is fitted (recorded in S.json);
+    without a choice the file fails with its axes and the widget's control named, no CLI flag."""
+    import json
+
+    import numpy as np
+
+    viewer = make_napari_viewer_proxy()
+    src = tmp_path / "in"
+    write_nuclei(src, 1)
+    phi = tifffile.imread(src / "n00_phi.tif")
+    stack = np.stack([np.zeros_like(phi), phi])  # plane 1 is the nucleus
+    tifffile.imwrite(
+        src / "n00_phi.tif", stack, imagej=True, metadata={"axes": "ZYX", "unit": "um"}, resolution=(100, 100)
+    )
+    w = _batch_widget(viewer, qtbot, src, tmp_path / "none")
+    worker = w.start()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    row = _table(w)[0]
+    status, reason = row["status"][0], row["reason"][0]
+    assert status == "failed" and "Stack plane" in reason and "--" not in reason, reason
+
+    w = _batch_widget(viewer, qtbot, src, tmp_path / "z1")
+    w.stack_index["Z"].setValue(1)
+    worker = w.start()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    assert [r["status"][0] for r in _table(w)] == ["ok"], _table(w)
+    record = json.loads((tmp_path / "z1" / "n00_phi.json").read_text())
+    assert record["preprocessing"]["plane"]["Z"] == 1

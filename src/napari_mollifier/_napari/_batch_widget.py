@@ -24,6 +24,7 @@ from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -91,7 +92,17 @@ _PHRASES = (
     (r"use --input intensity for raw images", "choose Input “intensity” for raw images"),
     (r"use --device auto or cpu", "choose Device auto or CPU"),
 )
-_CONTROLS = {"input": "Input", "mask": "Nucleus masks", "pixel-size": "Pixel size", "pattern": "Pattern"}
+_CONTROLS = {
+    "input": "Input",
+    "mask": "Nucleus masks",
+    "pixel-size": "Pixel size",
+    "pattern": "Pattern",
+    "xy-unit": "Table xy unit",
+    "camera-pixel-nm": "Camera pixel",
+    "channel": "Stack plane: channel",
+    "plane": "Stack plane: plane",
+    "time": "Stack plane: time",
+}
 
 
 def for_the_batch_widget(text: str) -> str:
@@ -184,6 +195,48 @@ class BatchWidget(StopsOnClose, QWidget):
         self._build()
         self._watch_app()
 
+    def _build_read_options(self, box, form) -> None:
+        """What a file may not say itself (as ``--xy-unit``, ``--camera-pixel-nm``, ``--channel``,
+        ``--plane``, ``--time`` of ``mollifier batch``): the unit of a table's x, y, and the plane of
+        a stack; choices for axes a file lacks are ignored, so one choice serves a folder."""
+        self.xy_unit = QComboBox(box)
+        for label, value in (("as stated in each table", None), ("nm", "nm"), ("camera pixels", "px")):
+            self.xy_unit.addItem(label, value)
+        self.xy_unit.setToolTip(
+            "the unit of x, y in localisation tables whose header states none (a header's own unit wins)"
+        )
+        form.addRow("Table xy unit", self.xy_unit)
+        self.camera_pixel = QDoubleSpinBox(box)
+        self.camera_pixel.setRange(0.0, 10000.0)
+        self.camera_pixel.setDecimals(1)
+        self.camera_pixel.setSuffix(" nm")
+        self.camera_pixel.setSpecialValueText("from the file")
+        self.camera_pixel.setToolTip("nm per camera pixel, for tables in camera pixels (overrides Picasso's)")
+        form.addRow("Camera pixel", self.camera_pixel)
+        row = QHBoxLayout()
+        self.stack_index = {}
+        for axis, label in (("C", "channel"), ("Z", "plane"), ("T", "time")):
+            spin = QSpinBox(box)
+            spin.setRange(-1, 100000)
+            spin.setValue(-1)
+            spin.setSpecialValueText(f"{label}: –")
+            spin.setPrefix(f"{label} ")
+            spin.setToolTip(f"the {label} (0-based) to analyse in stacks that have one; – : not chosen")
+            self.stack_index[axis] = spin
+            row.addWidget(spin)
+        form.addRow("Stack plane", row)
+
+    def read_options(self):
+        """The :class:`~napari_mollifier.io.ReadOptions` of the form."""
+        from ..io import ReadOptions
+
+        picks = tuple((a, s.value()) for a, s in self.stack_index.items() if s.value() >= 0)
+        return ReadOptions(
+            xy_unit=self.xy_unit.currentData(),
+            camera_pixel_nm=self.camera_pixel.value() or None,
+            plane=picks,
+        )
+
     def _build(self) -> None:
         lay = scroll_body(self)
         box = QGroupBox("Files", self)
@@ -217,6 +270,7 @@ class BatchWidget(StopsOnClose, QWidget):
             "then A_mask.tif for A_B.tif (nucleus1_phi.tif -> nucleus1_mask.tif)"
         )
         form.addRow("Nucleus masks", self.mask_mode)
+        self._build_read_options(box, form)
         self.workers = QSpinBox(box)
         self.workers.setRange(0, 64)
         self.workers.setValue(0)
@@ -329,6 +383,7 @@ class BatchWidget(StopsOnClose, QWidget):
             mask=mask,
             # A label image beside a file (cells_labels.tif) fits its nuclei one by one, as the CLI.
             labels=sibling_labels,
+            read=self.read_options(),
             input=self.input_kind.currentData(),
             settings=settings,
             skip_existing=self.skip_done.isChecked(),
