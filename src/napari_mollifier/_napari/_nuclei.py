@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..io import InputError, one_line_error
+from ._gui_text import for_the_widget
 from ._layers import FIT_MAP_KEYS, RATE_UNITS, SD_MAP_KEYS
 
 __all__ = ["ONE_NUCLEUS", "NucleiSection"]
@@ -124,7 +125,7 @@ class NucleiSection:
             image = self.image_layer()
             labels = label_nuclei(np.asarray(image.data, dtype=float), name=image.name)
         except Exception as exc:  # noqa: BLE001 - shown to the user, one line
-            self.state.message = one_line_error(exc)
+            self.state.message = for_the_widget(one_line_error(exc))
             return None
         if not labels.any():
             self.state.message = (
@@ -179,7 +180,7 @@ class NucleiSection:
                 )
         except Exception as exc:  # noqa: BLE001 - input problems are shown, not raised
             self.state.status = "failed"
-            self.state.message = one_line_error(exc)
+            self.state.message = for_the_widget(one_line_error(exc))
             return None
         px = float(self.pixel_size.value())
         kind = self.input_kind.currentData()
@@ -248,7 +249,7 @@ class NucleiSection:
         self._show({k: u.maps[k] for k in FIT_MAP_KEYS}, {k: u.limits[k] for k in FIT_MAP_KEYS})
         self._last_nuclei_update = u
         self.state.message = f"Nucleus {u.row['label']} ({u.done} of {u.total}): {u.row['status']}" + (
-            f": {u.row['reason']}" if u.row["status"] != "ok" and u.row["reason"] else ""
+            f": {for_the_widget(u.row['reason'])}" if u.row["status"] != "ok" and u.row["reason"] else ""
         )
 
     def _add_table_row(self, row: dict) -> None:
@@ -260,7 +261,7 @@ class NucleiSection:
                 value = f"{float(value):.3g}"
             item = QTableWidgetItem(str(value))
             if key == "status" and row.get("reason"):
-                item.setToolTip(row["reason"])
+                item.setToolTip(for_the_widget(row["reason"]))
             if key == "verdict" and row.get("verdict_reason"):
                 item.setToolTip(row["verdict_reason"])
             self.nuclei_table.setItem(i, j, item)
