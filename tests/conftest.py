@@ -46,6 +46,18 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def display():
+    """A GUI test's display: fail (not skip) without one, with the command that provides it."""
+    import os
+    import sys
+
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
+    ):
+        pytest.fail("no display: run GUI tests under a (virtual) X display, e.g. `bash scripts/test.sh`")
+
+
 @pytest.fixture(autouse=True)
 def _own_config_dir(tmp_path_factory, monkeypatch):
     """The fit widget's remembered settings live in a fresh folder per test, never in the user's

@@ -5,31 +5,16 @@ and the summary of a stopped batch. Tiny nuclei (64 x 64), tens of steps; run un
 from __future__ import annotations
 
 import csv
-import os
-import sys
 from pathlib import Path
 
 import pytest
 import tifffile
-import torch
 
 pytest.importorskip("napari", reason="napari is not installed (dev extra)")
 
 from _plugin_data import write_nucleus  # noqa: E402
 
-pytestmark = pytest.mark.gui
-
-
-@pytest.fixture(autouse=True)
-def _display_and_threads():
-    if sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
-    ):
-        pytest.fail("no display: run GUI tests under a (virtual) X display, e.g. `bash scripts/test.sh`")
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # 2 shared cores: avoid oversubscription
-    yield
-    torch.set_num_threads(n)
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("display", "one_thread")]
 
 
 def write_nuclei(folder: Path, n: int) -> None:

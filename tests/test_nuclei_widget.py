@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("napari", reason="napari is not installed (dev extra)")
 
 from _plugin_data import PIXEL_NM  # noqa: E402
 from test_nuclei import two_nuclei  # noqa: E402
 
-pytestmark = pytest.mark.gui
-
-
-@pytest.fixture(autouse=True)
-def _display_and_threads():
-    if sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
-    ):
-        pytest.fail("no display: run GUI tests under a (virtual) X display, e.g. `bash scripts/test.sh`")
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("display", "one_thread")]
 
 
 def test_label_nuclei_then_fit_each_nucleus_in_the_widget(make_napari_viewer_proxy, qtbot, tmp_path):

@@ -7,8 +7,6 @@ Run under a display (``xvfb-run``); fits are tiny (80 x 80 pixels, tens of steps
 from __future__ import annotations
 
 import csv
-import os
-import sys
 import time
 from types import SimpleNamespace
 
@@ -23,21 +21,9 @@ from _plugin_data import PIXEL_NM, tiny_nucleus, write_nucleus  # noqa: E402
 from napari_mollifier.config import COMPARISON_FIELDS, InferenceSettings  # noqa: E402
 from napari_mollifier.io import write_tiff  # noqa: E402
 
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("display", "one_thread")]
 PLUGIN = "napari-mollifier"
 MAPS = ("gamma_me", "gamma_ac", "lambda", "phi_hat")
-
-
-@pytest.fixture(autouse=True)
-def _display_and_threads():
-    if sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
-    ):
-        pytest.fail("no display: run GUI tests under a (virtual) X display, e.g. `bash scripts/test.sh`")
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # 2 shared cores: avoid oversubscription
-    yield
-    torch.set_num_threads(n)
 
 
 def _add_nucleus(viewer, size=80, seed=1, scale=PIXEL_NM):

@@ -8,9 +8,7 @@ Run under a display (``xvfb-run``); fits are tiny (64 x 64 pixels, a few tens of
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 
 import numpy as np
 import pytest
@@ -22,20 +20,8 @@ from _plugin_data import PIXEL_NM, tiny_nucleus  # noqa: E402
 
 from napari_mollifier.config import InferenceSettings  # noqa: E402
 
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("display", "one_thread")]
 PLUGIN = "napari-mollifier"
-
-
-@pytest.fixture(autouse=True)
-def _display_and_threads():
-    if sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
-    ):
-        pytest.fail("no display: run GUI tests under a (virtual) X display, e.g. `bash scripts/test.sh`")
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _add_cell(viewer, size=64, name="cell", input_kind="fraction"):

@@ -4,9 +4,6 @@ selected in the layer list and fits the plane the viewer shows."""
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
 
@@ -14,16 +11,8 @@ pytest.importorskip("napari", reason="napari is not installed (dev extra)")
 
 from _plugin_data import PIXEL_NM, tiny_nucleus  # noqa: E402
 
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("display")]
 PLUGIN = "napari-mollifier"
-
-
-@pytest.fixture(autouse=True)
-def _display():
-    if sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
-    ):
-        pytest.fail("no display: run GUI tests under a (virtual) X display, e.g. `bash scripts/test.sh`")
 
 
 def _widget(viewer, qtbot):
