@@ -165,12 +165,7 @@ def fit_rates(
     device = resolve_device(settings.device)
     if device.type == "cpu":
         torch.set_flush_denormal(True)
-    phi = np.asarray(phi, dtype=np.float64)
-    mask = np.asarray(mask, dtype=bool)
-    if phi.ndim != 2 or phi.shape != mask.shape:
-        raise ValueError(f"phi must be 2-D and match the mask: phi {phi.shape}, mask {mask.shape}")
-    if not np.isfinite(phi[mask]).all():
-        raise ValueError("phi has NaN or infinite values inside the nucleus")
+    phi, mask = _checked(phi, mask)
     noise = estimate_noise(phi, mask)
     s_d = max(noise, settings.noise_floor)
     problem = RateProblem(phi, mask, pixel_size_nm, settings, model, device, noise_level=s_d)
@@ -358,6 +353,17 @@ PLATEAU_TOLERANCE = 0.005
 MAX_REFINEMENT_NOISE = 0.05
 
 
+def _checked(phi, mask) -> tuple[np.ndarray, np.ndarray]:
+    """phi (float64) and the mask (bool), refused unless 2-D, of one shape and finite inside."""
+    phi = np.asarray(phi, dtype=np.float64)
+    mask = np.asarray(mask, dtype=bool)
+    if phi.ndim != 2 or phi.shape != mask.shape:
+        raise ValueError(f"phi must be 2-D and match the mask: phi {phi.shape}, mask {mask.shape}")
+    if not np.isfinite(phi[mask]).all():
+        raise ValueError("phi has NaN or infinite values inside the nucleus")
+    return phi, mask
+
+
 def _fit_plateaus(phi, mask, pixel_size_nm, settings, *, model, cancel, levels=None):
     """``calibration="plateaus"``: the data are ``gain x phi + offset``; gain and offset put the
     two modes of the lightly smoothed data (1 px) on the plateau levels of a steady state
@@ -374,12 +380,7 @@ def _fit_plateaus(phi, mask, pixel_size_nm, settings, *, model, cancel, levels=N
 
     levels = PLATEAU_LEVELS if levels is None else tuple(levels)
     t0 = time.perf_counter()
-    phi = np.asarray(phi, dtype=np.float64)
-    mask = np.asarray(mask, dtype=bool)
-    if phi.ndim != 2 or phi.shape != mask.shape:
-        raise ValueError(f"phi must be 2-D and match the mask: phi {phi.shape}, mask {mask.shape}")
-    if not np.isfinite(phi[mask]).all():
-        raise ValueError("phi has NaN or infinite values inside the nucleus")
+    phi, mask = _checked(phi, mask)
     edge_px = max(int(round(settings.edge_margin_nm / pixel_size_nm)), 1)
     interior = binary_erosion(mask, iterations=edge_px, border_value=0)
     if not interior.any():
