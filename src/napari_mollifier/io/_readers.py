@@ -243,20 +243,26 @@ def read_image(
             f"{p}: the image is constant ({np.nanmax(data):g}); check the export (channel, "
             "contrast) and give an image of the stained nucleus"
         )
-    if pixel_size is not None:
-        meta = {"pixel_size_source": source}
-    else:
-        meta = {"pixel_size_problem": source} if source else {}
+    meta = _file_record(pixel_size, source, info)
     if data.ndim > 2:
         meta["axes"] = axes
     if chosen:
         meta["plane"] = {"axes": stack_axes, **chosen}
+    return ImageData(data=data, pixel_size_nm=pixel_size, path=str(p), metadata=meta)
+
+
+def _file_record(pixel_size, source: str, info: str | None) -> dict:
+    """What a file says of itself: where its pixel size came from (or why there is none) and the
+    JSON record :func:`write_tiff` stored (as text when it is not JSON)."""
+    meta = {"pixel_size_source": source} if pixel_size is not None else {}
+    if pixel_size is None and source:
+        meta["pixel_size_problem"] = source
     if info:
         try:
             meta["info"] = json.loads(info)
         except ValueError:
             meta["info"] = str(info)
-    return ImageData(data=data, pixel_size_nm=pixel_size, path=str(p), metadata=meta)
+    return meta
 
 
 def recorded_input_kind(image) -> str | None:
@@ -332,16 +338,7 @@ def read_tiff_as_is(path: str | os.PathLike) -> ImageData:
             f"{p}: not a readable TIFF ({type(exc).__name__}: {' '.join(str(exc).split())[:80]}); "
             "re-export it as TIFF or OME-TIFF"
         ) from None
-    meta: dict = {"axes": axes}
-    if pixel_size is not None:
-        meta["pixel_size_source"] = source
-    elif source:
-        meta["pixel_size_problem"] = source
-    if info:
-        try:
-            meta["info"] = json.loads(info)
-        except ValueError:
-            meta["info"] = str(info)
+    meta = {"axes": axes, **_file_record(pixel_size, source, info)}
     return ImageData(data=data, pixel_size_nm=pixel_size, path=str(p), metadata=meta)
 
 
