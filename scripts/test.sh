@@ -26,8 +26,10 @@ else
 fi
 
 # Two pytest workers (pytest-xdist), one torch/BLAS thread each: on two cores the fast suite takes
-# ~3 min instead of ~5 with one process. TEST_WORKERS=0 runs in one process (e.g. to debug).
-WORKERS=(-n "${TEST_WORKERS:-2}")
+# ~3 min instead of ~5 with one process. Each test module runs whole on one worker, in file order
+# (--dist loadfile): some modules check at their end what their earlier tests did.
+# TEST_WORKERS=0 runs in one process (e.g. to debug).
+WORKERS=(-n "${TEST_WORKERS:-2}" --dist loadfile)
 [ "${TEST_WORKERS:-2}" = 0 ] && WORKERS=(-p no:xdist)
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 
