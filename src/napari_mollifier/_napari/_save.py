@@ -99,13 +99,15 @@ def rate_maps_of(widget):
 
 def save_all(widget, folder: str | None = None) -> dict | None:
     """Write every file of the widget's last fit into ``folder`` (asked for when None); returns
-    name -> path, or None when cancelled or failed (the widget's message says why)."""
+    name -> path, or None when cancelled or failed (the widget's message says why). After a fit of
+    several nuclei: each nucleus' files, the maps of all on the image grid and the table of one row
+    per nucleus (:func:`~napari_mollifier.inverse.write_nuclei_maps`, as ``mollifier infer
+    --labels`` writes them)."""
+    from ..inverse import write_nuclei_maps
     from ..io import result_stem, save_result
 
-    nuclei = getattr(widget, "nuclei_result", None)
-    if widget.fit is None and nuclei is not None:
-        return _save_nuclei(widget, nuclei, folder)
-    if widget.fit is None:
+    nuclei = getattr(widget, "nuclei_result", None) if widget.fit is None else None
+    if widget.fit is None and nuclei is None:
         widget.state.message = "Nothing to save yet: fit an image first."
         return None
     folder = folder or choose_folder(widget)
@@ -114,40 +116,25 @@ def save_all(widget, folder: str | None = None) -> dict | None:
     widget.state.message = f"Saving to {folder}…"
     widget.repaint()  # the message shows while the files (the overview figure: ~1 s) are written
     try:
-        paths = save_result(rate_maps_of(widget), folder, stem=result_stem(widget._input.source))
+        if nuclei is not None:
+            paths = write_nuclei_maps(nuclei, folder, stem=result_stem(nuclei.source))
+        else:
+            paths = save_result(rate_maps_of(widget), folder, stem=result_stem(widget._input.source))
     except Exception as exc:  # noqa: BLE001 - shown in the panel, not raised into Qt
         widget.state.message = f"Could not save: {one_line_error(exc)}"
         return None
     stem = paths["json"].stem
-    widget.state.message = (
-        f"Saved {len(paths)} files to {folder}: the maps ({stem}_*.tif), {stem}.json, "
-        f"{stem}_overview.png and {stem}_rates.csv."
-    )
-    return paths
-
-
-def _save_nuclei(widget, result, folder: str | None) -> dict | None:
-    """Save all of a fit of several nuclei: each nucleus' files, the maps of all on the image grid
-    and the table of one row per nucleus (:func:`~napari_mollifier.inverse.write_nuclei_maps`, as
-    ``mollifier infer --labels`` writes them)."""
-    from ..inverse import write_nuclei_maps
-    from ..io import result_stem
-
-    folder = folder or choose_folder(widget)
-    if not folder:
-        return None
-    widget.state.message = f"Saving to {folder}…"
-    widget.repaint()
-    try:
-        paths = write_nuclei_maps(result, folder, stem=result_stem(result.source))
-    except Exception as exc:  # noqa: BLE001 - shown in the panel, not raised into Qt
-        widget.state.message = f"Could not save: {one_line_error(exc)}"
-        return None
-    stem = paths["json"].stem
-    widget.state.message = (
-        f"Saved {len(paths)} files of {len(result.table())} nuclei to {folder}: the maps of all nuclei "
-        f"({stem}_*.tif), each nucleus' own ({stem}_nucleus<label>_*), {stem}_nuclei.csv and {stem}.json."
-    )
+    if nuclei is not None:
+        widget.state.message = (
+            f"Saved {len(paths)} files of {len(nuclei.table())} nuclei to {folder}: the maps of all "
+            f"nuclei ({stem}_*.tif), each nucleus' own ({stem}_nucleus<label>_*), {stem}_nuclei.csv "
+            f"and {stem}.json."
+        )
+    else:
+        widget.state.message = (
+            f"Saved {len(paths)} files to {folder}: the maps ({stem}_*.tif), {stem}.json, "
+            f"{stem}_overview.png and {stem}_rates.csv."
+        )
     return paths
 
 
