@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..io import atomic_write_text
+from ..io import write_csv
 from ._result import FileResult
 
 SUMMARY_COLUMNS = (
@@ -32,9 +30,4 @@ SUMMARY_COLUMNS = (
 
 def write_summary(results: Iterable[FileResult], path: str | os.PathLike) -> Path:
     """summary.csv: one row per input (file, status, reason, mean rates, runtime, ...)."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
-    w.writeheader()
-    for r in results:
-        w.writerow(r.row())
-    return atomic_write_text(path, buf.getvalue())
+    return write_csv((r.row() for r in results), path, SUMMARY_COLUMNS)

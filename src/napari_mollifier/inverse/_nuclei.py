@@ -367,20 +367,10 @@ def _origin_of_crop(result: NucleiMaps, box) -> tuple[float, float]:
 
 def write_nuclei_table(rows: list[dict], path, *, first: dict | None = None) -> Path:
     """A nuclei table as CSV (:data:`NUCLEUS_COLUMNS`, after the columns of ``first``), atomically."""
-    import csv
-    import io
+    from ..io import write_csv
 
-    from ..io import atomic_write_text
-
-    lead = list(first or {})
-    buf = io.StringIO()
-    w = csv.DictWriter(
-        buf, fieldnames=lead + list(NUCLEUS_COLUMNS), lineterminator="\n", extrasaction="ignore"
-    )
-    w.writeheader()
-    for r in rows:
-        w.writerow(dict(first or {}, **r))
-    return atomic_write_text(path, buf.getvalue())
+    columns = [*(first or {}), *NUCLEUS_COLUMNS]
+    return write_csv((dict(first or {}, **r) for r in rows), path, columns, ignore_extra=True)
 
 
 def write_nuclei_maps(

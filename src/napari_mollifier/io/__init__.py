@@ -42,7 +42,7 @@ from ._tables import (
     render_localisations,
     render_table,
 )
-from ._writers import write_json, write_tiff
+from ._writers import write_csv, write_json, write_tiff
 
 __all__ = [
     "CONFIG_SUFFIXES",
@@ -91,6 +91,7 @@ __all__ = [
     "render_localisations",
     "render_table",
     "segment_nucleus",
+    "write_csv",
     "write_json",
     "write_tiff",
 ]

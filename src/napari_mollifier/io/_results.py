@@ -3,14 +3,12 @@ the maps (OME-TIFF, pixel size in nm), ``S.json``, the overview figure and the t
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_write_text
+from ._writers import write_csv
 
 __all__ = ["RATE_TABLE_COLUMNS", "rate_table_rows", "write_rate_table", "save_result", "result_stem"]
 
@@ -77,12 +75,7 @@ def rate_table_rows(maps, region: str = "nucleus") -> list[dict]:
 
 def write_rate_table(rows, path: str | os.PathLike) -> Path:
     """The rows of :func:`rate_table_rows` (one per nucleus / region) as CSV, written atomically."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=RATE_TABLE_COLUMNS, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow(r)
-    return atomic_write_text(path, buf.getvalue())
+    return write_csv(rows, path, RATE_TABLE_COLUMNS)
 
 
 def save_result(

@@ -11,7 +11,7 @@ import numpy as np
 
 from ._atomic import atomic_write_bytes, atomic_write_text
 
-__all__ = ["write_tiff", "write_json"]
+__all__ = ["write_tiff", "write_json", "write_csv"]
 
 
 def write_tiff(
@@ -61,3 +61,18 @@ def _jsonable(o):
     if isinstance(o, Path):
         return str(o)
     return str(o)
+
+
+def write_csv(rows, path: str | os.PathLike, columns, *, ignore_extra: bool = False) -> Path:
+    """Rows (dicts) as a CSV table with ``columns`` in that order, written atomically; a key
+    outside ``columns`` is an error unless ``ignore_extra``."""
+    import csv
+
+    buf = io.StringIO()
+    w = csv.DictWriter(
+        buf, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore" if ignore_extra else "raise"
+    )
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    return atomic_write_text(path, buf.getvalue())
