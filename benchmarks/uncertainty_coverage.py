@@ -30,23 +30,9 @@ Z90 = 1.64
 
 def simulated(cache: Path, rates: str, seed: int, n: int = 256) -> dict:
     """The cached simulated nucleus (simulated and saved on first use)."""
-    path = cache / f"sim_{rates}_{n}_s{seed}.npz"
-    if not path.exists():
-        from napari_mollifier.simulate import simulate_nucleus
+    from mollifier_bench.nuclei import cached_nucleus
 
-        s = simulate_nucleus(n, rates=rates, seed=seed)
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(
-            tmp,
-            phi=s.phi,
-            gamma_me=s.gamma_me,
-            gamma_ac=s.gamma_ac,
-            mask=s.mask,
-            residual_ratio=s.residual_ratio,
-        )
-        tmp.replace(path)
-    return dict(np.load(path))
+    return cached_nucleus(cache / f"sim_{rates}_{n}_s{seed}.npz", n, rates, seed)
 
 
 def score(fit, sim: dict) -> dict:

@@ -29,25 +29,9 @@ SEED, NOISE_SEED, NOISE = 21, 100, 0.01
 
 def simulated(n: int):
     """The cached simulated nucleus of side n (simulated and saved on first use)."""
-    import numpy as np
+    from mollifier_bench.nuclei import cached_nucleus
 
-    path = CACHE / f"nucleus_gradient_{n}_seed{SEED}.npz"
-    if not path.exists():
-        from napari_mollifier.simulate import simulate_nucleus
-
-        s = simulate_nucleus(n, rates="gradient", seed=SEED)
-        CACHE.mkdir(exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(
-            tmp,
-            phi=s.phi,
-            gamma_me=s.gamma_me,
-            gamma_ac=s.gamma_ac,
-            mask=s.mask,
-            residual_ratio=s.residual_ratio,
-        )
-        tmp.replace(path)
-    return dict(np.load(path))
+    return cached_nucleus(CACHE / f"nucleus_gradient_{n}_seed{SEED}.npz", n, "gradient", SEED)
 
 
 def one(n: int, threads: int, device: str = "cpu") -> dict:
