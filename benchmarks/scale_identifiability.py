@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from joint_calibration import GAIN, OFFSET, score  # the same render's detector and the same scores
 from scipy import ndimage as ndi
 
 from napari_mollifier.config import InferenceSettings
@@ -39,7 +40,6 @@ CACHE = Path(__file__).parent / ".cache"
 #: Plateau modes of simulated steady states against the rate magnitude (area fraction 1/3, 10 nm
 #: pixels; joint_calibration.md's notes): magnitude over the default -> (low, high) mode of phi.
 LEVELS_BY_MAGNITUDE = {0.5: (0.044, 0.986), 1.0: (0.060, 0.975), 2.0: (0.084, 0.955)}
-EU_LEVEL, GAIN, OFFSET = 0.3, 2.7, 100.0
 
 
 def fit_with_levels(phi_n, mask, levels, settings):
@@ -97,15 +97,11 @@ def main():
             for mag, levels in LEVELS_BY_MAGNITUDE.items():
                 fit = fit_with_levels(phi_n, mask, levels, settings)
                 L = fit.losses
-                cells = []
-                for key, est in (("me", fit.gamma_me), ("ac", fit.gamma_ac)):
-                    true = sim[f"gamma_{key}"]
-                    ratio = est[inner].mean() / true[inner].mean()
-                    cells.append((ratio, np.corrcoef(est[inner], true[inner])[0, 1]))
+                sc = score(fit, sim, inner)
                 rel_residual = np.sqrt(L["residual"]) * tol
                 lines.append(
                     f"| {name} | {photons:g} | {mag:g} | {L['data']:.3f} | {rel_residual:.4f} "
-                    f"| {cells[0][0]:.2f} | {cells[1][0]:.2f} | {cells[0][1]:.3f} | {cells[1][1]:.3f} "
+                    f"| {sc['ratio_me']:.2f} | {sc['ratio_ac']:.2f} | {sc['r_me']:.3f} | {sc['r_ac']:.3f} "
                     f"| {L['gain']:.4f} | {fit.status} |"
                 )
                 print(lines[-1], flush=True)
