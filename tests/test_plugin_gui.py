@@ -396,7 +396,12 @@ def test_gui_stays_responsive_while_fitting(make_napari_viewer_proxy, qtbot):
     """A 10 ms heartbeat on the main thread while a fit runs: the longest gap is the longest freeze.
     The Start click creates the shown map layer and the next turns of the event loop the hidden
     ones, one each (napari's cost, once per fit), so the heartbeat covers the fit from the moment
-    the map layers are in to the end of training (benchmarks/gui_responsiveness.py times it all)."""
+    the map layers are in to the end of training (benchmarks/gui_responsiveness.py times it all).
+
+    The bound is a freeze a user notices (0.5 s), not the 0.2 s the benchmark meets on an idle
+    machine: here two test workers share two cores, which alone stalls the main thread ~0.2 s now
+    and then. A fit or a map computed on the main thread stops the heartbeat for seconds, and
+    frequent short stalls show in the 95th percentile."""
     from qtpy.QtCore import QTimer
 
     viewer = make_napari_viewer_proxy(show=True)
@@ -428,7 +433,9 @@ def test_gui_stays_responsive_while_fitting(make_napari_viewer_proxy, qtbot):
         f"{len(updates)} layer updates"
     )
     assert w.state.status == "finished" and len(updates) >= 3
-    assert gaps.max() < 0.2, f"the GUI froze for {gaps.max() * 1e3:.0f} ms"
+    assert gaps.max() < 0.5, f"the GUI froze for {gaps.max() * 1e3:.0f} ms"
+    p95 = np.percentile(gaps, 95)
+    assert p95 < 0.05, f"the GUI stalled often: 95th percentile gap {p95 * 1e3:.0f} ms"
 
 
 # ------------------------------------------------------------------ the batch widget
