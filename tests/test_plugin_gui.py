@@ -229,6 +229,21 @@ def test_crop_rectangle_restricts_the_analysed_region(make_napari_viewer_proxy, 
     assert w._input.preprocessing["crop_px"] == pytest.approx([10.0, 69.0, 0.0, 40.0])
 
 
+def test_widget_fits_the_psf_width_and_says_what_it_found(make_napari_viewer_proxy, qtbot):
+    """PSF bounds in the advanced settings: five fits (the progress bar counts them all), the
+    chosen width in the result's record and a sentence on it in the status."""
+    viewer = make_napari_viewer_proxy()
+    _add_nucleus(viewer)
+    w = _widget(viewer, qtbot, steps=40, psf_sigma_min_nm=5.0, psf_sigma_max_nm=20.0, uncertainty="none")
+    w.start()
+    _wait_done(qtbot, w)
+    assert w.state.status == "finished", w.state.message
+    assert len(w.fit.losses["psf_search"]) == 5 and w.progress.maximum() == 5 * 40
+    width = w.fit.losses["psf_sigma_nm"]
+    assert 5.0 <= width <= 20.0 and w.fit.settings["psf_sigma_nm"] == width
+    assert f"{width:.3g} nm" in w.state.message and "PSF sigma" in w.state.message, w.state.message
+
+
 def test_widget_shows_the_estimate_and_refuses_a_fit_that_would_not_fit(
     make_napari_viewer_proxy, qtbot, monkeypatch
 ):

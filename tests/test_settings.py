@@ -77,9 +77,19 @@ def _value_beside_default(name):
     return value, needs
 
 
-OPTION_FIELDS = [
-    n for n in InferenceSettings.model_fields if n not in ("euchromatin_level", "heterochromatin_level")
-]
+PAIRED_FIELDS = ("euchromatin_level", "heterochromatin_level", "psf_sigma_min_nm", "psf_sigma_max_nm")
+OPTION_FIELDS = [n for n in InferenceSettings.model_fields if n not in PAIRED_FIELDS]
+
+
+@pytest.mark.parametrize("command", ["infer", "batch"])
+def test_the_psf_range_option_sets_both_bounds(command):
+    first = ["x.tif"] if command == "infer" else ["folder"]
+    args = build_parser().parse_args([command, *first, "--out", "o", "--psf-sigma-range", "10", "30"])
+    assert settings_from_args(args, command).psf_bounds_nm == (10.0, 30.0)
+    bad = build_parser().parse_args([command, *first, "--out", "o", "--psf-sigma-range", "30", "10"])
+    with pytest.raises(SystemExit, match="must be above psf_sigma_min_nm"):
+        settings_from_args(bad, command)
+    assert "--psf-sigma-range MIN MAX" in _subparser(command).format_help()
 
 
 @pytest.mark.parametrize("command", ["infer", "batch"])

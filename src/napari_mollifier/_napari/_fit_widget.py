@@ -16,7 +16,7 @@ import numpy as np
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QGroupBox, QVBoxLayout, QWidget
 
-from ..inverse import judge_fit
+from ..inverse import judge_fit, psf_width_summary
 from ..io import one_line_error
 from ._fit import (
     WARMED_UP,
@@ -294,6 +294,9 @@ class FitWidget(StopsOnClose, InputSection, NucleiSection, MapLayers, QWidget):
         # redraw they schedule is not pulled into this call. Its text carries the loss (a label
         # with changing wrapped text would re-layout the dock at every update).
         self.progress.setFormat(f"%v / %m steps, loss {u.losses.get('total', math.nan):.3g}")
+        if u.total_steps > self.progress.maximum():  # several fits (a PSF width search, plateau passes)
+            self.progress.setMaximum(u.total_steps)
+            self.state.total_steps = u.total_steps
         self.progress.setValue(u.step)
         self._show(u.maps, u.limits, ranges=u.ranges)
         self.state.step = u.step
@@ -346,7 +349,8 @@ class FitWidget(StopsOnClose, InputSection, NucleiSection, MapLayers, QWidget):
         verb = f"Stopped at step {fit.steps_done}" if fit.cancelled else f"Done ({fit.steps_done} steps)"
         self.state.status = "stopped" if fit.cancelled else "finished"
         verdict = judge_fit(fit, self._input.preprocessing, self._input.input_kind)
-        fallback = "".join(f"{for_the_widget(n)}. " for n in self._notices)
+        psf_note = psf_width_summary(fit.losses)
+        fallback = "".join(f"{for_the_widget(n)}. " for n in self._notices + ([psf_note] if psf_note else []))
         self.state.message = (
             f"{fallback}{verb} in {fit.runtime_s:.1f} s on {fit.device}: mean Γ_me {s[0]:.3g} /τ, "
             f"Γ_ac {s[1]:.3g} /τ, λ {s[2]:.3g}. Rates {verdict.verdict}: {verdict.reason}. "

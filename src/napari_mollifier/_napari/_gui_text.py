@@ -26,6 +26,8 @@ LABELS = {
     "smoothness": "Smoothness",
     "noise_floor": "Noise floor",
     "psf_sigma_nm": "PSF sigma (nm)",
+    "psf_sigma_min_nm": "PSF sigma fit, min (nm)",
+    "psf_sigma_max_nm": "PSF sigma fit, max (nm)",
     "calibration": "Intensity calibration",
     "euchromatin_level": "Euchromatin intensity (φ = 0)",
     "heterochromatin_level": "Heterochromatin intensity (φ = 1)",

@@ -52,6 +52,8 @@ ADVANCED_FIELDS = (
     "smoothness",
     "noise_floor",
     "psf_sigma_nm",
+    "psf_sigma_min_nm",
+    "psf_sigma_max_nm",
     "calibration",
     "euchromatin_level",
     "heterochromatin_level",
@@ -66,9 +68,20 @@ ADVANCED_FIELDS = (
 # Optional fields whose 0 is invalid: "auto" sits at 0 and the box steps by 1 from it. And what
 # "auto" means, where that is short to say.
 AUTO_AT_ZERO = ("kernel_radius_nm",)
-AUTO_TEXT = {"kernel_radius_nm": "auto (about 1 pixel)"}
+AUTO_TEXT = {
+    "kernel_radius_nm": "auto (about 1 pixel)",
+    "psf_sigma_min_nm": "off (PSF sigma as given)",
+    "psf_sigma_max_nm": "off (PSF sigma as given)",
+}
 # Decimals of the float boxes (default 4): lengths in nm need two at most.
-DECIMALS = {"kernel_radius_nm": 2, "rate_scale_nm": 2, "edge_margin_nm": 2, "psf_sigma_nm": 2}
+DECIMALS = {
+    "kernel_radius_nm": 2,
+    "rate_scale_nm": 2,
+    "edge_margin_nm": 2,
+    "psf_sigma_nm": 2,
+    "psf_sigma_min_nm": 2,
+    "psf_sigma_max_nm": 2,
+}
 DEVICE_LABELS = {"auto": "auto", "cuda": "CUDA", "mps": "MPS", "cpu": "CPU"}
 
 

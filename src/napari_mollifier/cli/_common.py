@@ -12,12 +12,15 @@ def _log(msg: str) -> None:
 #: The settings that ``--intensity-levels EU HET`` sets together; every other field of
 #: InferenceSettings has its own option, ``--<field-name-with-dashes>`` (cli._parser).
 INTENSITY_LEVEL_FIELDS = ("euchromatin_level", "heterochromatin_level")
+#: The settings that ``--psf-sigma-range MIN MAX`` sets together (the fitted PSF width's bounds).
+PSF_RANGE_FIELDS = ("psf_sigma_min_nm", "psf_sigma_max_nm")
 
 
 def _setting_option_fields() -> tuple[str, ...]:
     from ..config import InferenceSettings
 
-    return tuple(name for name in InferenceSettings.model_fields if name not in INTENSITY_LEVEL_FIELDS)
+    paired = INTENSITY_LEVEL_FIELDS + PSF_RANGE_FIELDS
+    return tuple(name for name in InferenceSettings.model_fields if name not in paired)
 
 
 #: The settings fields with an option of their own (the comparison switches among them, hidden).
@@ -57,6 +60,8 @@ def settings_from_args(args, command: str):
                 "drop it or use --input intensity"
             )
         kw["euchromatin_level"], kw["heterochromatin_level"] = args.intensity_levels
+    if getattr(args, "psf_sigma_range", None):
+        kw["psf_sigma_min_nm"], kw["psf_sigma_max_nm"] = args.psf_sigma_range
     try:
         return InferenceSettings(**kw)
     except ValidationError as exc:  # one line: the first problem, named by its option
@@ -64,6 +69,8 @@ def settings_from_args(args, command: str):
         where = ".".join(str(x) for x in err["loc"])
         if where in INTENSITY_LEVEL_FIELDS:
             where = "--intensity-levels"
+        elif where in PSF_RANGE_FIELDS:
+            where = "--psf-sigma-range"
         elif where:
             where = option_name(where)
         raise SystemExit(

@@ -15,6 +15,7 @@ from ._nuclei import (
     write_nuclei_table,
 )
 from ._problem import RateProblem, estimate_noise
+from ._psf_width import psf_width_summary
 from ._solver import ProgressEvent, RateFit, fit_rates
 from ._verdict import VERDICTS, Verdict, judge_rates
 
@@ -42,6 +43,7 @@ __all__ = [
     "infer_rates",
     "judge_fit",
     "judge_rates",
+    "psf_width_summary",
     "resolve_device",
     "to_fraction",
     "write_rate_maps",

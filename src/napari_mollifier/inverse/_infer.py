@@ -23,6 +23,7 @@ from ..io import (
     write_tiff,
 )
 from ._cost import FORCE_OPTION, FitCost, check_fit_cost
+from ._psf_width import psf_width_summary
 from ._solver import ProgressEvent, RateFit, fit_rates
 from ._verdict import Verdict, judge_rates
 
@@ -150,6 +151,8 @@ def judge_fit(fit: RateFit, preprocessing: dict, input_kind: str) -> Verdict:
         noise_in_phi=fit.losses.get("noise_estimate"),
         photons=photons,
         median_rel_sd=max(sds) if sds else None,
+        psf_pinned=fit.losses.get("psf_sigma_pinned"),
+        psf_sigma_nm=fit.losses.get("psf_sigma_nm") if "psf_sigma_pinned" in fit.losses else None,
     )
 
 
@@ -270,6 +273,9 @@ def infer_rates(
     # Notices of the input (e.g. a mask that leaves out many of a table's localisations) first.
     notices: list[str] = list(prep.get("notices", []))
     fit = _fit_with_cpu_fallback(phi, m, px, settings, cancel, progress, source, notices)
+    psf_note = psf_width_summary(fit.losses)
+    if psf_note:
+        notices.append(psf_note)
     levels = fitted_levels(prep.get("normalisation"), fit.losses)
     if levels is not None:
         prep["fitted_levels"] = dict(levels, calibration=settings.calibration)

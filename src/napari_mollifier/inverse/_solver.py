@@ -157,6 +157,11 @@ def fit_rates(
         The last item is the :class:`RateFit`.
     """
     settings = settings or InferenceSettings()
+    if settings.psf_bounds_nm is not None:
+        from ._psf_width import fit_psf_width
+
+        yield from fit_psf_width(phi, mask, pixel_size_nm, settings, model=model, cancel=cancel)
+        return
     if settings.calibration == "plateaus":
         yield from _fit_plateaus(phi, mask, pixel_size_nm, settings, model=model, cancel=cancel)
         return

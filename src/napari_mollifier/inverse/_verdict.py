@@ -32,6 +32,8 @@ MIN_PHOTONS = 200.0
 #: Median relative standard deviation of the rate maps above which they are undetermined, and
 #: above which they are relative at best.
 UNDETERMINED_SD = 0.5
+#: How the rates followed a wrong PSF width (benchmarks/results/psf_width.md).
+PSF_SENSITIVITY = "a width 25 % too wide gave mean rates 0.4-0.8x, 25 % too narrow 1.3-1.5x"
 RELATIVE_SD = 0.25
 
 
@@ -60,6 +62,8 @@ def judge_rates(
     noise_in_phi: float | None = None,
     photons: float | None = None,
     median_rel_sd: float | None = None,
+    psf_pinned: bool | None = None,
+    psf_sigma_nm: float | None = None,
 ) -> Verdict:
     """The verdict on one result.
 
@@ -81,10 +85,20 @@ def judge_rates(
     median_rel_sd : float, optional
         The larger of the median relative standard deviations of the two rate maps, when the
         result carries uncertainty maps.
+    psf_pinned : bool, optional
+        For a PSF width fitted within bounds (``psf_sigma_min_nm``/``psf_sigma_max_nm``): whether
+        the loss was lowest inside them. None when the width was given.
+    psf_sigma_nm : float, optional
+        The fitted width (for the reason).
     """
     figures = {
         k: v
-        for k, v in (("noise_in_phi", noise_in_phi), ("photons", photons), ("median_rel_sd", median_rel_sd))
+        for k, v in (
+            ("noise_in_phi", noise_in_phi),
+            ("photons", photons),
+            ("median_rel_sd", median_rel_sd),
+            ("psf_sigma_nm", psf_sigma_nm),
+        )
         if v is not None
     }
     if status != "ok":
@@ -97,6 +111,8 @@ def judge_rates(
             noise_in_phi=noise_in_phi,
             photons=photons,
             median_rel_sd=median_rel_sd,
+            psf_pinned=psf_pinned,
+            psf_sigma_nm=psf_sigma_nm,
         )
         if data.verdict == "undetermined":
             why = f"{why}; and {data.reason}"
@@ -115,6 +131,16 @@ def judge_rates(
             "undetermined",
             "intensity levels fitted jointly with the rates: on simulated nuclei the fit ran away "
             "(gain 11-21x the truth, rates off by orders of magnitude); give calibration levels",
+            figures,
+        )
+    if psf_pinned is False:
+        at = "" if psf_sigma_nm is None else f" ({psf_sigma_nm:.3g} nm)"
+        return Verdict(
+            "undetermined",
+            f"the PSF width is not pinned by the data: the fit's loss was lowest at a bound of its "
+            f"range, or barely below the bounds' losses{at}, and the rates move with the width "
+            "(simulated nuclei at 1000 counts: "
+            f"{PSF_SENSITIVITY}); give the PSF width, or use a brighter image",
             figures,
         )
     if input_kind == "intensity" and photons is not None and photons < MIN_PHOTONS:
