@@ -9,7 +9,10 @@ Each simulated steady state (256^2 at 10 nm, cached in benchmarks/.cache/) is im
 heterochromatin pixel, euchromatin at 0.3 of it, a Gaussian PSF of that FWHM in nm, a small
 background, then a detector gain 2.7 and offset 100 (unknown to the fit: intensity input);
 ``sted``, ``airyscan``, ``confocal`` (optionally ``:PHOTONS:FWHM``) render with that modality's
-preset PSF, background and detector (``napari_mollifier.simulate.MODALITIES``).
+preset PSF, background and detector (``napari_mollifier.simulate.MODALITIES``);
+``smlm[:EMITTERS_PER_UM2[:LOCALISATIONS_PER_EMITTER]]`` draws a localisation table
+(``render_smlm``: default 3000 emitters per µm² of heterochromatin, 3 localisations each, precision
+10-25 nm) and renders it at 10 nm, each localisation blurred by its precision.
 Each fit runs with default settings in this process, one after the other. Scores on the interior
 20 px inside the nucleus edge: Pearson r of each map, the ratio of the mean rates to the truth,
 the coverage of the +-1.64 sd intervals (when the result carries sd maps) and the result's verdict
@@ -73,6 +76,27 @@ def imaged(sim: dict, case: str, seed: int) -> tuple[np.ndarray, str]:
         return GAIN * counts + OFFSET, "intensity"
     from napari_mollifier.simulate import MODALITIES, render_microscope
 
+    if kind == "smlm":
+        # smlm[:EMITTERS_PER_UM2[:LOCALISATIONS_PER_EMITTER]]: a localisation table (precision
+        # 10-25 nm, repeated localisations), rendered at 10 nm with each localisation blurred by its
+        # own precision, as `mollifier infer TABLE.csv` renders it.
+        from napari_mollifier.io import render_localisations
+        from napari_mollifier.simulate import render_smlm
+
+        density = float(args[0]) if args else 3000.0
+        repeats = float(args[1]) if len(args) > 1 else 3.0
+        r = render_smlm(
+            sim["phi"],
+            sim["mask"],
+            10.0,
+            emitters_per_um2=density,
+            localisations_per_emitter=repeats,
+            seed=1000 + seed,
+        )
+        t = r.table
+        return render_localisations(t[:, 2], t[:, 3], 10.0, shape=sim["phi"].shape, precision_nm=t[:, 6]), (
+            "intensity"
+        )
     if kind in MODALITIES:
         # MODALITY[:PHOTONS[:FWHM]]: the modality's preset detector (gain, offset, read noise).
         photons = float(args[0]) if args else None
@@ -82,8 +106,8 @@ def imaged(sim: dict, case: str, seed: int) -> tuple[np.ndarray, str]:
         )
         return r.image, "intensity"
     raise SystemExit(
-        f"verdict_table: unknown case {case!r} (phi:NOISE, intensity:PHOTONS:FWHM or "
-        f"{'|'.join(MODALITIES)}[:PHOTONS[:FWHM]])"
+        f"verdict_table: unknown case {case!r} (phi:NOISE, intensity:PHOTONS:FWHM, "
+        f"smlm[:EMITTERS_PER_UM2[:REPEATS]] or {'|'.join(MODALITIES)}[:PHOTONS[:FWHM]])"
     )
 
 
