@@ -37,7 +37,14 @@ DEFAULT_NETWORK_SIZE = {"mlp": (128, 3), "piratenet": (128, 1), "convnet": (32, 
 
 #: Settings that are comparison / benchmark switches rather than user choices: they stay in the
 #: API and are accepted by the CLI, but the napari form and ``mollifier infer --help`` hide them.
-COMPARISON_FIELDS = ("derivatives", "alignment_every", "residual_form", "network_width", "network_blocks")
+COMPARISON_FIELDS = (
+    "derivatives",
+    "alignment_every",
+    "residual_form",
+    "network_width",
+    "network_blocks",
+    "likelihood",
+)
 
 #: Keys that settings records saved by earlier versions may hold and that no longer exist (the
 #: physics model was always "chr"); :func:`settings_from_record` drops them.
@@ -153,6 +160,14 @@ class InferenceSettings(BaseModel):
     )
     psf_sigma_max_nm: float | None = Field(
         None, gt=0, description="upper bound of the fitted PSF width (with psf_sigma_min_nm)"
+    )
+    likelihood: Literal["gaussian", "poisson"] = Field(
+        "gaussian",
+        description="the data term: gaussian = one noise level for every pixel; poisson = photon "
+        "counts (localisation renders, photon-counting detectors), each pixel weighted by 1 / its "
+        "variance, which grows with the signal as read off the image's own noise (no calibration); "
+        "where the noise does not look like counts the fit stays gaussian and its record says why. A "
+        "comparison: on simulated renders it did worse than gaussian (benchmarks/results/likelihood.md)",
     )
     calibration: Literal["fixed", "plateaus", "joint"] = Field(
         "fixed",

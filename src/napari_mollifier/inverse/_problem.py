@@ -123,6 +123,7 @@ class RateProblem:
         model: ChromatinModel,
         device: torch.device,
         noise_level: float = SMOOTHNESS_REFERENCE_NOISE,
+        data_weights: np.ndarray | None = None,
     ):
         from scipy.ndimage import binary_erosion
 
@@ -170,6 +171,12 @@ class RateProblem:
             torch.float64 if (settings.precision == "float64" and device.type != "mps") else torch.float32
         )
         self.phi = torch.as_tensor(phi[self.box], dtype=self.dtype, device=device)
+        # Per-pixel weights of the data term (photon counts: 1 / variance, median 1), or None.
+        self.data_weights = (
+            None
+            if data_weights is None
+            else torch.as_tensor(data_weights[self.box], dtype=self.dtype, device=device)
+        )
         self.mask = torch.as_tensor(mask[self.box], device=device)
         self.interior = torch.as_tensor(interior[self.box], device=device)
         spacing_px = settings.rate_scale_nm / pixel_size_nm
@@ -225,8 +232,10 @@ class RateProblem:
 
     def data_misfit(self, d: dict) -> torch.Tensor:
         """Mean squared difference of phi_hat, as imaged, and the data over the whole crop: phi_hat
-        must fit outside the nucleus too (the data term of the loss, before its noise scale)."""
-        return (self.imaged(d) - self.phi).pow(2).mean()
+        must fit outside the nucleus too (the data term of the loss, before its noise scale),
+        each pixel weighted by ``data_weights`` where given."""
+        sq = (self.imaged(d) - self.phi).pow(2)
+        return (sq if self.data_weights is None else self.data_weights * sq).mean()
 
     @torch.no_grad()
     def levels(self, imaged: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -173,7 +173,14 @@ def fit_rates(
     phi, mask = _checked(phi, mask)
     noise = estimate_noise(phi, mask)
     s_d = max(noise, settings.noise_floor)
-    problem = RateProblem(phi, mask, pixel_size_nm, settings, model, device, noise_level=s_d)
+    weights, likelihood = None, {}
+    if settings.likelihood == "poisson":
+        from ._likelihood import poisson_weights
+
+        weights, likelihood = poisson_weights(phi, mask)
+    problem = RateProblem(
+        phi, mask, pixel_size_nm, settings, model, device, noise_level=s_d, data_weights=weights
+    )
     smoothing_px = settings.init_smoothing_px
     if smoothing_px is None:
         smoothing_px = float(np.clip(1.0 + 50.0 * noise, 1.0, 3.0))
@@ -320,6 +327,7 @@ def fit_rates(
             smoothness=problem.smoothness,
             init_smoothing_px=smoothing_px,
             **levels,
+            **likelihood,
         ),
         history=history,
         runtime_s=time.perf_counter() - t0,
