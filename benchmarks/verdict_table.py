@@ -143,6 +143,11 @@ def main() -> None:
     ap.add_argument("--cases", nargs="+", default=DEFAULT_CASES)
     ap.add_argument("--steps", type=int, default=None, help="training steps (default: the settings' default)")
     ap.add_argument("--calibration", default=None, help="the intensity calibration setting (default: fixed)")
+    ap.add_argument(
+        "--fixed-tolerance",
+        action="store_true",
+        help="keep residual_tolerance as given at any noise (noise_scaled_tolerance off: the comparison)",
+    )
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--json", default=None, help="also write the records as JSON")
     a = ap.parse_args()
@@ -156,6 +161,8 @@ def main() -> None:
     settings = InferenceSettings(device="cpu")
     if a.steps is not None:
         settings = settings.model_copy(update={"steps": a.steps})
+    if a.fixed_tolerance:
+        settings = settings.model_copy(update={"noise_scaled_tolerance": False})
     if a.calibration is not None:
         settings = settings.model_copy(update={"calibration": a.calibration})
     rows = []
@@ -197,6 +204,7 @@ def render(rows: list[dict], a) -> str:
         f"`PYTHONPATH=src .venv/bin/python benchmarks/verdict_table.py --nuclei {' '.join(a.nuclei)} "
         f"--cases {' '.join(a.cases)}"
         + (f" --calibration {a.calibration}" if a.calibration else "")
+        + (" --fixed-tolerance" if a.fixed_tolerance else "")
         + f"` ({time.strftime('%Y-%m-%d')})",
         "",
         "Simulated steady states, 256² at 10 nm. phi:NOISE = phi plus Gaussian noise (fraction input); "

@@ -71,6 +71,8 @@ def _value_beside_default(name):
         value = 3 if info.default is None else info.default + 3
     elif base is str:  # a pattern-checked choice (device: auto, cpu, mps, cuda[:N])
         value = "cpu"
+    elif base is bool:
+        value = not info.default
     else:
         value = 0.75 if info.default is None else info.default * 2.5
     needs = ["--arch", "mlp"] if (name, value) == ("derivatives", "autodiff") else []
@@ -98,7 +100,11 @@ def test_every_setting_has_an_option_that_reaches_the_settings(command, name):
     value, needs = _value_beside_default(name)
     first = ["x.tif"] if command == "infer" else ["folder"]
     option = "--" + name.replace("_", "-")
-    args = build_parser().parse_args([command, *first, "--out", "o", *needs, option, str(value)])
+    if isinstance(value, bool):  # a switch: --name / --no-name
+        given = [option if value else "--no-" + name.replace("_", "-")]
+    else:
+        given = [option, str(value)]
+    args = build_parser().parse_args([command, *first, "--out", "o", *needs, *given])
     settings = settings_from_args(args, command)
     assert getattr(settings, name) == value
     assert getattr(settings, name) != InferenceSettings.model_fields[name].default

@@ -77,8 +77,10 @@ def nucleus():
 
 
 def test_verdicts_of_fits_hold_against_the_truth(nucleus):
-    """φ with 1 % noise: determined, and right; φ with 10 % noise: not determined (its rates are
-    off by a factor of ~3); uncalibrated intensity: undetermined (its Γ_me is wrong)."""
+    """φ with 1 % noise: determined, and right; φ with 12 % noise: undetermined, its mean rates
+    within 25 % of the truth with the tolerance grown with the noise and more than 25 % off with
+    it held at 0.5 (measured: within 1.2 %; held: off by a factor of ~3); uncalibrated intensity:
+    undetermined (its Γ_me is wrong)."""
     torch.set_flush_denormal(True)
     sim = nucleus
     rng = np.random.default_rng(5)
@@ -95,16 +97,16 @@ def test_verdicts_of_fits_hold_against_the_truth(nucleus):
     # 'determined' promises r >= 0.5 for both maps and the mean rates (here within 10 %).
     assert min(r.values()) >= 0.5 and all(abs(v - 1) < 0.1 for v in ratio.values()), (r, ratio)
 
-    noisy = infer_rates(
-        sim.phi + 0.12 * rng.standard_normal(sim.phi.shape),
-        pixel_size_nm=10.0,
-        mask=sim.mask,
-        input="fraction",
-        settings=s,
-    )
-    assert noisy.verdict.verdict != "determined", noisy.verdict
+    noisy_phi = sim.phi + 0.12 * rng.standard_normal(sim.phi.shape)
+    noisy = infer_rates(noisy_phi, pixel_size_nm=10.0, mask=sim.mask, input="fraction", settings=s)
+    assert noisy.verdict.verdict == "undetermined", noisy.verdict
     _, ratio = _scores(noisy, sim)
-    assert max(abs(v - 1) for v in ratio.values()) > 0.25  # the scale is indeed wrong
+    assert max(abs(v - 1) for v in ratio.values()) < 0.25, ratio
+    held = s.model_copy(update={"noise_scaled_tolerance": False})
+    held_fit = infer_rates(noisy_phi, pixel_size_nm=10.0, mask=sim.mask, input="fraction", settings=held)
+    assert held_fit.verdict.verdict != "determined", held_fit.verdict
+    _, ratio = _scores(held_fit, sim)
+    assert max(abs(v - 1) for v in ratio.values()) > 0.25, ratio  # held: the smoothed field's bias
 
     counts = render_intensity(sim.phi, sim.mask, 10.0, photons=500, precision_nm=6.4, seed=3)
     inten = infer_rates(2.7 * counts + 100, pixel_size_nm=10.0, mask=sim.mask, input="intensity", settings=s)
@@ -118,11 +120,24 @@ def test_overview_title_says_the_verdict():
 
     from napari_mollifier.plotting import overview_title
 
-    rel = judge_rates(status="ok", noise_in_phi=0.05)
+    rel = judge_rates(status="ok", noise_in_phi=0.08)
     title, trusted = overview_title(SimpleNamespace(source="/x/n1.tif", status="ok", verdict=rel))
-    assert "rates relative: noise in φ of 5.0 %" in title and not trusted
+    assert "rates relative: noise in φ of 8.0 %" in title and not trusted
     det = judge_rates(status="ok", noise_in_phi=0.01)
     assert overview_title(SimpleNamespace(source="n1.tif", status="ok", verdict=det))[1]
     failed = SimpleNamespace(source="n1.tif", status="failed", status_reason="negative rates", verdict=det)
     title, trusted = overview_title(failed)
     assert "FAILED, for inspection only: negative rates" in title and not trusted
+
+
+def test_the_residual_tolerance_grows_with_the_noise_above_3_percent():
+    """The PDE's tolerance: as given up to 3 % noise, in proportion to the noise above (the fit
+    with 12 % noise above checks what that does to the rates); fixed with the comparison switch off."""
+    from napari_mollifier.inverse._solver import TOLERANCE_NOISE, residual_tolerance
+
+    s = InferenceSettings(residual_tolerance=0.5)
+    assert residual_tolerance(s, 0.01) == residual_tolerance(s, TOLERANCE_NOISE) == 0.5
+    assert residual_tolerance(s, 0.06) == pytest.approx(1.0)
+    assert residual_tolerance(s, 0.12) == pytest.approx(2.0)
+    held = s.model_copy(update={"noise_scaled_tolerance": False})
+    assert residual_tolerance(held, 0.12) == 0.5

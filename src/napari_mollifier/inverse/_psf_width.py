@@ -5,10 +5,10 @@ rates cannot absorb, and one blurred less than the truth reads as stronger react
 a 10 nm Gaussian left undone put the mean rates 2.0-2.3x high and left a residual 7-8x the
 reaction, undone exactly 1-5 %). The fit's loss (data term plus steady-state residual, both on fixed scales
 set by the data) is therefore lowest near the true width where the data are bright enough: on
-simulated nuclei at 1000 counts per pixel, sigma 15 nm, the loss was lowest at 15 nm among 7.5-22.5
-nm; at 200 counts it kept falling toward the narrowest width (the noise, not the blur, limits the
-field's sharpness), so a minimum at a bound, or one the bounds' losses barely exceed, says "not
-pinned" (benchmarks/results/psf_width.md).
+simulated nuclei at 1000 counts per pixel, sigma 15 nm, the search found 15.0 and 12.9 nm; at 200
+counts the loss was flat around its minimum (the noise, not the blur, limits the field's
+sharpness), so a minimum at a bound, or one the bounds' losses barely exceed, says "not pinned"
+(benchmarks/results/psf_width.md).
 
 The width is searched on a log scale: both bounds and their geometric mean, then each further fit
 at the vertex of a parabola through the best width and its neighbours (or half-way toward a bound
@@ -34,7 +34,7 @@ PSF_SEARCH_FITS = 5
 MIN_STEP = 0.03
 #: The width is pinned when the loss at each bound exceeds the lowest by this share. Fits of one
 #: image at nearby widths scatter by 1-2 % (the optimisation); at 1000 counts per pixel the
-#: bounds of 7.5-30 nm were 12-17 % above the minimum, at 200 counts one was within 0.5 % of it
+#: bounds of 7.5-30 nm were 12-189 % above the minimum, at 200 counts the narrow one 2.4-3.2 %
 #: (benchmarks/results/psf_width.md).
 PINNED_MARGIN = 0.05
 
