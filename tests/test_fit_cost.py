@@ -121,6 +121,12 @@ def test_time_estimate_by_device_and_method():
     )
     assert cpu.seconds > direct.seconds > 0 and direct.steps == 0
     longer = estimate_fit_cost((512, 512), pixel_size_nm=20.0, settings=s.model_copy(update={"steps": 2400}))
+    searched = estimate_fit_cost(
+        (512, 512),
+        pixel_size_nm=20.0,
+        settings=s.model_copy(update={"psf_sigma_min_nm": 10.0, "psf_sigma_max_nm": 30.0}),
+    )
+    assert searched.seconds == pytest.approx(6 * cpu.seconds)  # five search fits and the chosen one again
     assert longer.seconds - direct.seconds == pytest.approx(2 * (cpu.seconds - direct.seconds))
     cuda = estimate_fit_cost(
         (512, 512), pixel_size_nm=20.0, settings=s, device="cuda", available_bytes=10**10

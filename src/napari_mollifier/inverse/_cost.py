@@ -304,6 +304,10 @@ def _model(p: int, k: int, kmin: int, bw: int, steps: int, settings: InferenceSe
         seconds = setup + steps * (t.get("step_constant", 0.0) + step_fft * plogp + t["step_band"] * kband)
         if settings.uncertainty == "bootstrap":  # the fit once more per refit (docs/method.md)
             seconds *= 1 + settings.bootstrap_fits
+        if settings.psf_bounds_nm is not None:  # a PSF width search: whole fits, then the chosen again
+            from ._psf_width import PSF_SEARCH_FITS
+
+            seconds *= PSF_SEARCH_FITS + (settings.uncertainty != "none")
     return int(memory), seconds
 
 
