@@ -196,6 +196,9 @@ def test_save_all_file_save_load_settings_and_remembered_settings(
         w2.load_settings_btn.click()
         assert w2.form.settings() == EARLIER, name
         assert f"Loaded the settings of {name}" in w2.status_label.text()
+        assert (
+            "Not in this form" not in w2.status_label.text()
+        )  # its comparison switches are at their defaults
     monkeypatch.setattr(_save, "choose_settings_file", lambda parent: str(earlier / "old_lambda.tif.missing"))
     w2.load_settings_btn.click()
     assert "Could not load settings" in w2.status_label.text() and "--" not in w2.status_label.text()

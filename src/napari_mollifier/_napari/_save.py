@@ -153,7 +153,11 @@ def load_settings(widget, path: str | None = None) -> dict | None:
         return None
     shown = {k: v for k, v in values.items() if k in widget.form.widgets}
     widget.form.set_values(**shown)
-    left = sorted(set(values) - set(shown))
+    from ..config import InferenceSettings
+
+    # Fields without a box here (the comparison switches) matter only where the file changes them.
+    fields = InferenceSettings.model_fields
+    left = sorted(k for k in set(values) - set(shown) if k not in fields or values[k] != fields[k].default)
     note = f" Not in this form (kept at their defaults): {', '.join(left)}." if left else ""
     widget.state.message = f"Loaded the settings of {Path(path).name}.{note}"
     return shown
