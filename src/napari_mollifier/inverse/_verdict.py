@@ -186,8 +186,8 @@ def judge_rates(
         verdict = "relative"
         reason = (
             "intensity levels from a steady state's plateau levels, which hold for rates of the "
-            "default magnitude (simulated nuclei at 1000 counts: r ≥ 0.92, means within 8 %) but move "
-            "with it (1.7x high at half the rates): compare maps, not values"
+            "default magnitude (simulated nuclei at 1000 counts: means 0.73-0.98 of the truth) but move "
+            "with it (1.4x high at half the rates): compare maps, not values"
         )
     if weighted_data and verdict == "determined":
         verdict = "relative"
