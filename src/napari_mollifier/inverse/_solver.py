@@ -68,8 +68,9 @@ def residual_tolerance(settings: InferenceSettings, s_d: float) -> float:
     noisier data leaves a larger residual; held to a fixed tolerance, the fit smooths the field
     instead, and a smoothed interface reads as strong reactions (benchmarks/results/noise_bias.md).
     Measured on simulated nuclei (benchmarks/results/verdict_table.md): with the tolerance fixed at
-    0.5, 5 % noise put the mean rates 1.15-1.47x high, 10 % 3.0-7.4x and calibrated 200-count
-    renders 1.7-2.3x; scaled, all came within 4 % (r of Γ_me 0.52-0.98, of Γ_ac 0.89-0.97).
+    0.5, 5 % noise put the mean rates 1.15x high (benchmarks/results/noise_bias.md), 10 % 3.0-7.4x
+    and calibrated 200-count renders 1.7x (joint_calibration.md); scaled, the means came within 6 %
+    at 5-10 % noise and within 7 % on calibrated renders of 50-1000 counts (likelihood.md).
     """
     base = float(settings.residual_tolerance)
     if not settings.noise_scaled_tolerance:
