@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from ._solver import ProgressEvent, RateFit, _box_of, fit_rates
+from ._solver import RateFit, _last_event, _one_pass, fit_rates
 
 __all__ = ["PSF_SEARCH_FITS", "fit_psf_width", "next_width", "psf_width_summary"]
 
@@ -103,15 +103,14 @@ def fit_psf_width(phi, mask, pixel_size_nm, settings, *, model, cancel, fits: in
     def run(width: float, uncertainty: str):
         nonlocal done
         s = fixed.model_copy(update={"psf_sigma_nm": width, "uncertainty": uncertainty})
-        for item in fit_rates(phi, mask, pixel_size_nm, s, model=model, cancel=cancel):
-            if isinstance(item, RateFit):
-                done += 1
-                return item
-            item.step += done * steps
-            item.total_steps = passes * steps
-            item.elapsed_s = time.perf_counter() - t0
-            item.done = False
-            yield item
+        fit = yield from _one_pass(
+            fit_rates(phi, mask, pixel_size_nm, s, model=model, cancel=cancel),
+            done * steps,
+            passes * steps,
+            t0,
+        )
+        done += 1
+        return fit
 
     widths: list[float] = []
     results: list[RateFit] = []
@@ -154,16 +153,7 @@ def fit_psf_width(phi, mask, pixel_size_nm, settings, *, model, cancel, fits: in
     )
     fit.settings = settings.model_copy(update={"psf_sigma_nm": float(width)}).model_dump()
     fit.runtime_s = time.perf_counter() - t0
-    maps = {"gamma_me": fit.gamma_me, "gamma_ac": fit.gamma_ac, "lambda": fit.lam, "phi_hat": fit.phi_hat}
-    yield ProgressEvent(
-        done * steps,
-        passes * steps,
-        {k: v for k, v in fit.losses.items() if k in ("data", "residual", "total")},
-        fit.runtime_s,
-        maps={k: v[box] for k, v in maps.items()} if (box := _box_of(fit)) else None,
-        done=True,
-        box=box,
-    )
+    yield _last_event(fit, done * steps, passes * steps)
     yield fit
 
 

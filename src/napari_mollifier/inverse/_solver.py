@@ -430,15 +430,12 @@ def _fit_plateaus(phi, mask, pixel_size_nm, settings, *, model, cancel, levels=N
     record = {"plateau_gain_start": gain, "plateau_offset_start": offset, "plateau_passes": 0}
     fit = None
     for k in range(passes):
-        for item in fit_rates((phi - offset) / gain, mask, pixel_size_nm, fixed, model=model, cancel=cancel):
-            if isinstance(item, RateFit):
-                fit = item
-                break
-            item.step += k * steps
-            item.total_steps = passes * steps
-            item.elapsed_s = time.perf_counter() - t0
-            item.done = False
-            yield item
+        fit = yield from _one_pass(
+            fit_rates((phi - offset) / gain, mask, pixel_size_nm, fixed, model=model, cancel=cancel),
+            k * steps,
+            passes * steps,
+            t0,
+        )
         record.update(gain=gain, offset=offset, plateau_passes=k + 1)
         if k == passes - 1 or fit.status != "ok" or fit.cancelled:
             break
@@ -452,17 +449,38 @@ def _fit_plateaus(phi, mask, pixel_size_nm, settings, *, model, cancel, levels=N
     fit.losses.update(record)
     fit.settings = settings.model_dump()
     fit.runtime_s = time.perf_counter() - t0
+    yield _last_event(fit, passes * steps if fit.steps_done == steps else fit.steps_done, passes * steps)
+    yield fit
+
+
+def _one_pass(events, offset: int, total: int, t0: float):
+    """Relay the progress of one fit among several (plateau passes, the fits of a PSF width
+    search): its steps counted after ``offset`` earlier ones out of ``total``, its time from
+    ``t0``, never "done". Returns the fit's :class:`RateFit`."""
+    for item in events:
+        if isinstance(item, RateFit):
+            return item
+        item.step += offset
+        item.total_steps = total
+        item.elapsed_s = time.perf_counter() - t0
+        item.done = False
+        yield item
+    raise RuntimeError("fit_rates ended without a result")
+
+
+def _last_event(fit: RateFit, step: int, total: int) -> ProgressEvent:
+    """The closing progress event of a fit made of several: its losses and maps on its crop."""
     maps = {"gamma_me": fit.gamma_me, "gamma_ac": fit.gamma_ac, "lambda": fit.lam, "phi_hat": fit.phi_hat}
-    yield ProgressEvent(
-        passes * steps if fit.steps_done == steps else fit.steps_done,
-        passes * steps,
+    box = _box_of(fit)
+    return ProgressEvent(
+        step,
+        total,
         {k: v for k, v in fit.losses.items() if k in ("data", "residual", "total")},
         fit.runtime_s,
-        maps={k: v[box] for k, v in maps.items()} if (box := _box_of(fit)) else None,
+        maps={k: v[box] for k, v in maps.items()} if box else None,
         done=True,
         box=box,
     )
-    yield fit
 
 
 def _box_of(fit: RateFit):
