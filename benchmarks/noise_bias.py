@@ -37,9 +37,9 @@ HERE = Path(__file__).resolve().parent
 
 
 def simulated(rates: str = "gradient", seed: int = 21, n: int = 256) -> dict:
-    from mollifier_bench.nuclei import cached_nucleus
+    from mollifier_bench.nuclei import cached_preset
 
-    return cached_nucleus(HERE / ".cache" / f"nucleus_{rates}_{n}_seed{seed}.npz", n, rates, seed)
+    return cached_preset(HERE / ".cache", rates, seed, n)
 
 
 def main(argv=None) -> None:

@@ -34,9 +34,9 @@ TRUE_SIGMA_NM = 15.0
 
 
 def simulated(rates: str, seed: int, n: int = 256) -> dict:
-    from mollifier_bench.nuclei import cached_nucleus
+    from mollifier_bench.nuclei import cached_preset
 
-    return cached_nucleus(CACHE / f"nucleus_{rates}_{n}_seed{seed}.npz", n, rates, seed)
+    return cached_preset(CACHE, rates, seed, n)
 
 
 def scores(fit, sim: dict) -> list[float]:

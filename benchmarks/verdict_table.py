@@ -49,9 +49,9 @@ DEFAULT_CASES = [
 
 def simulated(rates: str, seed: int, n: int = 256) -> dict:
     """The cached simulated nucleus (simulated and saved on first use)."""
-    from mollifier_bench.nuclei import cached_nucleus
+    from mollifier_bench.nuclei import cached_preset
 
-    return cached_nucleus(CACHE / f"nucleus_{rates}_{n}_seed{seed}.npz", n, rates, seed)
+    return cached_preset(CACHE, rates, seed, n)
 
 
 def imaged(sim: dict, case: str, seed: int) -> tuple[np.ndarray, str]:

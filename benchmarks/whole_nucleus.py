@@ -29,9 +29,9 @@ SEED, NOISE_SEED, NOISE = 21, 100, 0.01
 
 def simulated(n: int):
     """The cached simulated nucleus of side n (simulated and saved on first use)."""
-    from mollifier_bench.nuclei import cached_nucleus
+    from mollifier_bench.nuclei import cached_preset
 
-    return cached_nucleus(CACHE / f"nucleus_gradient_{n}_seed{SEED}.npz", n, "gradient", SEED)
+    return cached_preset(CACHE, "gradient", SEED, n)
 
 
 def one(n: int, threads: int, device: str = "cpu") -> dict:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["cached_nucleus"]
+__all__ = ["cached_nucleus", "cached_preset"]
 
 
 def cached_nucleus(path: str | Path, n: int, rates: str, seed: int) -> dict:
@@ -30,3 +30,10 @@ def cached_nucleus(path: str | Path, n: int, rates: str, seed: int) -> dict:
         )
         tmp.replace(path)
     return dict(np.load(path))
+
+
+def cached_preset(cache_dir: str | Path, rates: str, seed: int, n: int = 256) -> dict:
+    """The simulated nucleus of the rate preset ``rates`` (seed, side ``n``) in ``cache_dir``, under
+    the one file name the benchmarks share (``nucleus_{rates}_{n}_seed{seed}.npz``), so that each
+    scores the same nuclei and simulates each only once."""
+    return cached_nucleus(Path(cache_dir) / f"nucleus_{rates}_{n}_seed{seed}.npz", n, rates, seed)
