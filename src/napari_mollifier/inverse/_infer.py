@@ -152,7 +152,7 @@ def judge_fit(fit: RateFit, preprocessing: dict, input_kind: str) -> Verdict:
         photons=photons,
         median_rel_sd=max(sds) if sds else None,
         psf_pinned=fit.losses.get("psf_sigma_pinned"),
-        psf_sigma_nm=fit.losses.get("psf_sigma_nm") if "psf_sigma_pinned" in fit.losses else None,
+        psf_sigma_nm=fit.losses.get("psf_sigma_nm"),  # only a PSF width search records it
         weighted_data=fit.losses.get("likelihood") == "poisson",
     )
 
