@@ -80,19 +80,14 @@ def rate_maps_of(widget):
     """The widget's last fit as :class:`~napari_mollifier.inverse.RateMaps` (what the CLI saves)."""
     from ..inverse import RateMaps
 
-    fit, inp = widget.fit, widget._input
-    return RateMaps(
-        gamma_me=fit.gamma_me,
-        gamma_ac=fit.gamma_ac,
-        lam=fit.lam,
-        phi_hat=fit.phi_hat,
-        mask=fit.analysed,
-        phi=inp.phi,
-        pixel_size_nm=inp.pixel_size_nm,
-        source=inp.source,
-        fit=fit,
+    inp = widget._input
+    return RateMaps.of_fit(
+        widget.fit,
+        inp.phi,
+        inp.pixel_size_nm,
+        inp.source,
         preprocessing=inp.preprocessing,
-        notices=list(getattr(widget, "_notices", None) or []),  # e.g. a fall-back to the CPU
+        notices=getattr(widget, "_notices", None),  # e.g. a fall-back to the CPU
         input_kind=inp.input_kind,
     )
 

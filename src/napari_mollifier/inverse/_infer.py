@@ -68,6 +68,35 @@ class RateMaps:
     notices: list = field(default_factory=list)
     input_kind: str = "intensity"
 
+    @classmethod
+    def of_fit(
+        cls,
+        fit: RateFit,
+        phi: np.ndarray,
+        pixel_size_nm: float,
+        source: str,
+        *,
+        preprocessing: dict | None = None,
+        notices: list | None = None,
+        input_kind: str = "intensity",
+    ) -> RateMaps:
+        """The maps of one fit (its maps, fitted field and analysed region) with their provenance:
+        ``phi`` the fitted image (heterochromatin fraction), ``source`` its name."""
+        return cls(
+            gamma_me=fit.gamma_me,
+            gamma_ac=fit.gamma_ac,
+            lam=fit.lam,
+            phi_hat=fit.phi_hat,
+            mask=fit.analysed,
+            phi=phi,
+            pixel_size_nm=pixel_size_nm,
+            source=source,
+            fit=fit,
+            preprocessing={} if preprocessing is None else preprocessing,
+            notices=[] if notices is None else list(notices),
+            input_kind=input_kind,
+        )
+
     @property
     def verdict(self) -> Verdict:
         """What the maps are worth: "determined", "relative" or "undetermined", with the reason."""
@@ -280,21 +309,7 @@ def infer_rates(
     levels = fitted_levels(prep.get("normalisation"), fit.losses)
     if levels is not None:
         prep["fitted_levels"] = dict(levels, calibration=settings.calibration)
-    analysed = fit.analysed
-    return RateMaps(
-        gamma_me=fit.gamma_me,
-        gamma_ac=fit.gamma_ac,
-        lam=fit.lam,
-        phi_hat=fit.phi_hat,
-        mask=analysed,
-        phi=phi,
-        pixel_size_nm=px,
-        source=source,
-        fit=fit,
-        preprocessing=prep,
-        notices=notices,
-        input_kind=input,
-    )
+    return RateMaps.of_fit(fit, phi, px, source, preprocessing=prep, notices=notices, input_kind=input)
 
 
 def fitted_levels(normalisation, losses: dict) -> dict | None:
