@@ -211,7 +211,8 @@ class InferenceSettings(BaseModel):
         "the fitted residual corrected for its spatial correlation (cheap, default); sandwich = from the "
         "residual alone (too narrow: for comparison); bootstrap = spread of bootstrap_fits refits of the "
         "fitted field with fresh noise of the estimated level (bootstrap_fits times the fit's cost); "
-        "none = no sd maps",
+        "none = no sd maps. Each adds a systematic part, 2 x the noise in phi x the rate, for the bias "
+        "a fit keeps (calibrated on simulated nuclei)",
     )
     bootstrap_fits: int = Field(8, ge=2, description="refits of the bootstrap uncertainty")
     seed: int = Field(0, description="random seed of the fit")
