@@ -21,7 +21,7 @@ VERDICTS = ("determined", "relative", "undetermined")
 
 #: Noise in phi (as the fit estimates it) up to which the maps are absolute rates: at 1-5 % noise
 #: eight simulated nuclei gave mean rates within 4 % of the truth and r >= 0.86 for both maps up to
-#: 3 %, >= 0.70 at 5 % (the PDE's tolerance grows with the noise above 3 %:
+#: 3 %, >= 0.69 at 5 % (the PDE's tolerance grows with the noise above 3 %:
 #: inverse._solver.residual_tolerance), and their sd maps, systematic part included, held the truth
 #: on >= 89 % of the pixels (benchmarks/results/systematic_sd.md). The bound leaves the estimate a
 #: margin: at a true 5 % it read 5.0-5.1 %.
@@ -192,7 +192,7 @@ def judge_rates(
             reason = (
                 f"noise in φ of {_pct(noise_in_phi)}, within the {_pct(DETERMINED_NOISE)} up to which "
                 "simulated nuclei gave mean rates within 4 % (7 % from calibrated counts), both maps "
-                "with r ≥ 0.7, and sd maps that held the truth"
+                "with r ≥ 0.69, and sd maps that held the truth"
             )
     if input_kind == "intensity" and levels == "plateaus" and verdict == "determined":
         verdict = "relative"
