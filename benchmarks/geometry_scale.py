@@ -39,21 +39,12 @@ DESIGNS = {
 
 def nucleus(cache: Path, magnitude: float, fraction: float, seed: int) -> dict:
     """The uniform-rate steady state (simulated and cached on first use)."""
-    path = cache / f"uniform_m{magnitude:g}_f{fraction:g}_s{seed}.npz"
-    if not path.exists():
-        from napari_mollifier.simulate import simulate_nucleus
-        from napari_mollifier.simulate._nucleus import GAMMA_AC, GAMMA_ME
+    from mollifier_bench.nuclei import cached_nucleus
+    from napari_mollifier.simulate._nucleus import GAMMA_AC, GAMMA_ME
 
-        total = (GAMMA_ME + GAMMA_AC) * magnitude
-        shape = (256, 256)
-        sim = simulate_nucleus(
-            256, rates=(np.full(shape, fraction * total), np.full(shape, (1 - fraction) * total)), seed=seed
-        )
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, phi=sim.phi, mask=sim.mask, gamma_me=sim.gamma_me, gamma_ac=sim.gamma_ac)
-        tmp.replace(path)
-    return dict(np.load(path))
+    total = (GAMMA_ME + GAMMA_AC) * magnitude
+    path = cache / f"uniform_m{magnitude:g}_f{fraction:g}_s{seed}.npz"
+    return cached_nucleus(path, 256, (fraction * total, (1 - fraction) * total), seed)
 
 
 def features(image: np.ndarray, mask: np.ndarray) -> dict:

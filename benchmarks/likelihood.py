@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from joint_calibration import score  # the same r and mean ratios as the calibration tables
 from scipy.ndimage import binary_erosion
 
 from napari_mollifier.config import InferenceSettings
@@ -67,10 +68,7 @@ def main(argv=None) -> None:
                 )
                 fit = res.fit
                 sel = inner & fit.analysed
-                cells = []
-                for key in ("gamma_me", "gamma_ac"):
-                    e, t = getattr(fit, key)[sel], sim[key][sel]
-                    cells += [f"{np.corrcoef(e, t)[0, 1]:.3f}", f"{e.mean() / t.mean():.2f}"]
+                sc = score(fit, sim, sel)  # r and mean ratio of both maps
                 cover = []
                 for key in ("gamma_me", "gamma_ac"):
                     sd = getattr(fit, f"{key}_sd")
@@ -78,7 +76,8 @@ def main(argv=None) -> None:
                     cover.append("" if sd is None else f"{np.mean(np.abs(e - t) <= 1.64 * sd[sel]):.2f}")
                 used = fit.losses.get("likelihood", "gaussian")
                 lines.append(
-                    f"| {spec} | {counts:g} | {used} | {cells[0]} | {cells[2]} | {cells[1]} | {cells[3]} | "
+                    f"| {spec} | {counts:g} | {used} | {sc['r_me']:.3f} | {sc['r_ac']:.3f} | "
+                    f"{sc['ratio_me']:.2f} | {sc['ratio_ac']:.2f} | "
                     f"{cover[0]} | {cover[1]} | {fit.status} | {res.verdict.verdict} | "
                     f"{time.perf_counter() - t0:.0f} |"
                 )

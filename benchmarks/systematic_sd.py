@@ -9,8 +9,9 @@ imaged in each case: ``phi:NOISE`` adds Gaussian noise of that level to phi (noi
 fraction input); ``counts:N`` renders Poisson counts with N in a pure heterochromatin pixel,
 euchromatin at 0.3 N, a 15 nm (sigma) PSF, read with those calibration levels (intensity input).
 One default fit per image (laplace sd maps); its estimates, the truth and its sd maps on the
-interior 20 px inside the nucleus edge are cached in --cache, so a second run only reports (run
-two processes on halves of the nuclei, then one on all of them for the table).
+interior 20 px inside the nucleus edge are cached in --cache (the nuclei in benchmarks/.cache),
+so a second run only reports (run two processes on halves of the nuclei, then one on all of them
+for the table).
 
 The report takes each fit's statistical sd (the recorded systematic part removed) and adds
 ``k x s_d x |map|`` for k on a grid: the coverage of the +-1.64 sd intervals per fit and k, and
@@ -45,13 +46,12 @@ MAPS = (("gamma_me", "gamma_me"), ("gamma_ac", "gamma_ac"), ("lambda", "lam"))
 Z90 = 1.64
 
 
-def nucleus(cache: Path, spec: str) -> dict:
-    from mollifier_bench.nuclei import cached_nucleus, cached_preset
+def nucleus(spec: str) -> dict:
+    """The simulated nucleus RATES:SEED, cached with the other benchmarks' nuclei."""
+    from mollifier_bench.nuclei import cached_preset
 
     rates, seed = spec.split(":")
-    if spec in ("gradient:21", "patches:5"):  # the verdict table's nuclei
-        return cached_preset(HERE / ".cache", rates, int(seed), 256)
-    return cached_nucleus(cache / f"sim_{rates}_256_s{seed}.npz", 256, rates, int(seed))
+    return cached_preset(HERE / ".cache", rates, int(seed), 256)
 
 
 def fit_case(cache: Path, spec: str, case: str) -> Path:
@@ -65,7 +65,7 @@ def fit_case(cache: Path, spec: str, case: str) -> Path:
     from napari_mollifier.inverse import infer_rates
     from napari_mollifier.simulate import render_intensity
 
-    sim = nucleus(cache, spec)
+    sim = nucleus(spec)
     seed = int(spec.split(":")[1])
     kind, value = case.split(":")
     value = float(value)

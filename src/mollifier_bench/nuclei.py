@@ -10,9 +10,11 @@ import numpy as np
 __all__ = ["cached_nucleus", "cached_preset"]
 
 
-def cached_nucleus(path: str | Path, n: int, rates: str, seed: int) -> dict:
+def cached_nucleus(path: str | Path, n: int, rates: str | tuple, seed: int) -> dict:
     """The simulated nucleus of side ``n`` stored at ``path`` (``phi``, ``gamma_me``, ``gamma_ac``,
-    ``mask``, ``residual_ratio``), simulated and saved (atomically) on first use."""
+    ``mask``, ``residual_ratio``), simulated and saved (atomically) on first use. ``rates``: a rate
+    preset's name or (Gamma_me, Gamma_ac), as :func:`~napari_mollifier.simulate.simulate_nucleus`
+    takes them."""
     path = Path(path)
     if not path.exists():
         from napari_mollifier.simulate import simulate_nucleus

@@ -45,6 +45,7 @@ __all__ = [
     "correlation_area",
     "map_variance",
     "sandwich_uncertainty",
+    "statistical_sd",
     "with_systematic",
 ]
 
